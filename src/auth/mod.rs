@@ -1,0 +1,1 @@
+//! Access tokens: HS256 JWT verification and signing, LiveKit claims and grants.

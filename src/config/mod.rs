@@ -1,0 +1,1 @@
+//! Configuration: the LiveKit config.yaml model, loading, validation and core affinity.
