@@ -1,1 +1,248 @@
+//! Start-up: subcommands, logging, listeners, and the control and shard executors.
 
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+use anyhow::{bail, Context, Result};
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{info, warn};
+
+use crate::auth::{self, KeyStore};
+use crate::cli::{Cli, Command, ServerArgs};
+use crate::config::{self, Config};
+use crate::control::Control;
+use crate::rtc::{RoomDefaults, RoomLimits, Rooms};
+use crate::shard::{worker, FromShard, ToShard};
+use crate::{clock, ids};
+
+/// Room operations queued per shard before the control thread waits.
+const SHARD_INBOX: usize = 1024;
+const SHARD_OUTBOX: usize = 1024;
+
+pub fn main(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => serve(&cli.server),
+        Some(Command::GenerateKeys) => {
+            println!("API Key: {}", ids::guid("API"));
+            println!("API Secret: {}", random_secret());
+            Ok(())
+        }
+        Some(Command::Ports) => {
+            let config = load_config(&cli.server)?.0;
+            print_ports(&config);
+            Ok(())
+        }
+        Some(Command::CreateJoinToken {
+            room,
+            identity,
+            valid_for,
+        }) => {
+            let config = load_config(&cli.server)?.0;
+            let keys = KeyStore::new(config.keys.clone());
+            let (key, secret) = keys.first().context("no API keys configured")?;
+            let claims = auth::join_claims(key, &identity, &room, clock::unix_secs(), valid_for);
+            println!("{}", auth::sign(&claims, secret)?);
+            Ok(())
+        }
+    }
+}
+
+fn load_config(args: &ServerArgs) -> Result<(Config, Vec<String>)> {
+    let loaded = config::load(&args.load_options())?;
+    Ok((loaded.config, loaded.warnings))
+}
+
+fn serve(args: &ServerArgs) -> Result<()> {
+    let (config, warnings) = load_config(args)?;
+    init_logging(&config);
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let affinity = config::load_affinity(&args.core_affinity)?;
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let plan = config::plan_threads(&affinity, allowed.len().max(1));
+    let listeners = bind_listeners(&config)?;
+
+    let keys = KeyStore::new(config.keys.clone());
+    let defaults = RoomDefaults {
+        empty_timeout: config.room.empty_timeout,
+        departure_timeout: config.room.departure_timeout,
+        max_participants: config.room.max_participants,
+    };
+    let limits = RoomLimits {
+        max_metadata_size: config.limit.max_metadata_size,
+        max_room_name_length: config.limit.max_room_name_length,
+    };
+
+    let mut to_shards = Vec::new();
+    let mut from_shards = Vec::new();
+    let mut handles = Vec::new();
+    for (shard, &core) in plan.shard_cores.iter().enumerate() {
+        let (to_tx, to_rx) = shared_channel::new_bounded::<ToShard>(SHARD_INBOX);
+        let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
+        to_shards.push(to_tx);
+        from_shards.push(from_rx);
+        let rooms = Rooms::new(defaults, limits);
+        let handle =
+            LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
+                .name(&format!("shard-{shard}"))
+                .spawn(move || async move {
+                    let inbox = to_rx.connect().await;
+                    let outbox = from_tx.connect().await;
+                    worker::run(shard, inbox, outbox, rooms).await;
+                })
+                .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
+        handles.push(handle);
+    }
+
+    info!(
+        shards = plan.shard_cores.len(),
+        control_core = plan.control_core,
+        shard_cores = ?plan.shard_cores,
+        "starting corelay"
+    );
+    let started = clock::now().mono;
+    let control = LocalExecutorBuilder::new(placement(&allowed, plan.control_core, "control"))
+        .name("control")
+        .spawn(move || async move {
+            let mut senders = Vec::new();
+            for tx in to_shards {
+                senders.push(tx.connect().await);
+            }
+            let ctx = Control::new(config, keys, senders, started);
+            for rx in from_shards {
+                let rx = rx.connect().await;
+                glommio::spawn_local(ctx.clone().pump(rx, || clock::now().mono)).detach();
+            }
+            let mut servers = Vec::new();
+            for std_listener in listeners {
+                // SAFETY: the fd comes from a listening std socket we own and give up here.
+                let listener =
+                    unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+                servers.push(glommio::spawn_local(crate::api::server::serve(
+                    listener,
+                    ctx.clone(),
+                )));
+            }
+            for server in servers {
+                server.await;
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
+
+    control
+        .join()
+        .map_err(|e| anyhow::anyhow!("control thread failed: {e}"))?;
+    for h in handles {
+        h.join().map_err(|e| anyhow::anyhow!("shard failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Pins to `core` when this process may run there; otherwise logs and lets the OS place
+/// the thread (a failed pin is not fatal).
+fn placement(allowed: &[usize], index: usize, what: &str) -> Placement {
+    match allowed.get(index) {
+        Some(&cpu) => Placement::Fixed(cpu),
+        None => {
+            warn!(
+                what,
+                index, "core not available to this process; running unpinned"
+            );
+            Placement::Unbound
+        }
+    }
+}
+
+/// Binds every configured address on the HTTP port. With port 0 the first bind picks a
+/// free port and the others reuse it. Addresses that fail are skipped with a warning,
+/// as long as one succeeds. Each bound address is printed to stdout so scripts and
+/// tests can find the server.
+fn bind_listeners(config: &Config) -> Result<Vec<StdTcpListener>> {
+    let addresses: Vec<String> = if config.bind_addresses.is_empty() {
+        vec!["0.0.0.0".into()]
+    } else {
+        config.bind_addresses.clone()
+    };
+    let mut port = config.port;
+    let mut listeners = Vec::new();
+    for address in &addresses {
+        let ip: IpAddr = address
+            .parse()
+            .with_context(|| format!("bind_addresses: {address:?} is not an IP address"))?;
+        match StdTcpListener::bind(SocketAddr::new(ip, port)) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                let local = l.local_addr()?;
+                port = local.port();
+                listeners.push(l);
+            }
+            Err(e) => warn!(%address, error = %e, "cannot listen on this address, skipping"),
+        }
+    }
+    if listeners.is_empty() {
+        bail!(
+            "could not listen on any of {addresses:?} port {}",
+            config.port
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    for l in &listeners {
+        let local = l.local_addr()?;
+        writeln!(out, "corelay listening on http://{local}")?;
+        info!(address = %local, "listening");
+    }
+    out.flush()?;
+    Ok(listeners)
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("corelay={0},{0}", config.logging.level)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_thread_names(true);
+    let result = if config.logging.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("corelay: logging already initialised: {e}");
+    }
+}
+
+fn print_ports(config: &Config) {
+    println!("HTTP/WebSocket:  {} (TCP)", config.port);
+    if let Some(p) = config.prometheus.port {
+        println!("Prometheus:      {p} (TCP)");
+    }
+    println!("ICE/TCP:         {} (TCP)", config.rtc.tcp_port);
+    let (first, last) = config.udp_ports();
+    if first == last {
+        println!("ICE/UDP:         {first} (UDP)");
+    } else {
+        println!("ICE/UDP range:   {first}-{last} (UDP)");
+    }
+    if config.turn.enabled {
+        println!("TURN/TLS:        {} (TCP)", config.turn.tls_port);
+        println!("TURN/UDP:        {} (UDP)", config.turn.udp_port);
+    }
+}
+
+/// 43 characters from a 62-letter alphabet: about 256 bits, like LiveKit's secrets.
+fn random_secret() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..43)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

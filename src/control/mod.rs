@@ -1,1 +1,187 @@
+//! The control thread's state: shard inboxes, requests awaiting a shard's answer, the
+//! room directory and node health. Everything here lives on one executor, so plain
+//! `RefCell`s suffice; nothing is shared with shards except through channels.
 
+pub mod directory;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use tracing::warn;
+
+use crate::auth::KeyStore;
+use crate::config::Config;
+use crate::rtc::{RoomError, RoomOp, RoomReply};
+use crate::shard::{FromShard, ShardStats, ToShard};
+pub use directory::Directory;
+
+/// A node whose shards have not reported for this long is not ready (as LiveKit's
+/// health check treats stale node stats).
+const STATS_STALE_AFTER: Duration = Duration::from_secs(4);
+
+/// Why a room operation could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    #[error("shard {0} is not running")]
+    ShardGone(usize),
+}
+
+type Pending = RefCell<HashMap<u64, LocalSender<Result<RoomReply, RoomError>>>>;
+
+struct ShardStatus {
+    stats: ShardStats,
+    last_seen: Instant,
+}
+
+pub struct Control {
+    pub config: Config,
+    pub keys: KeyStore,
+    shards: Vec<ConnectedSender<ToShard>>,
+    pending: Pending,
+    next_req: Cell<u64>,
+    directory: RefCell<Directory>,
+    status: RefCell<Vec<ShardStatus>>,
+}
+
+impl Control {
+    pub fn new(
+        config: Config,
+        keys: KeyStore,
+        shards: Vec<ConnectedSender<ToShard>>,
+        started: Instant,
+    ) -> Rc<Self> {
+        let status = (0..shards.len())
+            .map(|shard| ShardStatus {
+                stats: ShardStats {
+                    shard,
+                    ..Default::default()
+                },
+                last_seen: started,
+            })
+            .collect();
+        Rc::new(Control {
+            config,
+            keys,
+            directory: RefCell::new(Directory::new(shards.len())),
+            shards,
+            pending: RefCell::new(HashMap::new()),
+            next_req: Cell::new(1),
+            status: RefCell::new(status),
+        })
+    }
+
+    /// Drains one shard's outbox until it closes. Spawn one per shard.
+    pub async fn pump(
+        self: Rc<Self>,
+        from_shard: ConnectedReceiver<FromShard>,
+        now: fn() -> Instant,
+    ) {
+        while let Some(msg) = from_shard.recv().await {
+            match msg {
+                FromShard::Reply { req_id, result } => {
+                    if let Some(tx) = self.pending.borrow_mut().remove(&req_id) {
+                        let _ = tx.try_send(*result);
+                    }
+                }
+                FromShard::RoomClosed { shard, name } => {
+                    self.directory.borrow_mut().remove(&name, shard);
+                }
+                FromShard::Stats(stats) => {
+                    if let Some(s) = self.status.borrow_mut().get_mut(stats.shard) {
+                        s.stats = stats;
+                        s.last_seen = now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes a room operation to the shard that owns the room (or to every shard for a
+    /// listing) and waits for the answer.
+    pub async fn room_op(&self, op: RoomOp) -> Result<RoomReply, CallError> {
+        match &op {
+            RoomOp::List { .. } => {
+                let mut all = Vec::new();
+                for shard in 0..self.shards.len() {
+                    if let RoomReply::Rooms(rooms) = self.call(shard, op.clone()).await? {
+                        all.extend(rooms);
+                    }
+                }
+                all.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(RoomReply::Rooms(all))
+            }
+            RoomOp::Create(req) => {
+                let name = req.name.clone();
+                let (shard, placed) = self.directory.borrow_mut().place(&name);
+                let result = self.call(shard, op).await;
+                if placed && result.is_err() {
+                    self.directory.borrow_mut().remove(&name, shard);
+                }
+                result
+            }
+            _ => {
+                let room = op.room().unwrap_or_default().to_string();
+                let shard = self
+                    .directory
+                    .borrow()
+                    .lookup(&room)
+                    .ok_or(RoomError::RoomNotFound)?;
+                let deleting = matches!(op, RoomOp::Delete { .. });
+                let result = self.call(shard, op).await;
+                if deleting && result.is_ok() {
+                    self.directory.borrow_mut().remove(&room, shard);
+                }
+                result
+            }
+        }
+    }
+
+    /// Whether a room is known to this node.
+    pub fn room_exists(&self, room: &str) -> bool {
+        self.directory.borrow().lookup(room).is_some()
+    }
+
+    /// `None` when healthy, or the reason the node is not ready.
+    pub fn not_ready(&self, now: Instant) -> Option<String> {
+        let status = self.status.borrow();
+        if let Some(stale) = status
+            .iter()
+            .find(|s| now.saturating_duration_since(s.last_seen) > STATS_STALE_AFTER)
+        {
+            return Some(format!("shard {} stopped reporting", stale.stats.shard));
+        }
+        let limit = &self.config.limit;
+        let tracks: usize = status.iter().map(|s| s.stats.tracks).sum();
+        let bytes: u64 = status.iter().map(|s| s.stats.bytes_per_sec).sum();
+        if limit.num_tracks > 0 && tracks as i64 >= i64::from(limit.num_tracks) {
+            return Some(format!("track limit reached ({tracks})"));
+        }
+        if limit.bytes_per_sec > 0.0 && bytes as f64 >= f64::from(limit.bytes_per_sec) {
+            return Some(format!("bandwidth limit reached ({bytes} B/s)"));
+        }
+        None
+    }
+
+    async fn call(&self, shard: usize, op: RoomOp) -> Result<RoomReply, CallError> {
+        let sender = self.shards.get(shard).ok_or(CallError::ShardGone(shard))?;
+        let req_id = self.next_req.get();
+        self.next_req.set(req_id.wrapping_add(1));
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(req_id, tx);
+        if sender.send(ToShard::Room { req_id, op }).await.is_err() {
+            self.pending.borrow_mut().remove(&req_id);
+            warn!(shard, "shard inbox closed");
+            return Err(CallError::ShardGone(shard));
+        }
+        match rx.recv().await {
+            Some(result) => result.map_err(CallError::Room),
+            None => Err(CallError::ShardGone(shard)),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The HTTP listener: accepts connections on the control executor and runs a bounded
+//! HTTP/1.1 keep-alive loop per connection.
+
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+use super::handler::handle;
+use super::http::{parse_request, Limits, Parsed, Response};
+use crate::control::Control;
+
+/// An idle keep-alive connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// After refusing a request mid-body, read and discard at most this much so the client
+/// sees our answer instead of a reset.
+const MAX_DISCARD: usize = 8 * 1024 * 1024;
+
+pub async fn serve(listener: TcpListener, ctx: Rc<Control>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(connection(stream, ctx.clone())).detach();
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning on the error.
+                warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, ctx: Rc<Control>) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let limits = Limits::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match parse_request(&buf, &limits) {
+            Ok(Parsed::Complete { request, consumed }) => {
+                buf.drain(..consumed);
+                let response = handle(&request, &ctx).await;
+                let keep_alive = request.keep_alive;
+                if write(&mut stream, &response, keep_alive).await.is_err() || !keep_alive {
+                    return;
+                }
+            }
+            Ok(Parsed::Partial { .. }) => match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            Err(e) => {
+                debug!(error = %e, "bad request");
+                let response = Response::text(e.status(), e.to_string());
+                if write(&mut stream, &response, false).await.is_ok() {
+                    linger(&mut stream, &mut chunk).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn write(
+    stream: &mut TcpStream,
+    response: &Response,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    stream.write_all(&response.encode(keep_alive)).await?;
+    stream.flush().await
+}
+
+/// Half-closes and drains what the client is still sending, bounded in bytes and time.
+async fn linger(stream: &mut TcpStream, chunk: &mut [u8]) {
+    let _ = stream.shutdown(Shutdown::Write).await;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match stream.read(chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => discarded += n,
+        }
+    }
+}

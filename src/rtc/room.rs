@@ -1,0 +1,345 @@
+//! The rooms one shard owns. Participants join through the media plane; until then a
+//! room holds its info, its participants (none yet) and its lifetime deadlines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use livekit_protocol as lk;
+
+use super::room_ops::{RoomError, RoomOp, RoomReply};
+use crate::ids;
+
+/// Values a room gets when its CreateRoomRequest (or the first join) leaves them at 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomDefaults {
+    pub empty_timeout: u32,
+    pub departure_timeout: u32,
+    pub max_participants: u32,
+}
+
+/// Size limits from `limit.*`; 0 means unlimited, as in LiveKit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomLimits {
+    pub max_metadata_size: u32,
+    pub max_room_name_length: u32,
+}
+
+#[derive(Debug)]
+struct RoomState {
+    info: lk::Room,
+    participants: BTreeMap<String, lk::ParticipantInfo>,
+    /// Close the room at this instant unless someone is in it.
+    close_at: Instant,
+}
+
+/// Every room of one shard, keyed by name.
+#[derive(Debug)]
+pub struct Rooms {
+    rooms: HashMap<String, RoomState>,
+    defaults: RoomDefaults,
+    limits: RoomLimits,
+}
+
+impl Rooms {
+    pub fn new(defaults: RoomDefaults, limits: RoomLimits) -> Self {
+        Rooms {
+            rooms: HashMap::new(),
+            defaults,
+            limits,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.rooms.values().map(|r| r.participants.len()).sum()
+    }
+
+    /// Applies one operation. `now` drives room lifetimes; `unix_secs` is what goes on
+    /// the wire as `creation_time`.
+    pub fn apply(
+        &mut self,
+        op: RoomOp,
+        now: Instant,
+        unix_secs: u64,
+    ) -> Result<RoomReply, RoomError> {
+        match op {
+            RoomOp::Create(req) => self.create(&req, now, unix_secs).map(RoomReply::Room),
+            RoomOp::List { names } => Ok(RoomReply::Rooms(self.list(&names))),
+            RoomOp::Delete { room } => {
+                self.rooms.remove(&room).ok_or(RoomError::RoomNotFound)?;
+                Ok(RoomReply::Done)
+            }
+            RoomOp::UpdateMetadata { room, metadata } => {
+                self.check_metadata(&metadata)?;
+                let state = self.room_mut(&room)?;
+                state.info.metadata = metadata;
+                Ok(RoomReply::Room(state.info.clone()))
+            }
+            RoomOp::ListParticipants { room } => {
+                let state = self.room(&room)?;
+                Ok(RoomReply::Participants(
+                    state.participants.values().cloned().collect(),
+                ))
+            }
+            RoomOp::GetParticipant { room, identity } => self
+                .participant(&room, &identity)
+                .map(|p| RoomReply::Participant(p.clone())),
+            RoomOp::RemoveParticipant { room, identity }
+            | RoomOp::RequireParticipant { room, identity } => {
+                self.participant(&room, &identity).map(|_| RoomReply::Done)
+            }
+            RoomOp::MutePublishedTrack(req) => {
+                let p = self.participant(&req.room, &req.identity)?;
+                p.tracks
+                    .iter()
+                    .find(|t| t.sid == req.track_sid)
+                    .map(|t| RoomReply::Track(t.clone()))
+                    .ok_or(RoomError::TrackNotFound)
+            }
+            RoomOp::UpdateParticipant(req) => {
+                self.check_metadata(&req.metadata)?;
+                self.participant(&req.room, &req.identity)
+                    .map(|p| RoomReply::Participant(p.clone()))
+            }
+            RoomOp::UpdateSubscriptions(req) => self
+                .participant(&req.room, &req.identity)
+                .map(|_| RoomReply::Done),
+            // Nobody to deliver to until participants can join; the room must exist.
+            RoomOp::SendData(req) => self.room(&req.room).map(|_| RoomReply::Done),
+        }
+    }
+
+    /// Closes rooms whose lifetime ran out and returns their names.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let closed: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.participants.is_empty() && r.close_at <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &closed {
+            self.rooms.remove(name);
+        }
+        closed
+    }
+
+    fn create(
+        &mut self,
+        req: &lk::CreateRoomRequest,
+        now: Instant,
+        unix_secs: u64,
+    ) -> Result<lk::Room, RoomError> {
+        if req.name.is_empty() {
+            return Err(RoomError::NoRoomName);
+        }
+        let max_name = self.limits.max_room_name_length as usize;
+        if max_name > 0 && req.name.len() > max_name {
+            return Err(RoomError::RoomNameTooLong);
+        }
+        self.check_metadata(&req.metadata)?;
+        if let Some(existing) = self.rooms.get(&req.name) {
+            return Ok(existing.info.clone());
+        }
+        let or_default = |v: u32, d: u32| if v == 0 { d } else { v };
+        let info = lk::Room {
+            sid: ids::guid(ids::ROOM_PREFIX),
+            name: req.name.clone(),
+            empty_timeout: or_default(req.empty_timeout, self.defaults.empty_timeout),
+            departure_timeout: or_default(req.departure_timeout, self.defaults.departure_timeout),
+            max_participants: or_default(req.max_participants, self.defaults.max_participants),
+            creation_time: unix_secs as i64,
+            creation_time_ms: (unix_secs as i64).saturating_mul(1000),
+            metadata: req.metadata.clone(),
+            ..Default::default()
+        };
+        let close_at = now + Duration::from_secs(u64::from(info.empty_timeout));
+        self.rooms.insert(
+            req.name.clone(),
+            RoomState {
+                info: info.clone(),
+                participants: BTreeMap::new(),
+                close_at,
+            },
+        );
+        Ok(info)
+    }
+
+    fn list(&self, names: &[String]) -> Vec<lk::Room> {
+        let mut rooms: Vec<lk::Room> = self
+            .rooms
+            .values()
+            .filter(|r| names.is_empty() || names.contains(&r.info.name))
+            .map(|r| r.info.clone())
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    fn check_metadata(&self, metadata: &str) -> Result<(), RoomError> {
+        let max = self.limits.max_metadata_size as usize;
+        if max > 0 && metadata.len() > max {
+            return Err(RoomError::MetadataTooLarge);
+        }
+        Ok(())
+    }
+
+    fn room(&self, name: &str) -> Result<&RoomState, RoomError> {
+        self.rooms.get(name).ok_or(RoomError::RoomNotFound)
+    }
+
+    fn room_mut(&mut self, name: &str) -> Result<&mut RoomState, RoomError> {
+        self.rooms.get_mut(name).ok_or(RoomError::RoomNotFound)
+    }
+
+    fn participant(&self, room: &str, identity: &str) -> Result<&lk::ParticipantInfo, RoomError> {
+        self.room(room)?
+            .participants
+            .get(identity)
+            .ok_or(RoomError::ParticipantNotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: RoomDefaults = RoomDefaults {
+        empty_timeout: 300,
+        departure_timeout: 20,
+        max_participants: 0,
+    };
+
+    fn create(name: &str) -> RoomOp {
+        RoomOp::Create(Box::new(lk::CreateRoomRequest {
+            name: name.into(),
+            ..Default::default()
+        }))
+    }
+
+    fn room_of(reply: Result<RoomReply, RoomError>) -> lk::Room {
+        match reply {
+            Ok(RoomReply::Room(r)) => r,
+            other => panic!("expected a room, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_fills_defaults_and_is_idempotent() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let first = room_of(rooms.apply(create("a"), t0, 1_700_000_000));
+        assert!(first.sid.starts_with("RM_"));
+        assert_eq!(first.empty_timeout, 300);
+        assert_eq!(first.departure_timeout, 20);
+        assert_eq!(first.creation_time, 1_700_000_000);
+        let again = room_of(rooms.apply(create("a"), t0, 1_700_000_005));
+        assert_eq!(again, first);
+        assert_eq!(rooms.len(), 1);
+    }
+
+    #[test]
+    fn explicit_values_win_over_defaults() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let req = lk::CreateRoomRequest {
+            name: "b".into(),
+            empty_timeout: 7,
+            max_participants: 3,
+            metadata: "m".into(),
+            ..Default::default()
+        };
+        let room = room_of(rooms.apply(RoomOp::Create(Box::new(req)), t0, 0));
+        assert_eq!((room.empty_timeout, room.max_participants), (7, 3));
+        assert_eq!(room.metadata, "m");
+    }
+
+    #[test]
+    fn empty_and_oversized_names_are_refused() {
+        let t0 = crate::clock::now().mono;
+        let limits = RoomLimits {
+            max_room_name_length: 4,
+            max_metadata_size: 2,
+        };
+        let mut rooms = Rooms::new(DEFAULTS, limits);
+        assert_eq!(rooms.apply(create(""), t0, 0), Err(RoomError::NoRoomName));
+        assert_eq!(
+            rooms.apply(create("toolong"), t0, 0),
+            Err(RoomError::RoomNameTooLong)
+        );
+        rooms.apply(create("ok"), t0, 0).unwrap();
+        let op = RoomOp::UpdateMetadata {
+            room: "ok".into(),
+            metadata: "xyz".into(),
+        };
+        assert_eq!(rooms.apply(op, t0, 0), Err(RoomError::MetadataTooLarge));
+    }
+
+    #[test]
+    fn list_filters_by_name_and_sorts() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        for n in ["c", "a", "b"] {
+            rooms.apply(create(n), t0, 0).unwrap();
+        }
+        let names = |r: Result<RoomReply, RoomError>| match r {
+            Ok(RoomReply::Rooms(v)) => v.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            names(rooms.apply(RoomOp::List { names: vec![] }, t0, 0)),
+            ["a", "b", "c"]
+        );
+        let only = RoomOp::List {
+            names: vec!["b".into(), "zz".into()],
+        };
+        assert_eq!(names(rooms.apply(only, t0, 0)), ["b"]);
+    }
+
+    #[test]
+    fn missing_rooms_and_participants_are_not_found() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let get = |room: &str| RoomOp::GetParticipant {
+            room: room.into(),
+            identity: "p".into(),
+        };
+        assert_eq!(rooms.apply(get("x"), t0, 0), Err(RoomError::RoomNotFound));
+        rooms.apply(create("x"), t0, 0).unwrap();
+        assert_eq!(
+            rooms.apply(get("x"), t0, 0),
+            Err(RoomError::ParticipantNotFound)
+        );
+        let list = RoomOp::ListParticipants { room: "x".into() };
+        assert_eq!(
+            rooms.apply(list, t0, 0),
+            Ok(RoomReply::Participants(vec![]))
+        );
+        let delete = || RoomOp::Delete { room: "x".into() };
+        assert_eq!(rooms.apply(delete(), t0, 0), Ok(RoomReply::Done));
+        assert_eq!(rooms.apply(delete(), t0, 0), Err(RoomError::RoomNotFound));
+    }
+
+    #[test]
+    fn unjoined_room_closes_after_empty_timeout() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let req = lk::CreateRoomRequest {
+            name: "short".into(),
+            empty_timeout: 5,
+            ..Default::default()
+        };
+        rooms.apply(RoomOp::Create(Box::new(req)), t0, 0).unwrap();
+        rooms.apply(create("long"), t0, 0).unwrap();
+        assert!(rooms.expire(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(rooms.expire(t0 + Duration::from_secs(5)), ["short"]);
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms.expire(t0 + Duration::from_secs(300)), ["long"]);
+    }
+}

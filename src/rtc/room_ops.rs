@@ -1,0 +1,87 @@
+//! The operations a shard performs on the rooms it owns, and their typed replies.
+//! The control thread builds these from RoomService calls; the shard applies them.
+
+use livekit_protocol as lk;
+
+/// One request to the rooms of a shard. Each variant has exactly one successful reply
+/// shape (see [`RoomReply`]).
+#[derive(Debug, Clone)]
+pub enum RoomOp {
+    Create(Box<lk::CreateRoomRequest>),
+    List {
+        names: Vec<String>,
+    },
+    Delete {
+        room: String,
+    },
+    UpdateMetadata {
+        room: String,
+        metadata: String,
+    },
+    ListParticipants {
+        room: String,
+    },
+    GetParticipant {
+        room: String,
+        identity: String,
+    },
+    RemoveParticipant {
+        room: String,
+        identity: String,
+    },
+    MutePublishedTrack(Box<lk::MuteRoomTrackRequest>),
+    UpdateParticipant(Box<lk::UpdateParticipantRequest>),
+    UpdateSubscriptions(Box<lk::UpdateSubscriptionsRequest>),
+    SendData(Box<lk::SendDataRequest>),
+    /// Forward-, MoveParticipant and PerformRpc: they need a live participant.
+    RequireParticipant {
+        room: String,
+        identity: String,
+    },
+}
+
+impl RoomOp {
+    /// The room this op targets, or `None` for ops that span every room of a shard.
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            RoomOp::Create(r) => Some(&r.name),
+            RoomOp::List { .. } => None,
+            RoomOp::Delete { room }
+            | RoomOp::UpdateMetadata { room, .. }
+            | RoomOp::ListParticipants { room }
+            | RoomOp::GetParticipant { room, .. }
+            | RoomOp::RemoveParticipant { room, .. }
+            | RoomOp::RequireParticipant { room, .. } => Some(room),
+            RoomOp::MutePublishedTrack(r) => Some(&r.room),
+            RoomOp::UpdateParticipant(r) => Some(&r.room),
+            RoomOp::UpdateSubscriptions(r) => Some(&r.room),
+            RoomOp::SendData(r) => Some(&r.room),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomReply {
+    Room(lk::Room),
+    Rooms(Vec<lk::Room>),
+    Participants(Vec<lk::ParticipantInfo>),
+    Participant(lk::ParticipantInfo),
+    Track(lk::TrackInfo),
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("requested room does not exist")]
+    RoomNotFound,
+    #[error("participant does not exist")]
+    ParticipantNotFound,
+    #[error("track is not found")]
+    TrackNotFound,
+    #[error("no room name")]
+    NoRoomName,
+    #[error("room name length exceeds limits")]
+    RoomNameTooLong,
+    #[error("metadata size exceeds limits")]
+    MetadataTooLarge,
+}
