@@ -13,7 +13,7 @@ use crate::auth::{self, KeyStore};
 use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
-use crate::rtc::{RoomDefaults, RoomLimits, Rooms};
+use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::{worker, FromShard, ToShard};
 use crate::{clock, ids};
 
@@ -78,6 +78,10 @@ fn serve(args: &ServerArgs) -> Result<()> {
         max_room_name_length: config.limit.max_room_name_length,
     };
 
+    let node = NodeInfo {
+        node_id: ids::guid(ids::NODE_PREFIX),
+        region: config.region.clone(),
+    };
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
@@ -86,7 +90,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
         to_shards.push(to_tx);
         from_shards.push(from_rx);
-        let rooms = Rooms::new(defaults, limits);
+        let rooms = Rooms::new(defaults, limits, node.clone());
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
                 .name(&format!("shard-{shard}"))

@@ -9,12 +9,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub struct Now {
     pub mono: Instant,
     pub unix_secs: u64,
+    pub unix_ms: i64,
 }
 
 pub fn now() -> Now {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     Now {
         mono: Instant::now(),
-        unix_secs: unix_secs(),
+        unix_secs: (unix_ms / 1000) as u64,
+        unix_ms,
     }
 }
 

@@ -30,3 +30,4 @@ pub mod control;
 pub mod ids;
 pub mod rtc;
 pub mod shard;
+pub mod signal;

@@ -28,18 +28,8 @@ pub async fn handle(req: &Request, ctx: &Control) -> Response {
             Ok(_) => Response::text(200, "success"),
             Err(resp) => resp,
         },
-        Route::Rtc => {
-            if !req.is_websocket_upgrade() {
-                return Response::text(404, "404 page not found");
-            }
-            match join_check(req, ctx) {
-                Ok(_) => Response::text(
-                    501,
-                    "corelay: the signal connection is not available in this build yet",
-                ),
-                Err(resp) => resp,
-            }
-        }
+        // Upgrades are taken over by `api::server` before they reach here.
+        Route::Rtc => Response::text(404, "404 page not found"),
         Route::RtcV1 => Response::text(404, "404 page not found"),
         Route::Twirp { service, method } => twirp(req, ctx, service, method).await,
         Route::TwirpBadMethod => TwirpError::bad_route(format!(
@@ -82,7 +72,8 @@ fn unauthorized(e: &AuthError) -> Response {
     Response::text(401, e.to_string())
 }
 
-fn join_check(req: &Request, ctx: &Control) -> Result<Claims, Response> {
+/// The checks `/rtc` and `/rtc/validate` make before a join.
+pub fn join_check(req: &Request, ctx: &Control) -> Result<Claims, Response> {
     let claims = claims(req, ctx)?;
     let room = claims.as_ref().map(|c| c.video.room.as_str()).unwrap_or("");
     let room_exists = ctx.room_exists(room);

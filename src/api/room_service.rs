@@ -237,6 +237,7 @@ pub fn room_error(e: &RoomError) -> TwirpError {
         RoomError::NoRoomName | RoomError::RoomNameTooLong | RoomError::MetadataTooLarge => {
             TwirpError::invalid_argument(e.to_string())
         }
+        RoomError::RoomFull => TwirpError::unavailable(e.to_string()),
     }
 }
 

@@ -9,8 +9,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::handler::handle;
+use super::handler::{handle, join_check};
 use super::http::{parse_request, Limits, Parsed, Response};
+use super::router::{route, Route};
 use crate::control::Control;
 
 /// An idle keep-alive connection is closed after this long.
@@ -44,6 +45,17 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>) {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
                 buf.drain(..consumed);
+                if route(&request.method, &request.path) == Route::Rtc
+                    && request.is_websocket_upgrade()
+                {
+                    match join_check(&request, &ctx) {
+                        Ok(claims) => crate::signal::ws::serve(stream, &request, claims, ctx).await,
+                        Err(response) => {
+                            let _ = write(&mut stream, &response, false).await;
+                        }
+                    }
+                    return;
+                }
                 let response = handle(&request, &ctx).await;
                 let keep_alive = request.keep_alive;
                 if write(&mut stream, &response, keep_alive).await.is_err() || !keep_alive {

@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use tracing::warn;
 
 use crate::auth::KeyStore;
 use crate::config::Config;
-use crate::rtc::{RoomError, RoomOp, RoomReply};
+use livekit_protocol as lk;
+
+use crate::rtc::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
 use crate::shard::{FromShard, ShardStats, ToShard};
 pub use directory::Directory;
 
@@ -34,6 +36,18 @@ pub enum CallError {
 
 type Pending = RefCell<HashMap<u64, LocalSender<Result<RoomReply, RoomError>>>>;
 
+/// What the control thread passes to a signal connection's task.
+#[derive(Debug)]
+pub enum ConnEvent {
+    Signal(Box<lk::SignalResponse>),
+    Close(lk::LeaveRequest),
+}
+
+struct Conn {
+    shard: Option<usize>,
+    events: LocalSender<ConnEvent>,
+}
+
 struct ShardStatus {
     stats: ShardStats,
     last_seen: Instant,
@@ -47,6 +61,8 @@ pub struct Control {
     next_req: Cell<u64>,
     directory: RefCell<Directory>,
     status: RefCell<Vec<ShardStatus>>,
+    conns: RefCell<HashMap<ConnId, Conn>>,
+    next_conn: Cell<ConnId>,
 }
 
 impl Control {
@@ -73,6 +89,8 @@ impl Control {
             pending: RefCell::new(HashMap::new()),
             next_req: Cell::new(1),
             status: RefCell::new(status),
+            conns: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(1),
         })
     }
 
@@ -91,6 +109,12 @@ impl Control {
                 }
                 FromShard::RoomClosed { shard, name } => {
                     self.directory.borrow_mut().remove(&name, shard);
+                }
+                FromShard::Out(Outbound::Signal { conn, response }) => {
+                    self.deliver(conn, ConnEvent::Signal(response));
+                }
+                FromShard::Out(Outbound::Close { conn, leave }) => {
+                    self.deliver(conn, ConnEvent::Close(leave));
                 }
                 FromShard::Stats(stats) => {
                     if let Some(s) = self.status.borrow_mut().get_mut(stats.shard) {
@@ -116,8 +140,16 @@ impl Control {
                 all.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(RoomReply::Rooms(all))
             }
-            RoomOp::Create(req) => {
-                let name = req.name.clone();
+            RoomOp::Join { params, .. } if !params.auto_create => {
+                let shard = self
+                    .directory
+                    .borrow()
+                    .lookup(&params.room)
+                    .ok_or(RoomError::RoomNotFound)?;
+                self.call(shard, op).await
+            }
+            RoomOp::Create(_) | RoomOp::Join { .. } => {
+                let name = op.room().unwrap_or_default().to_string();
                 let (shard, placed) = self.directory.borrow_mut().place(&name);
                 let result = self.call(shard, op).await;
                 if placed && result.is_err() {
@@ -139,6 +171,61 @@ impl Control {
                 }
                 result
             }
+        }
+    }
+
+    /// A new signal connection: its id and the stream of what the shards send it.
+    /// Registered before the join so nothing sent to it right after is lost.
+    pub fn open_conn(&self) -> (ConnId, LocalReceiver<ConnEvent>) {
+        let conn = self.next_conn.get();
+        self.next_conn.set(conn + 1);
+        let (events, rx) = local_channel::new_unbounded();
+        self.conns.borrow_mut().insert(
+            conn,
+            Conn {
+                shard: None,
+                events,
+            },
+        );
+        (conn, rx)
+    }
+
+    /// Records which shard took the connection's participant (after its join).
+    pub fn bind_conn(&self, conn: ConnId, room: &str) {
+        let shard = self.directory.borrow().lookup(room);
+        if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
+            c.shard = shard;
+        }
+    }
+
+    /// Forwards a client's request to the shard that holds its participant. Signalling
+    /// is never dropped: this waits when the shard's inbox is full.
+    pub async fn signal(&self, conn: ConnId, request: lk::SignalRequest) {
+        let shard = self.conns.borrow().get(&conn).and_then(|c| c.shard);
+        if let Some(tx) = shard.and_then(|s| self.shards.get(s)) {
+            let _ = tx
+                .send(ToShard::Signal {
+                    conn,
+                    request: Box::new(request),
+                })
+                .await;
+        }
+    }
+
+    /// The connection is gone: its participant leaves.
+    pub async fn close_conn(&self, conn: ConnId) {
+        let removed = self.conns.borrow_mut().remove(&conn);
+        if let Some(tx) = removed
+            .and_then(|c| c.shard)
+            .and_then(|s| self.shards.get(s))
+        {
+            let _ = tx.send(ToShard::Disconnect { conn }).await;
+        }
+    }
+
+    fn deliver(&self, conn: ConnId, event: ConnEvent) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            let _ = c.events.try_send(event);
         }
     }
 

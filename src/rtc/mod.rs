@@ -1,8 +1,11 @@
 //! Session meaning, sans-IO: rooms and (with the media plane) participants, tracks and
 //! forwarding. Nothing here reads a clock or touches a socket.
 
+pub mod participant;
 pub mod room;
 pub mod room_ops;
+mod room_signal;
 
-pub use room::{RoomDefaults, RoomLimits, Rooms};
-pub use room_ops::{RoomError, RoomOp, RoomReply};
+pub use participant::{ConnId, JoinParams};
+pub use room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+pub use room_ops::{Outbound, RoomError, RoomOp, RoomReply};

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
 
-use super::room_ops::{RoomError, RoomOp, RoomReply};
+use super::participant::{ConnId, Participant};
+use super::room_ops::{Outbound, RoomError, RoomOp, RoomReply};
 use crate::ids;
 
 /// Values a room gets when its CreateRoomRequest (or the first join) leaves them at 0.
@@ -24,26 +25,39 @@ pub struct RoomLimits {
     pub max_room_name_length: u32,
 }
 
+/// What this node says about itself in JoinResponse.server_info.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub region: String,
+}
+
 #[derive(Debug)]
-struct RoomState {
-    info: lk::Room,
-    participants: BTreeMap<String, lk::ParticipantInfo>,
+pub(super) struct RoomState {
+    pub(super) info: lk::Room,
+    /// Keyed by identity.
+    pub(super) participants: BTreeMap<String, Participant>,
     /// Close the room at this instant unless someone is in it.
-    close_at: Instant,
+    pub(super) close_at: Instant,
 }
 
 /// Every room of one shard, keyed by name.
 #[derive(Debug)]
 pub struct Rooms {
-    rooms: HashMap<String, RoomState>,
+    pub(super) rooms: HashMap<String, RoomState>,
+    /// Which room and identity each signal connection belongs to.
+    pub(super) conns: HashMap<ConnId, (String, String)>,
+    pub(super) node: NodeInfo,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
 
 impl Rooms {
-    pub fn new(defaults: RoomDefaults, limits: RoomLimits) -> Self {
+    pub fn new(defaults: RoomDefaults, limits: RoomLimits, node: NodeInfo) -> Self {
         Rooms {
             rooms: HashMap::new(),
+            conns: HashMap::new(),
+            node,
             defaults,
             limits,
         }
@@ -63,41 +77,58 @@ impl Rooms {
 
     /// Applies one operation. `now` drives room lifetimes; `unix_secs` is what goes on
     /// the wire as `creation_time`.
+    /// Messages for participants' signal connections go to `out`.
     pub fn apply(
         &mut self,
         op: RoomOp,
         now: Instant,
         unix_secs: u64,
+        out: &mut Vec<Outbound>,
     ) -> Result<RoomReply, RoomError> {
         match op {
             RoomOp::Create(req) => self.create(&req, now, unix_secs).map(RoomReply::Room),
+            RoomOp::Join { conn, params } => self
+                .join(conn, &params, now, unix_secs, out)
+                .map(|r| RoomReply::Joined(Box::new(r))),
             RoomOp::List { names } => Ok(RoomReply::Rooms(self.list(&names))),
             RoomOp::Delete { room } => {
-                self.rooms.remove(&room).ok_or(RoomError::RoomNotFound)?;
+                self.room(&room)?;
+                self.close_room(&room, lk::DisconnectReason::RoomDeleted, out);
                 Ok(RoomReply::Done)
             }
             RoomOp::UpdateMetadata { room, metadata } => {
                 self.check_metadata(&metadata)?;
                 let state = self.room_mut(&room)?;
                 state.info.metadata = metadata;
-                Ok(RoomReply::Room(state.info.clone()))
+                let info = state.info.clone();
+                self.broadcast_room_update(&room, out);
+                Ok(RoomReply::Room(info))
             }
             RoomOp::ListParticipants { room } => {
                 let state = self.room(&room)?;
                 Ok(RoomReply::Participants(
-                    state.participants.values().cloned().collect(),
+                    state
+                        .participants
+                        .values()
+                        .map(|p| p.info.clone())
+                        .collect(),
                 ))
             }
             RoomOp::GetParticipant { room, identity } => self
                 .participant(&room, &identity)
-                .map(|p| RoomReply::Participant(p.clone())),
-            RoomOp::RemoveParticipant { room, identity }
-            | RoomOp::RequireParticipant { room, identity } => {
+                .map(|p| RoomReply::Participant(p.info.clone())),
+            RoomOp::RemoveParticipant { room, identity } => {
+                let conn = self.participant(&room, &identity)?.conn;
+                self.remove_conn(conn, lk::DisconnectReason::ParticipantRemoved, now, out);
+                Ok(RoomReply::Done)
+            }
+            RoomOp::RequireParticipant { room, identity } => {
                 self.participant(&room, &identity).map(|_| RoomReply::Done)
             }
             RoomOp::MutePublishedTrack(req) => {
                 let p = self.participant(&req.room, &req.identity)?;
-                p.tracks
+                p.info
+                    .tracks
                     .iter()
                     .find(|t| t.sid == req.track_sid)
                     .map(|t| RoomReply::Track(t.clone()))
@@ -105,8 +136,9 @@ impl Rooms {
             }
             RoomOp::UpdateParticipant(req) => {
                 self.check_metadata(&req.metadata)?;
-                self.participant(&req.room, &req.identity)
-                    .map(|p| RoomReply::Participant(p.clone()))
+                self.participant(&req.room, &req.identity)?;
+                let info = self.update_participant(&req.room, &req.identity, &req, out)?;
+                Ok(RoomReply::Participant(info))
             }
             RoomOp::UpdateSubscriptions(req) => self
                 .participant(&req.room, &req.identity)
@@ -130,7 +162,7 @@ impl Rooms {
         closed
     }
 
-    fn create(
+    pub(super) fn create(
         &mut self,
         req: &lk::CreateRoomRequest,
         now: Instant,
@@ -182,7 +214,7 @@ impl Rooms {
         rooms
     }
 
-    fn check_metadata(&self, metadata: &str) -> Result<(), RoomError> {
+    pub(super) fn check_metadata(&self, metadata: &str) -> Result<(), RoomError> {
         let max = self.limits.max_metadata_size as usize;
         if max > 0 && metadata.len() > max {
             return Err(RoomError::MetadataTooLarge);
@@ -190,15 +222,19 @@ impl Rooms {
         Ok(())
     }
 
-    fn room(&self, name: &str) -> Result<&RoomState, RoomError> {
+    pub(super) fn room(&self, name: &str) -> Result<&RoomState, RoomError> {
         self.rooms.get(name).ok_or(RoomError::RoomNotFound)
     }
 
-    fn room_mut(&mut self, name: &str) -> Result<&mut RoomState, RoomError> {
+    pub(super) fn room_mut(&mut self, name: &str) -> Result<&mut RoomState, RoomError> {
         self.rooms.get_mut(name).ok_or(RoomError::RoomNotFound)
     }
 
-    fn participant(&self, room: &str, identity: &str) -> Result<&lk::ParticipantInfo, RoomError> {
+    pub(super) fn participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<&Participant, RoomError> {
         self.room(room)?
             .participants
             .get(identity)
@@ -233,13 +269,13 @@ mod tests {
     #[test]
     fn create_fills_defaults_and_is_idempotent() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
-        let first = room_of(rooms.apply(create("a"), t0, 1_700_000_000));
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+        let first = room_of(rooms.apply(create("a"), t0, 1_700_000_000, &mut Vec::new()));
         assert!(first.sid.starts_with("RM_"));
         assert_eq!(first.empty_timeout, 300);
         assert_eq!(first.departure_timeout, 20);
         assert_eq!(first.creation_time, 1_700_000_000);
-        let again = room_of(rooms.apply(create("a"), t0, 1_700_000_005));
+        let again = room_of(rooms.apply(create("a"), t0, 1_700_000_005, &mut Vec::new()));
         assert_eq!(again, first);
         assert_eq!(rooms.len(), 1);
     }
@@ -247,7 +283,7 @@ mod tests {
     #[test]
     fn explicit_values_win_over_defaults() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
         let req = lk::CreateRoomRequest {
             name: "b".into(),
             empty_timeout: 7,
@@ -255,7 +291,7 @@ mod tests {
             metadata: "m".into(),
             ..Default::default()
         };
-        let room = room_of(rooms.apply(RoomOp::Create(Box::new(req)), t0, 0));
+        let room = room_of(rooms.apply(RoomOp::Create(Box::new(req)), t0, 0, &mut Vec::new()));
         assert_eq!((room.empty_timeout, room.max_participants), (7, 3));
         assert_eq!(room.metadata, "m");
     }
@@ -267,76 +303,93 @@ mod tests {
             max_room_name_length: 4,
             max_metadata_size: 2,
         };
-        let mut rooms = Rooms::new(DEFAULTS, limits);
-        assert_eq!(rooms.apply(create(""), t0, 0), Err(RoomError::NoRoomName));
+        let mut rooms = Rooms::new(DEFAULTS, limits, NodeInfo::default());
         assert_eq!(
-            rooms.apply(create("toolong"), t0, 0),
+            rooms.apply(create(""), t0, 0, &mut Vec::new()),
+            Err(RoomError::NoRoomName)
+        );
+        assert_eq!(
+            rooms.apply(create("toolong"), t0, 0, &mut Vec::new()),
             Err(RoomError::RoomNameTooLong)
         );
-        rooms.apply(create("ok"), t0, 0).unwrap();
+        rooms.apply(create("ok"), t0, 0, &mut Vec::new()).unwrap();
         let op = RoomOp::UpdateMetadata {
             room: "ok".into(),
             metadata: "xyz".into(),
         };
-        assert_eq!(rooms.apply(op, t0, 0), Err(RoomError::MetadataTooLarge));
+        assert_eq!(
+            rooms.apply(op, t0, 0, &mut Vec::new()),
+            Err(RoomError::MetadataTooLarge)
+        );
     }
 
     #[test]
     fn list_filters_by_name_and_sorts() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
         for n in ["c", "a", "b"] {
-            rooms.apply(create(n), t0, 0).unwrap();
+            rooms.apply(create(n), t0, 0, &mut Vec::new()).unwrap();
         }
         let names = |r: Result<RoomReply, RoomError>| match r {
             Ok(RoomReply::Rooms(v)) => v.into_iter().map(|r| r.name).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            names(rooms.apply(RoomOp::List { names: vec![] }, t0, 0)),
+            names(rooms.apply(RoomOp::List { names: vec![] }, t0, 0, &mut Vec::new())),
             ["a", "b", "c"]
         );
         let only = RoomOp::List {
             names: vec!["b".into(), "zz".into()],
         };
-        assert_eq!(names(rooms.apply(only, t0, 0)), ["b"]);
+        assert_eq!(names(rooms.apply(only, t0, 0, &mut Vec::new())), ["b"]);
     }
 
     #[test]
     fn missing_rooms_and_participants_are_not_found() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
         let get = |room: &str| RoomOp::GetParticipant {
             room: room.into(),
             identity: "p".into(),
         };
-        assert_eq!(rooms.apply(get("x"), t0, 0), Err(RoomError::RoomNotFound));
-        rooms.apply(create("x"), t0, 0).unwrap();
         assert_eq!(
-            rooms.apply(get("x"), t0, 0),
+            rooms.apply(get("x"), t0, 0, &mut Vec::new()),
+            Err(RoomError::RoomNotFound)
+        );
+        rooms.apply(create("x"), t0, 0, &mut Vec::new()).unwrap();
+        assert_eq!(
+            rooms.apply(get("x"), t0, 0, &mut Vec::new()),
             Err(RoomError::ParticipantNotFound)
         );
         let list = RoomOp::ListParticipants { room: "x".into() };
         assert_eq!(
-            rooms.apply(list, t0, 0),
+            rooms.apply(list, t0, 0, &mut Vec::new()),
             Ok(RoomReply::Participants(vec![]))
         );
         let delete = || RoomOp::Delete { room: "x".into() };
-        assert_eq!(rooms.apply(delete(), t0, 0), Ok(RoomReply::Done));
-        assert_eq!(rooms.apply(delete(), t0, 0), Err(RoomError::RoomNotFound));
+        assert_eq!(
+            rooms.apply(delete(), t0, 0, &mut Vec::new()),
+            Ok(RoomReply::Done)
+        );
+        assert_eq!(
+            rooms.apply(delete(), t0, 0, &mut Vec::new()),
+            Err(RoomError::RoomNotFound)
+        );
     }
 
     #[test]
     fn unjoined_room_closes_after_empty_timeout() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default());
+        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
         let req = lk::CreateRoomRequest {
             name: "short".into(),
             empty_timeout: 5,
             ..Default::default()
         };
-        rooms.apply(RoomOp::Create(Box::new(req)), t0, 0).unwrap();
-        rooms.apply(create("long"), t0, 0).unwrap();
+        rooms
+            .apply(RoomOp::Create(Box::new(req)), t0, 0, &mut Vec::new())
+            .unwrap();
+        rooms.apply(create("long"), t0, 0, &mut Vec::new()).unwrap();
         assert!(rooms.expire(t0 + Duration::from_secs(4)).is_empty());
         assert_eq!(rooms.expire(t0 + Duration::from_secs(5)), ["short"]);
         assert_eq!(rooms.len(), 1);

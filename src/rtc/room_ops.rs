@@ -3,11 +3,18 @@
 
 use livekit_protocol as lk;
 
+use super::participant::{ConnId, JoinParams};
+
 /// One request to the rooms of a shard. Each variant has exactly one successful reply
 /// shape (see [`RoomReply`]).
 #[derive(Debug, Clone)]
 pub enum RoomOp {
     Create(Box<lk::CreateRoomRequest>),
+    /// A signal connection joins (creating the room when allowed).
+    Join {
+        conn: ConnId,
+        params: Box<JoinParams>,
+    },
     List {
         names: Vec<String>,
     },
@@ -45,6 +52,7 @@ impl RoomOp {
     pub fn room(&self) -> Option<&str> {
         match self {
             RoomOp::Create(r) => Some(&r.name),
+            RoomOp::Join { params, .. } => Some(&params.room),
             RoomOp::List { .. } => None,
             RoomOp::Delete { room }
             | RoomOp::UpdateMetadata { room, .. }
@@ -67,7 +75,22 @@ pub enum RoomReply {
     Participants(Vec<lk::ParticipantInfo>),
     Participant(lk::ParticipantInfo),
     Track(lk::TrackInfo),
+    Joined(Box<lk::JoinResponse>),
     Done,
+}
+
+/// A message a shard sends to one participant's signal connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Signal {
+        conn: ConnId,
+        response: Box<lk::SignalResponse>,
+    },
+    /// Send this LeaveRequest, then close the connection.
+    Close {
+        conn: ConnId,
+        leave: lk::LeaveRequest,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,4 +107,6 @@ pub enum RoomError {
     RoomNameTooLong,
     #[error("metadata size exceeds limits")]
     MetadataTooLarge,
+    #[error("room is full")]
+    RoomFull,
 }

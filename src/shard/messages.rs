@@ -1,12 +1,21 @@
 //! What the control thread and a shard say to each other. Both directions travel over
 //! bounded glommio `shared_channel`s, which wake the receiving executor.
 
-use crate::rtc::{RoomError, RoomOp, RoomReply};
+use livekit_protocol as lk;
+
+use crate::rtc::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
 
 #[derive(Debug)]
 pub enum ToShard {
     /// Apply a room operation and answer with [`FromShard::Reply`] carrying `req_id`.
     Room { req_id: u64, op: RoomOp },
+    /// A request from a participant's signal connection.
+    Signal {
+        conn: ConnId,
+        request: Box<lk::SignalRequest>,
+    },
+    /// The signal connection closed.
+    Disconnect { conn: ConnId },
     /// Stop the worker loop.
     Shutdown,
 }
@@ -19,6 +28,8 @@ pub enum FromShard {
     },
     /// A room closed on its own (empty or departure timeout): drop it from the directory.
     RoomClosed { shard: usize, name: String },
+    /// A message for one participant's signal connection.
+    Out(Outbound),
     /// Sent every second; its absence tells the control thread a shard is stuck.
     Stats(ShardStats),
 }

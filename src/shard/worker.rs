@@ -26,23 +26,42 @@ pub async fn run(
     let outbox = Rc::new(outbox);
     glommio::spawn_local(tick_loop(shard, rooms.clone(), outbox.clone())).detach();
 
+    let mut out = Vec::new();
     while let Some(msg) = inbox.recv().await {
-        match msg {
+        let now = clock::now();
+        let reply = match msg {
             ToShard::Room { req_id, op } => {
-                let now = clock::now();
-                let result = rooms.borrow_mut().apply(op, now.mono, now.unix_secs);
-                if outbox
-                    .send(FromShard::Reply {
-                        req_id,
-                        result: Box::new(result),
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
+                let result = rooms
+                    .borrow_mut()
+                    .apply(op, now.mono, now.unix_secs, &mut out);
+                Some(FromShard::Reply {
+                    req_id,
+                    result: Box::new(result),
+                })
+            }
+            ToShard::Signal { conn, request } => {
+                rooms
+                    .borrow_mut()
+                    .signal(conn, *request, now.mono, now.unix_ms, &mut out);
+                None
+            }
+            ToShard::Disconnect { conn } => {
+                rooms.borrow_mut().disconnect(conn, now.mono, &mut out);
+                None
             }
             ToShard::Shutdown => break,
+        };
+        // Signal messages first: a join's ParticipantUpdates reach the others before the
+        // joiner's own answer lets it act.
+        for o in out.drain(..) {
+            if outbox.send(FromShard::Out(o)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(reply) = reply {
+            if outbox.send(reply).await.is_err() {
+                break;
+            }
         }
     }
     info!(shard, "shard stopped");

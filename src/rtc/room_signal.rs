@@ -1,0 +1,505 @@
+//! Joining, leaving and the signal requests a room answers itself: who is here, who
+//! changed, pings. Media negotiation (offers, tracks) lands with the media plane.
+
+use std::time::{Duration, Instant};
+
+use livekit_protocol as lk;
+use lk::signal_request::Message as Req;
+use lk::signal_response::Message as Resp;
+use tracing::debug;
+
+use super::participant::{leave, ConnId, JoinParams, Participant};
+use super::room::Rooms;
+use super::room_ops::{Outbound, RoomError};
+use crate::ids;
+
+/// The LiveKit server version corelay is compatible with. SDKs semver-parse it and
+/// refuse some features below 1.8.0.
+pub const COMPATIBLE_SERVER_VERSION: &str = "1.9.0";
+/// LiveKit's signal protocol version this server speaks.
+pub const PROTOCOL_VERSION: i32 = 16;
+/// Seconds; both must be > 0 or the Rust SDK's ping task fails.
+pub const PING_INTERVAL: i32 = 5;
+pub const PING_TIMEOUT: i32 = 15;
+
+impl Rooms {
+    pub(super) fn join(
+        &mut self,
+        conn: ConnId,
+        params: &JoinParams,
+        now: Instant,
+        unix_secs: u64,
+        out: &mut Vec<Outbound>,
+    ) -> Result<lk::JoinResponse, RoomError> {
+        if self.room(&params.room).is_err() {
+            if !params.auto_create {
+                return Err(RoomError::RoomNotFound);
+            }
+            let req = lk::CreateRoomRequest {
+                name: params.room.clone(),
+                ..Default::default()
+            };
+            self.create(&req, now, unix_secs)?;
+        }
+        // A full reconnect is a new join with the same identity: the old session goes.
+        if let Ok(old) = self.participant(&params.room, &params.identity) {
+            let old = old.conn;
+            self.remove_conn(old, lk::DisconnectReason::DuplicateIdentity, now, out);
+        }
+        let room = self.room_mut(&params.room)?;
+        let max = room.info.max_participants as usize;
+        if max > 0 && room.participants.len() >= max {
+            return Err(RoomError::RoomFull);
+        }
+        let info = lk::ParticipantInfo {
+            sid: ids::guid(ids::PARTICIPANT_PREFIX),
+            identity: params.identity.clone(),
+            state: lk::participant_info::State::Joined as i32,
+            metadata: params.metadata.clone(),
+            joined_at: unix_secs as i64,
+            joined_at_ms: (unix_secs as i64).saturating_mul(1000),
+            name: params.name.clone(),
+            version: 1,
+            permission: Some(params.permission.clone()),
+            kind: params.kind,
+            attributes: params.attributes.clone(),
+            client_protocol: params.client.client_protocol,
+            ..Default::default()
+        };
+        let participant = Participant {
+            info: info.clone(),
+            conn,
+            auto_subscribe: params.auto_subscribe,
+        };
+        room.participants
+            .insert(params.identity.clone(), participant);
+        room.info.num_participants = visible_count(room.participants.values());
+        let others: Vec<lk::ParticipantInfo> = room
+            .participants
+            .values()
+            .filter(|p| p.conn != conn && !p.hidden())
+            .map(|p| p.info.clone())
+            .collect();
+        let room_info = room.info.clone();
+        self.conns
+            .insert(conn, (params.room.clone(), params.identity.clone()));
+        if !params.permission.hidden {
+            self.send_to_others(
+                &params.room,
+                conn,
+                Resp::Update(update(vec![info.clone()])),
+                out,
+            );
+        }
+        Ok(lk::JoinResponse {
+            room: Some(room_info),
+            participant: Some(info),
+            other_participants: others,
+            server_version: COMPATIBLE_SERVER_VERSION.into(),
+            server_region: self.node.region.clone(),
+            server_info: Some(self.server_info()),
+            subscriber_primary: params.permission.can_subscribe,
+            fast_publish: params.permission.can_publish,
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
+            ..Default::default()
+        })
+    }
+
+    /// Handles one request from a participant's signal connection.
+    pub fn signal(
+        &mut self,
+        conn: ConnId,
+        request: lk::SignalRequest,
+        now: Instant,
+        unix_ms: i64,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some(message) = request.message else {
+            return;
+        };
+        match message {
+            Req::Ping(_) => reply(out, conn, Resp::Pong(unix_ms)),
+            Req::PingReq(ping) => reply(
+                out,
+                conn,
+                Resp::PongResp(lk::Pong {
+                    last_ping_timestamp: ping.timestamp,
+                    timestamp: unix_ms,
+                }),
+            ),
+            Req::Leave(_) => {
+                self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
+            }
+            Req::UpdateMetadata(update) => self.update_own_metadata(conn, update, out),
+            other => {
+                debug!(conn, request = ?std::mem::discriminant(&other), "signal request not handled yet")
+            }
+        }
+    }
+
+    /// The connection went away (or was replaced): the participant leaves the room.
+    pub fn disconnect(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
+        self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
+    }
+
+    /// Removes the participant behind `conn`, tells it why (unless it left by itself)
+    /// and tells the others. An emptied room closes after its departure timeout.
+    pub(super) fn remove_conn(
+        &mut self,
+        conn: ConnId,
+        reason: lk::DisconnectReason,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some((room_name, identity)) = self.conns.remove(&conn) else {
+            return;
+        };
+        let Ok(room) = self.room_mut(&room_name) else {
+            return;
+        };
+        let Some(mut gone) = room.participants.remove(&identity) else {
+            return;
+        };
+        room.info.num_participants = visible_count(room.participants.values());
+        if room.participants.is_empty() {
+            room.close_at = now + Duration::from_secs(u64::from(room.info.departure_timeout));
+        }
+        if reason != lk::DisconnectReason::ClientInitiated {
+            out.push(Outbound::Close {
+                conn,
+                leave: leave(reason, lk::leave_request::Action::Disconnect),
+            });
+        }
+        if !gone.hidden() {
+            gone.bump();
+            gone.info.state = lk::participant_info::State::Disconnected as i32;
+            gone.info.disconnect_reason = reason as i32;
+            self.send_to_others(&room_name, conn, Resp::Update(update(vec![gone.info])), out);
+        }
+    }
+
+    /// Closes every connection of a room and forgets the room.
+    pub(super) fn close_room(
+        &mut self,
+        room_name: &str,
+        reason: lk::DisconnectReason,
+        out: &mut Vec<Outbound>,
+    ) {
+        if let Some(room) = self.rooms.remove(room_name) {
+            for p in room.participants.values() {
+                self.conns.remove(&p.conn);
+                out.push(Outbound::Close {
+                    conn: p.conn,
+                    leave: leave(reason, lk::leave_request::Action::Disconnect),
+                });
+            }
+        }
+    }
+
+    pub(super) fn broadcast_room_update(&self, room_name: &str, out: &mut Vec<Outbound>) {
+        if let Ok(room) = self.room(room_name) {
+            let msg = Resp::RoomUpdate(lk::RoomUpdate {
+                room: Some(room.info.clone()),
+            });
+            for p in room.participants.values() {
+                reply(out, p.conn, msg.clone());
+            }
+        }
+    }
+
+    /// RoomService UpdateParticipant: metadata, name, attributes, permission.
+    pub(super) fn update_participant(
+        &mut self,
+        room_name: &str,
+        identity: &str,
+        req: &lk::UpdateParticipantRequest,
+        out: &mut Vec<Outbound>,
+    ) -> Result<lk::ParticipantInfo, RoomError> {
+        let room = self.room_mut(room_name)?;
+        let p = room
+            .participants
+            .get_mut(identity)
+            .ok_or(RoomError::ParticipantNotFound)?;
+        if !req.metadata.is_empty() {
+            p.info.metadata = req.metadata.clone();
+        }
+        if !req.name.is_empty() {
+            p.info.name = req.name.clone();
+        }
+        apply_attributes(&mut p.info.attributes, &req.attributes);
+        if let Some(permission) = &req.permission {
+            p.info.permission = Some(permission.clone());
+        }
+        p.bump();
+        let info = p.info.clone();
+        self.send_to_all(room_name, Resp::Update(update(vec![info.clone()])), out);
+        Ok(info)
+    }
+
+    fn update_own_metadata(
+        &mut self,
+        conn: ConnId,
+        req: lk::UpdateParticipantMetadata,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some((room_name, identity)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let allowed = self
+            .participant(&room_name, &identity)
+            .is_ok_and(|p| p.can_update_metadata());
+        if !allowed || self.check_metadata(&req.metadata).is_err() {
+            let reason = if allowed {
+                lk::request_response::Reason::LimitExceeded
+            } else {
+                lk::request_response::Reason::NotAllowed
+            };
+            reply(
+                out,
+                conn,
+                Resp::RequestResponse(lk::RequestResponse {
+                    request_id: req.request_id,
+                    reason: reason as i32,
+                    message: "cannot update metadata".into(),
+                    ..Default::default()
+                }),
+            );
+            return;
+        }
+        let as_admin = lk::UpdateParticipantRequest {
+            room: room_name.clone(),
+            identity: identity.clone(),
+            metadata: req.metadata,
+            name: req.name,
+            attributes: req.attributes,
+            ..Default::default()
+        };
+        let _ = self.update_participant(&room_name, &identity, &as_admin, out);
+        reply(
+            out,
+            conn,
+            Resp::RequestResponse(lk::RequestResponse {
+                request_id: req.request_id,
+                reason: lk::request_response::Reason::Ok as i32,
+                ..Default::default()
+            }),
+        );
+    }
+
+    fn send_to_others(&self, room_name: &str, except: ConnId, msg: Resp, out: &mut Vec<Outbound>) {
+        if let Ok(room) = self.room(room_name) {
+            for p in room.participants.values().filter(|p| p.conn != except) {
+                reply(out, p.conn, msg.clone());
+            }
+        }
+    }
+
+    fn send_to_all(&self, room_name: &str, msg: Resp, out: &mut Vec<Outbound>) {
+        self.send_to_others(room_name, ConnId::MAX, msg, out);
+    }
+
+    fn server_info(&self) -> lk::ServerInfo {
+        lk::ServerInfo {
+            edition: lk::server_info::Edition::Standard as i32,
+            version: COMPATIBLE_SERVER_VERSION.into(),
+            protocol: PROTOCOL_VERSION,
+            region: self.node.region.clone(),
+            node_id: self.node.node_id.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
+    out.push(Outbound::Signal {
+        conn,
+        response: Box::new(lk::SignalResponse {
+            message: Some(message),
+        }),
+    });
+}
+
+fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantUpdate {
+    lk::ParticipantUpdate { participants }
+}
+
+fn visible_count<'a>(participants: impl Iterator<Item = &'a Participant>) -> u32 {
+    participants.filter(|p| !p.hidden()).count() as u32
+}
+
+/// LiveKit semantics: an empty value deletes the attribute.
+fn apply_attributes(
+    attributes: &mut std::collections::HashMap<String, String>,
+    changes: &std::collections::HashMap<String, String>,
+) {
+    for (k, v) in changes {
+        if v.is_empty() {
+            attributes.remove(k);
+        } else {
+            attributes.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtc::room::{NodeInfo, RoomDefaults, RoomLimits};
+
+    fn rooms() -> Rooms {
+        let defaults = RoomDefaults {
+            empty_timeout: 300,
+            departure_timeout: 20,
+            max_participants: 0,
+        };
+        Rooms::new(defaults, RoomLimits::default(), NodeInfo::default())
+    }
+
+    fn params(identity: &str) -> JoinParams {
+        JoinParams {
+            room: "r".into(),
+            identity: identity.into(),
+            auto_create: true,
+            permission: lk::ParticipantPermission {
+                can_subscribe: true,
+                can_publish: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn updates_for(out: &[Outbound], conn: ConnId) -> Vec<(String, i32)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outbound::Signal { conn: c, response } if *c == conn => match &response.message {
+                    Some(Resp::Update(u)) => Some(
+                        u.participants
+                            .iter()
+                            .map(|p| (p.identity.clone(), p.state))
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn join_answers_with_what_sdks_require_and_tells_others() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        let a = rooms.join(1, &params("alice"), t0, 100, &mut out).unwrap();
+        let p = a.participant.unwrap();
+        assert!(p.sid.starts_with("PA_"));
+        assert!(a.room.unwrap().sid.starts_with("RM_"));
+        assert!(a.ping_interval > 0 && a.ping_timeout > 0);
+        assert_eq!(a.server_info.unwrap().version, COMPATIBLE_SERVER_VERSION);
+        assert!(a.subscriber_primary);
+        assert!(out.is_empty());
+
+        let b = rooms.join(2, &params("bob"), t0, 101, &mut out).unwrap();
+        assert_eq!(b.other_participants.len(), 1);
+        assert_eq!(b.room.unwrap().num_participants, 2);
+        let joined = lk::participant_info::State::Joined as i32;
+        assert_eq!(updates_for(&out, 1), [("bob".to_string(), joined)]);
+        assert!(updates_for(&out, 2).is_empty());
+    }
+
+    #[test]
+    fn leave_tells_others_and_starts_departure_timeout() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        rooms.join(1, &params("alice"), t0, 0, &mut out).unwrap();
+        rooms.join(2, &params("bob"), t0, 0, &mut out).unwrap();
+        out.clear();
+        let leave_req = lk::SignalRequest {
+            message: Some(Req::Leave(lk::LeaveRequest::default())),
+        };
+        rooms.signal(2, leave_req, t0, 0, &mut out);
+        let gone = lk::participant_info::State::Disconnected as i32;
+        assert_eq!(updates_for(&out, 1), [("bob".to_string(), gone)]);
+        rooms.disconnect(1, t0, &mut out);
+        assert!(rooms.expire(t0 + Duration::from_secs(19)).is_empty());
+        assert_eq!(rooms.expire(t0 + Duration::from_secs(20)), ["r"]);
+    }
+
+    #[test]
+    fn same_identity_evicts_the_old_session() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        rooms.join(1, &params("alice"), t0, 0, &mut out).unwrap();
+        rooms.join(2, &params("alice"), t0, 0, &mut out).unwrap();
+        let closed = out.iter().any(|o| {
+            matches!(o, Outbound::Close { conn: 1, leave }
+                if leave.reason == lk::DisconnectReason::DuplicateIdentity as i32)
+        });
+        assert!(closed);
+        assert_eq!(rooms.participant_count(), 1);
+    }
+
+    #[test]
+    fn join_refused_when_full_or_missing() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        let mut no_create = params("a");
+        no_create.auto_create = false;
+        assert_eq!(
+            rooms.join(1, &no_create, t0, 0, &mut out),
+            Err(RoomError::RoomNotFound)
+        );
+        let req = lk::CreateRoomRequest {
+            name: "r".into(),
+            max_participants: 1,
+            ..Default::default()
+        };
+        rooms.create(&req, t0, 0).unwrap();
+        rooms.join(1, &params("a"), t0, 0, &mut out).unwrap();
+        assert_eq!(
+            rooms.join(2, &params("b"), t0, 0, &mut out),
+            Err(RoomError::RoomFull)
+        );
+    }
+
+    #[test]
+    fn pings_are_answered_and_metadata_needs_the_grant() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        rooms.join(1, &params("alice"), t0, 0, &mut out).unwrap();
+        let ping = lk::SignalRequest {
+            message: Some(Req::PingReq(lk::Ping {
+                timestamp: 42,
+                rtt: 0,
+            })),
+        };
+        rooms.signal(1, ping, t0, 1000, &mut out);
+        let update = lk::SignalRequest {
+            message: Some(Req::UpdateMetadata(lk::UpdateParticipantMetadata {
+                metadata: "m".into(),
+                request_id: 7,
+                ..Default::default()
+            })),
+        };
+        rooms.signal(1, update, t0, 1000, &mut out);
+        let messages: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Signal { response, .. } => response.message.clone(),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(&messages[0], Resp::PongResp(p) if p.last_ping_timestamp == 42 && p.timestamp == 1000)
+        );
+        assert!(matches!(&messages[1], Resp::RequestResponse(r)
+            if r.request_id == 7 && r.reason == lk::request_response::Reason::NotAllowed as i32));
+    }
+}

@@ -1,0 +1,169 @@
+//! One participant's signal WebSocket, on the control thread. It frames protobuf
+//! messages and nothing else: requests go to the shard, the shard's answers come back
+//! through the control thread's inbox.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use futures_lite::future::or;
+use futures_lite::{AsyncWriteExt, StreamExt};
+use glommio::net::TcpStream;
+use livekit_protocol as lk;
+use prost::Message as _;
+use tracing::{debug, info};
+
+use super::params::join_params;
+use crate::api::http::{Request, Response};
+use crate::auth::Claims;
+use crate::control::{CallError, ConnEvent, Control};
+use crate::rtc::{RoomError, RoomOp, RoomReply};
+
+/// LiveKit's inbound limit for one signal message.
+const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+/// The server pings every 10 s, as LiveKit does.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// Clients ping every `ping_interval` (5 s); silence this long means the peer is gone.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Step {
+    Frame(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+    Event(Option<ConnEvent>),
+    Ping,
+}
+
+/// Joins the room, and only if that works upgrades the connection and runs the session.
+pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc<Control>) {
+    let Some(key) = req.header("sec-websocket-key") else {
+        let _ = write_response(
+            &mut stream,
+            &Response::text(400, "missing Sec-WebSocket-Key"),
+        )
+        .await;
+        return;
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let params = join_params(&claims, req, ctx.config.room.auto_create);
+    let room = params.room.clone();
+    let identity = params.identity.clone();
+    let (conn, events) = ctx.open_conn();
+    let joined = ctx
+        .room_op(RoomOp::Join {
+            conn,
+            params: Box::new(params),
+        })
+        .await;
+    let join = match joined {
+        Ok(RoomReply::Joined(join)) => join,
+        other => {
+            ctx.close_conn(conn).await;
+            let response = match other {
+                Err(CallError::Room(RoomError::RoomNotFound)) => {
+                    Response::text(404, "requested room does not exist")
+                }
+                Err(CallError::Room(RoomError::RoomFull)) => Response::text(503, "room is full"),
+                Err(e) => Response::text(500, format!("could not join: {e}")),
+                Ok(reply) => Response::text(500, format!("unexpected join reply {reply:?}")),
+            };
+            let _ = write_response(&mut stream, &response).await;
+            return;
+        }
+    };
+    ctx.bind_conn(conn, &room);
+    info!(conn, %room, %identity, "participant joined");
+
+    let upgrade = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    if stream.write_all(upgrade.as_bytes()).await.is_err() {
+        ctx.close_conn(conn).await;
+        return;
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    let first = lk::SignalResponse {
+        message: Some(lk::signal_response::Message::Join(*join)),
+    };
+    if send(&mut ws, &first).await {
+        run(&mut ws, conn, &events, &ctx).await;
+    }
+    ctx.close_conn(conn).await;
+    info!(conn, %room, %identity, "signal connection closed");
+}
+
+async fn run(
+    ws: &mut WebSocketStream<TcpStream>,
+    conn: u64,
+    events: &glommio::channels::local_channel::LocalReceiver<ConnEvent>,
+    ctx: &Control,
+) {
+    let mut ping = glommio::timer::Timer::new(PING_EVERY);
+    loop {
+        let step = or(
+            or(async { Step::Frame(ws.next().await) }, async {
+                Step::Event(events.recv().await)
+            }),
+            async {
+                (&mut ping).await;
+                Step::Ping
+            },
+        )
+        .await;
+        match step {
+            Step::Frame(Some(Ok(Message::Binary(bytes)))) => {
+                match lk::SignalRequest::decode(bytes.as_ref()) {
+                    Ok(request) => ctx.signal(conn, request).await,
+                    Err(e) => debug!(conn, error = %e, "undecodable signal request dropped"),
+                }
+            }
+            Step::Frame(Some(Ok(Message::Close(_)))) | Step::Frame(None) => return,
+            Step::Frame(Some(Ok(_))) => {} // pings are answered by tungstenite; text is unsupported
+            Step::Frame(Some(Err(e))) => {
+                debug!(conn, error = %e, "signal connection failed");
+                return;
+            }
+            Step::Event(Some(ConnEvent::Signal(response))) => {
+                if !send(ws, &response).await {
+                    return;
+                }
+            }
+            Step::Event(Some(ConnEvent::Close(leave))) => {
+                let msg = lk::SignalResponse {
+                    message: Some(lk::signal_response::Message::Leave(leave)),
+                };
+                send(ws, &msg).await;
+                let _ = ws
+                    .close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "".into(),
+                    }))
+                    .await;
+                return;
+            }
+            Step::Event(None) => return,
+            Step::Ping => {
+                ping = glommio::timer::Timer::new(PING_EVERY);
+                if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {
+    ws.send(Message::Binary(msg.encode_to_vec().into()))
+        .await
+        .is_ok()
+}
+
+async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+    stream.write_all(&response.encode(false)).await
+}
