@@ -1,7 +1,7 @@
 //! Start-up: subcommands, logging, listeners, and the control and shard executors.
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use crate::config::{self, Config};
 use crate::control::Control;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::{worker, FromShard, ToShard};
-use crate::{clock, ids};
+use crate::{clock, ids, net};
 
 /// Room operations queued per shard before the control thread waits.
 const SHARD_INBOX: usize = 1024;
@@ -91,13 +91,14 @@ fn serve(args: &ServerArgs) -> Result<()> {
         to_shards.push(to_tx);
         from_shards.push(from_rx);
         let rooms = Rooms::new(defaults, limits, node.clone());
+        let udp = bind_udp(&config, shard)?;
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
                 .name(&format!("shard-{shard}"))
                 .spawn(move || async move {
                     let inbox = to_rx.connect().await;
                     let outbox = from_tx.connect().await;
-                    worker::run(shard, inbox, outbox, rooms).await;
+                    worker::run(shard, inbox, outbox, rooms, udp).await;
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
         handles.push(handle);
@@ -145,6 +146,39 @@ fn serve(args: &ServerArgs) -> Result<()> {
         h.join().map_err(|e| anyhow::anyhow!("shard failed: {e}"))?;
     }
     Ok(())
+}
+
+/// Binds a shard's media sockets: one per local IPv4 address on the shard's port, or
+/// one wildcard socket advertised as `rtc.node_ip` when that is set (1:1 NAT).
+fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)>> {
+    let (first, last) = config.udp_ports();
+    let port = net::udp::shard_port(first, last, shard).with_context(|| {
+        format!("rtc.udp_port / port range {first}-{last} has no port left for shard {shard}")
+    })?;
+    let mut bound = Vec::new();
+    if let Some(node_ip) = &config.rtc.node_ip {
+        let ip: IpAddr = node_ip
+            .parse()
+            .with_context(|| format!("rtc.node_ip: {node_ip:?} is not an IP address"))?;
+        let socket = net::udp::bind(IpAddr::from([0, 0, 0, 0]), port)
+            .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))?;
+        let local = socket.local_addr()?;
+        bound.push((socket, SocketAddr::new(ip, local.port())));
+        return Ok(bound);
+    }
+    for ip in net::addrs::local_ipv4s() {
+        match net::udp::bind(ip, port) {
+            Ok(socket) => {
+                let local = socket.local_addr()?;
+                bound.push((socket, local));
+            }
+            Err(e) => warn!(%ip, port, error = %e, "cannot bind media socket, skipping"),
+        }
+    }
+    if bound.is_empty() {
+        bail!("shard {shard}: could not bind any UDP socket on port {port}");
+    }
+    Ok(bound)
 }
 
 /// Pins to `core` when this process may run there; otherwise logs and lets the OS place

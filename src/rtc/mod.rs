@@ -1,10 +1,16 @@
 //! Session meaning, sans-IO: rooms and (with the media plane) participants, tracks and
 //! forwarding. Nothing here reads a clock or touches a socket.
 
+mod forward;
+pub mod media;
+pub mod munger;
+mod negotiation;
 pub mod participant;
 pub mod room;
 pub mod room_ops;
 mod room_signal;
+pub mod session;
+mod subscription;
 
 pub use participant::{ConnId, JoinParams};
 pub use room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};

@@ -2,8 +2,12 @@
 //! signal connection that reaches it.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use livekit_protocol as lk;
+
+use super::munger::Munger;
+use super::session::{MediaKind, Mid, PeerSession};
 
 /// Identifies one signal connection, so the control thread can route answers to it.
 pub type ConnId = u64;
@@ -25,11 +29,50 @@ pub struct JoinParams {
     pub auto_create: bool,
 }
 
-#[derive(Debug, Clone)]
 pub struct Participant {
     pub info: lk::ParticipantInfo,
     pub conn: ConnId,
     pub auto_subscribe: bool,
+    pub media: ParticipantMedia,
+}
+
+/// A track announced with AddTrackRequest whose m-line has not arrived yet.
+#[derive(Debug, Clone)]
+pub struct PendingTrack {
+    pub cid: String,
+    pub info: lk::TrackInfo,
+}
+
+/// One subscribed track on this participant's subscriber PC.
+pub struct DownTrack {
+    /// Known once an offer carried the track.
+    pub mid: Option<Mid>,
+    pub kind: MediaKind,
+    pub munger: Munger,
+    /// The simulcast layer being forwarded; `None` until a keyframe picks one.
+    pub rid: Option<String>,
+    /// Whether the forwarded layer has delivered a keyframe yet (nothing is sent before).
+    pub started: bool,
+}
+
+/// The participant's peer connections and what rides on them.
+#[derive(Default)]
+pub struct ParticipantMedia {
+    pub publisher: Option<PeerSession>,
+    pub subscriber: Option<PeerSession>,
+    pub publisher_deadline: Option<Instant>,
+    pub subscriber_deadline: Option<Instant>,
+    /// Trickled before the PC existed (the client may trickle before its offer lands).
+    pub early_candidates: Vec<(i32, String)>,
+    pub pending_tracks: Vec<PendingTrack>,
+    /// Publisher mid → track sid.
+    pub published: HashMap<Mid, String>,
+    /// Track sid → downtrack on the subscriber PC.
+    pub downtracks: HashMap<String, DownTrack>,
+    pub offer_id: u32,
+    pub awaiting_answer: bool,
+    pub needs_offer: bool,
+    pub connected: bool,
 }
 
 impl Participant {

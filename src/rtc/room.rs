@@ -32,7 +32,6 @@ pub struct NodeInfo {
     pub region: String,
 }
 
-#[derive(Debug)]
 pub(super) struct RoomState {
     pub(super) info: lk::Room,
     /// Keyed by identity.
@@ -42,12 +41,19 @@ pub(super) struct RoomState {
 }
 
 /// Every room of one shard, keyed by name.
-#[derive(Debug)]
 pub struct Rooms {
     pub(super) rooms: HashMap<String, RoomState>,
     /// Which room and identity each signal connection belongs to.
     pub(super) conns: HashMap<ConnId, (String, String)>,
     pub(super) node: NodeInfo,
+    /// The shard's UDP addresses, advertised as ICE host candidates.
+    pub(super) local_candidates: Vec<std::net::SocketAddr>,
+    /// Which peer connection a known remote address or our ICE ufrag belongs to.
+    pub(super) by_addr: HashMap<std::net::SocketAddr, super::media::PeerKey>,
+    pub(super) by_ufrag: HashMap<String, super::media::PeerKey>,
+    /// Sessions changed outside a datagram or timeout (signalling, API data) that must
+    /// be drained before the shard waits again.
+    pub(super) dirty: Vec<super::media::PeerKey>,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
@@ -58,6 +64,10 @@ impl Rooms {
             rooms: HashMap::new(),
             conns: HashMap::new(),
             node,
+            local_candidates: Vec::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            dirty: Vec::new(),
             defaults,
             limits,
         }
@@ -125,15 +135,7 @@ impl Rooms {
             RoomOp::RequireParticipant { room, identity } => {
                 self.participant(&room, &identity).map(|_| RoomReply::Done)
             }
-            RoomOp::MutePublishedTrack(req) => {
-                let p = self.participant(&req.room, &req.identity)?;
-                p.info
-                    .tracks
-                    .iter()
-                    .find(|t| t.sid == req.track_sid)
-                    .map(|t| RoomReply::Track(t.clone()))
-                    .ok_or(RoomError::TrackNotFound)
-            }
+            RoomOp::MutePublishedTrack(req) => self.server_mute(&req, out).map(RoomReply::Track),
             RoomOp::UpdateParticipant(req) => {
                 self.check_metadata(&req.metadata)?;
                 self.participant(&req.room, &req.identity)?;
@@ -141,10 +143,13 @@ impl Rooms {
                 Ok(RoomReply::Participant(info))
             }
             RoomOp::UpdateSubscriptions(req) => self
-                .participant(&req.room, &req.identity)
+                .update_subscriptions_for(&req, now, out)
                 .map(|_| RoomReply::Done),
-            // Nobody to deliver to until participants can join; the room must exist.
-            RoomOp::SendData(req) => self.room(&req.room).map(|_| RoomReply::Done),
+            RoomOp::SendData(req) => {
+                self.room(&req.room)?;
+                self.send_api_data(&req);
+                Ok(RoomReply::Done)
+            }
         }
     }
 

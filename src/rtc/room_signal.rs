@@ -70,6 +70,7 @@ impl Rooms {
             info: info.clone(),
             conn,
             auto_subscribe: params.auto_subscribe,
+            media: Default::default(),
         };
         room.participants
             .insert(params.identity.clone(), participant);
@@ -90,6 +91,11 @@ impl Rooms {
                 Resp::Update(update(vec![info.clone()])),
                 out,
             );
+        }
+        // Subscriber-primary (v0): the server opens the subscriber PC with its data
+        // channels and what is already published, and offers it right after joining.
+        if params.permission.can_subscribe {
+            self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
         }
         Ok(lk::JoinResponse {
             room: Some(room_info),
@@ -118,6 +124,8 @@ impl Rooms {
         let Some(message) = request.message else {
             return;
         };
+        self.dirty.push((conn, super::media::Side::Publisher));
+        self.dirty.push((conn, super::media::Side::Subscriber));
         match message {
             Req::Ping(_) => reply(out, conn, Resp::Pong(unix_ms)),
             Req::PingReq(ping) => reply(
@@ -132,6 +140,11 @@ impl Rooms {
                 self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
             }
             Req::UpdateMetadata(update) => self.update_own_metadata(conn, update, out),
+            Req::Offer(offer) => self.on_offer(conn, offer, now, out),
+            Req::Answer(answer) => self.on_answer(conn, answer, out),
+            Req::Trickle(trickle) => self.on_trickle(conn, trickle),
+            Req::AddTrack(add) => self.on_add_track(conn, add, out),
+            Req::Mute(mute) => self.on_mute(conn, mute, out),
             other => {
                 debug!(conn, request = ?std::mem::discriminant(&other), "signal request not handled yet")
             }
@@ -161,6 +174,7 @@ impl Rooms {
         let Some(mut gone) = room.participants.remove(&identity) else {
             return;
         };
+        let gone_tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
         room.info.num_participants = visible_count(room.participants.values());
         if room.participants.is_empty() {
             room.close_at = now + Duration::from_secs(u64::from(room.info.departure_timeout));
@@ -171,6 +185,8 @@ impl Rooms {
                 leave: leave(reason, lk::leave_request::Action::Disconnect),
             });
         }
+        self.forget_peers(conn);
+        self.unsubscribe_all(&room_name, &gone_tracks, out);
         if !gone.hidden() {
             gone.bump();
             gone.info.state = lk::participant_info::State::Disconnected as i32;
@@ -189,6 +205,7 @@ impl Rooms {
         if let Some(room) = self.rooms.remove(room_name) {
             for p in room.participants.values() {
                 self.conns.remove(&p.conn);
+                self.forget_peers(p.conn);
                 out.push(Outbound::Close {
                     conn: p.conn,
                     leave: leave(reason, lk::leave_request::Action::Disconnect),
@@ -400,7 +417,11 @@ mod tests {
         assert!(a.ping_interval > 0 && a.ping_timeout > 0);
         assert_eq!(a.server_info.unwrap().version, COMPATIBLE_SERVER_VERSION);
         assert!(a.subscriber_primary);
-        assert!(out.is_empty());
+        // The only message: the subscriber PC's first offer, to the joiner itself.
+        assert_eq!(out.len(), 1);
+        assert!(matches!(&out[0], Outbound::Signal { conn: 1, response }
+            if matches!(&response.message, Some(Resp::Offer(o)) if o.id == 1 && o.sdp.contains("m=application"))));
+        out.clear();
 
         let b = rooms.join(2, &params("bob"), t0, 101, &mut out).unwrap();
         assert_eq!(b.other_participants.len(), 1);
@@ -474,6 +495,7 @@ mod tests {
         let mut rooms = rooms();
         let mut out = Vec::new();
         rooms.join(1, &params("alice"), t0, 0, &mut out).unwrap();
+        out.clear();
         let ping = lk::SignalRequest {
             message: Some(Req::PingReq(lk::Ping {
                 timestamp: 42,

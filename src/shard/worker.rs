@@ -1,65 +1,106 @@
-//! The shard's driver: the only place where a shard touches channels and the clock.
+//! The shard's driver: the only place where a shard touches channels, sockets and the
+//! clock. Three kinds of task share the rooms on this executor (never across threads):
+//! the inbox from the control thread, one receiver per UDP socket, and the timer.
 
 use std::cell::RefCell;
+use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::messages::{FromShard, ShardStats, ToShard};
+use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
-use crate::rtc::Rooms;
+use crate::rtc::session::Transmit;
+use crate::rtc::{Outbound, Rooms};
 
 /// How often room lifetimes are checked and stats are reported.
-const TICK: Duration = Duration::from_secs(1);
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// The longest the timer sleeps, so a deadline moved earlier by a write is not missed
+/// for long (str0m deadlines can move on every input).
+const MAX_TIMER_SLEEP: Duration = Duration::from_millis(10);
+
+struct Shard {
+    id: usize,
+    rooms: RefCell<Rooms>,
+    outbox: ConnectedSender<FromShard>,
+    sockets: Sockets,
+}
+
+impl Shard {
+    /// Sends what one turn produced: datagrams to the network, signal messages to the
+    /// control thread. Returns false once the control thread is gone.
+    async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
+        self.sockets.send_all(&mut transmits).await;
+        for o in out {
+            if self.outbox.send(FromShard::Out(o)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
 
 /// Runs one shard until the control thread says stop or goes away.
 pub async fn run(
     shard: usize,
     inbox: ConnectedReceiver<ToShard>,
     outbox: ConnectedSender<FromShard>,
-    rooms: Rooms,
+    mut rooms: Rooms,
+    udp: Vec<(UdpSocket, SocketAddr)>,
 ) {
-    info!(shard, "shard started");
-    let rooms = Rc::new(RefCell::new(rooms));
-    let outbox = Rc::new(outbox);
-    glommio::spawn_local(tick_loop(shard, rooms.clone(), outbox.clone())).detach();
+    let sockets = Sockets::adopt(udp);
+    let advertised: Vec<SocketAddr> = (0..sockets.len()).map(|i| sockets.advertised(i)).collect();
+    info!(shard, udp = ?advertised, "shard started");
+    rooms.set_local_candidates(advertised);
+    let me = Rc::new(Shard {
+        id: shard,
+        rooms: RefCell::new(rooms),
+        outbox,
+        sockets,
+    });
+    glommio::spawn_local(stats_loop(me.clone())).detach();
+    glommio::spawn_local(timer_loop(me.clone())).detach();
+    for index in 0..me.sockets.len() {
+        glommio::spawn_local(recv_loop(me.clone(), index)).detach();
+    }
 
-    let mut out = Vec::new();
     while let Some(msg) = inbox.recv().await {
         let now = clock::now();
-        let reply = match msg {
-            ToShard::Room { req_id, op } => {
-                let result = rooms
-                    .borrow_mut()
-                    .apply(op, now.mono, now.unix_secs, &mut out);
-                Some(FromShard::Reply {
-                    req_id,
-                    result: Box::new(result),
-                })
-            }
-            ToShard::Signal { conn, request } => {
-                rooms
-                    .borrow_mut()
-                    .signal(conn, *request, now.mono, now.unix_ms, &mut out);
-                None
-            }
-            ToShard::Disconnect { conn } => {
-                rooms.borrow_mut().disconnect(conn, now.mono, &mut out);
-                None
-            }
-            ToShard::Shutdown => break,
+        let mut out = Vec::new();
+        let mut transmits = Vec::new();
+        let reply = {
+            let mut rooms = me.rooms.borrow_mut();
+            let reply = match msg {
+                ToShard::Room { req_id, op } => {
+                    let result = rooms.apply(op, now.mono, now.unix_secs, &mut out);
+                    Some(FromShard::Reply {
+                        req_id,
+                        result: Box::new(result),
+                    })
+                }
+                ToShard::Signal { conn, request } => {
+                    rooms.signal(conn, *request, now.mono, now.unix_ms, &mut out);
+                    None
+                }
+                ToShard::Disconnect { conn } => {
+                    rooms.disconnect(conn, now.mono, &mut out);
+                    None
+                }
+                ToShard::Shutdown => break,
+            };
+            rooms.flush_dirty(now.mono, &mut transmits, &mut out);
+            reply
         };
         // Signal messages first: a join's ParticipantUpdates reach the others before the
         // joiner's own answer lets it act.
-        for o in out.drain(..) {
-            if outbox.send(FromShard::Out(o)).await.is_err() {
-                return;
-            }
+        if !me.flush(transmits, out).await {
+            return;
         }
         if let Some(reply) = reply {
-            if outbox.send(reply).await.is_err() {
+            if me.outbox.send(reply).await.is_err() {
                 break;
             }
         }
@@ -67,34 +108,83 @@ pub async fn run(
     info!(shard, "shard stopped");
 }
 
-async fn tick_loop(
-    shard: usize,
-    rooms: Rc<RefCell<Rooms>>,
-    outbox: Rc<ConnectedSender<FromShard>>,
-) {
+async fn recv_loop(me: Rc<Shard>, index: usize) {
+    let destination = me.sockets.advertised(index);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        glommio::timer::sleep(TICK).await;
-        let closed = rooms.borrow_mut().expire(clock::now().mono);
+        let (len, source) = match me.sockets.recv(index, &mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(shard = me.id, error = %e, "udp receive failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let now = clock::now();
+        let mut out = Vec::new();
+        let mut transmits = Vec::new();
+        let known = me.rooms.borrow_mut().handle_datagram(
+            now.mono,
+            source,
+            destination,
+            &buf[..len],
+            &mut transmits,
+            &mut out,
+        );
+        if !known {
+            debug!(shard = me.id, from = %source, "datagram for no session dropped");
+        }
+        if !me.flush(transmits, out).await {
+            return;
+        }
+    }
+}
+
+async fn timer_loop(me: Rc<Shard>) {
+    loop {
+        let now = clock::now().mono;
+        let next = me.rooms.borrow().next_deadline();
+        let sleep = next
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(MAX_TIMER_SLEEP)
+            .min(MAX_TIMER_SLEEP);
+        if !sleep.is_zero() {
+            glommio::timer::sleep(sleep).await;
+        }
+        let now = clock::now().mono;
+        let mut out = Vec::new();
+        let mut transmits = Vec::new();
+        me.rooms
+            .borrow_mut()
+            .handle_timeouts(now, &mut transmits, &mut out);
+        if !me.flush(transmits, out).await {
+            return;
+        }
+    }
+}
+
+async fn stats_loop(me: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(STATS_EVERY).await;
+        let now = clock::now();
+        let closed = me.rooms.borrow_mut().expire(now.mono);
         for name in closed {
-            debug!(shard, room = %name, "room closed after its timeout");
-            if outbox
-                .send(FromShard::RoomClosed { shard, name })
-                .await
-                .is_err()
-            {
+            debug!(shard = me.id, room = %name, "room closed after its timeout");
+            let msg = FromShard::RoomClosed { shard: me.id, name };
+            if me.outbox.send(msg).await.is_err() {
                 return;
             }
         }
         let stats = {
-            let rooms = rooms.borrow();
+            let rooms = me.rooms.borrow();
             ShardStats {
-                shard,
+                shard: me.id,
                 rooms: rooms.len(),
                 participants: rooms.participant_count(),
                 ..Default::default()
             }
         };
-        if outbox.send(FromShard::Stats(stats)).await.is_err() {
+        if me.outbox.send(FromShard::Stats(stats)).await.is_err() {
             return;
         }
     }

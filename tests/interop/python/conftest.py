@@ -47,7 +47,7 @@ class _Server:
         self.url: Optional[str] = None
         self._url_ready = threading.Event()
         self.proc = subprocess.Popen(
-            [str(binary), "--dev", "--port", "0"],
+            [str(binary), "--dev", "--port", "0", "--udp-port", "0"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             # stderr goes straight to a file: it can never fill a pipe.

@@ -1,0 +1,5 @@
+//! Sockets for the media plane: which local addresses to use, and UDP sockets bound the
+//! way a shard needs them.
+
+pub mod addrs;
+pub mod udp;

@@ -1,0 +1,228 @@
+//! Forwarding: a publisher's RTP to its subscribers' downtracks (one shared payload,
+//! per-downtrack munging), keyframe requests upstream, and data packets across.
+
+use std::time::Instant;
+
+use livekit_protocol as lk;
+use prost::Message;
+use tracing::debug;
+
+use super::media::Side;
+use super::participant::ConnId;
+use super::room::Rooms;
+use super::session::{MediaKind, Mid, RtpIn};
+
+/// The RTP clock of video; audio (Opus) runs at 48 kHz.
+const VIDEO_CLOCK: u32 = 90_000;
+
+impl Rooms {
+    /// Writes one incoming packet to every downtrack of its track, then the caller
+    /// ticks the touched subscriber sessions so the packets leave this turn.
+    pub(super) fn forward_rtp(
+        &mut self,
+        publisher: ConnId,
+        rtp: RtpIn,
+        now: Instant,
+        touched: &mut Vec<ConnId>,
+    ) {
+        let Some((room, _)) = self.conns.get(&publisher).cloned() else {
+            return;
+        };
+        let Some(track_sid) = self
+            .participant_by_conn(publisher)
+            .and_then(|p| p.media.published.get(&rtp.mid).cloned())
+        else {
+            return;
+        };
+        let Some(room_state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let mut want_keyframe = false;
+        for p in room_state.participants.values_mut() {
+            if p.conn == publisher {
+                continue;
+            }
+            let Some(down) = p.media.downtracks.get_mut(&track_sid) else {
+                continue;
+            };
+            let (Some(session), Some(mid)) = (p.media.subscriber.as_mut(), down.mid) else {
+                continue;
+            };
+            if down.kind == MediaKind::Video {
+                // Simulcast: stay on one layer; the first keyframe of any layer picks it.
+                match (&down.rid, rtp.is_keyframe) {
+                    (None, true) => {
+                        down.rid = rtp.rid.clone();
+                        if down.started {
+                            down.munger.switch_source(VIDEO_CLOCK / 30);
+                        }
+                        down.started = true;
+                    }
+                    (None, false) => {
+                        want_keyframe = true;
+                        continue;
+                    }
+                    (Some(rid), _) if Some(rid) != rtp.rid.as_ref() => continue,
+                    _ => {}
+                }
+            }
+            let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
+                continue;
+            };
+            let written = session.write_rtp(
+                mid,
+                rtp.pt,
+                munged.seq,
+                munged.timestamp,
+                rtp.marker,
+                rtp.payload.clone(),
+                now,
+                rtp.audio_level,
+            );
+            match written {
+                Ok(()) => touched.push(p.conn),
+                Err(e) => debug!(conn = p.conn, error = %e, "write_rtp failed"),
+            }
+        }
+        if want_keyframe {
+            self.request_keyframe(publisher, rtp.mid, rtp.rid.as_deref(), now);
+        }
+    }
+
+    /// A subscriber asked for a keyframe on one of its downtracks: ask the publisher.
+    pub(super) fn relay_keyframe_request(&mut self, subscriber: ConnId, mid: Mid, now: Instant) {
+        let Some(p) = self.participant_by_conn(subscriber) else {
+            return;
+        };
+        let Some((track_sid, rid)) = p
+            .media
+            .downtracks
+            .iter()
+            .find(|(_, d)| d.mid == Some(mid))
+            .map(|(sid, d)| (sid.clone(), d.rid.clone()))
+        else {
+            return;
+        };
+        let Some((room, _)) = self.conns.get(&subscriber).cloned() else {
+            return;
+        };
+        let source = self.rooms.get(&room).and_then(|r| {
+            r.participants.values().find_map(|p| {
+                p.media
+                    .published
+                    .iter()
+                    .find(|(_, sid)| **sid == track_sid)
+                    .map(|(mid, _)| (p.conn, *mid))
+            })
+        });
+        if let Some((publisher, pub_mid)) = source {
+            self.request_keyframe(publisher, pub_mid, rid.as_deref(), now);
+        }
+    }
+
+    fn request_keyframe(&mut self, publisher: ConnId, mid: Mid, rid: Option<&str>, now: Instant) {
+        if let Some((session, _)) = self.session_mut((publisher, Side::Publisher)) {
+            if let Err(e) = session.request_keyframe(mid, rid, now) {
+                debug!(conn = publisher, error = %e, "keyframe request failed");
+            }
+        }
+    }
+
+    /// A data packet from a publisher's `_reliable`/`_lossy` channel: stamp the sender,
+    /// then deliver on the same label to everyone else (or the named identities).
+    #[allow(deprecated)] // the legacy UserPacket sender fields: older SDKs read them
+    pub(super) fn relay_data(
+        &mut self,
+        from: ConnId,
+        label: &str,
+        data: &[u8],
+        touched: &mut Vec<ConnId>,
+    ) {
+        let Ok(mut packet) = lk::DataPacket::decode(data) else {
+            debug!(conn = from, "undecodable data packet dropped");
+            return;
+        };
+        let Some(sender) = self.participant_by_conn(from) else {
+            return;
+        };
+        let permission = sender.info.permission.clone().unwrap_or_default();
+        if !permission.can_publish_data {
+            return;
+        }
+        if matches!(packet.value, Some(lk::data_packet::Value::Metrics(_))) {
+            return;
+        }
+        let (sid, identity) = if permission.hidden {
+            (String::new(), String::new())
+        } else {
+            (sender.info.sid.clone(), sender.info.identity.clone())
+        };
+        packet.participant_sid = sid.clone();
+        packet.participant_identity = identity.clone();
+        if let Some(lk::data_packet::Value::User(user)) = &mut packet.value {
+            user.participant_sid = sid;
+            user.participant_identity = identity;
+            if packet.destination_identities.is_empty() {
+                packet.destination_identities = user.destination_identities.clone();
+            }
+        }
+        let Some((room, _)) = self.conns.get(&from).cloned() else {
+            return;
+        };
+        self.deliver_data(&room, Some(from), label, &packet, touched);
+    }
+
+    /// Delivers a data packet to the room (RoomService SendData comes here too).
+    pub(super) fn deliver_data(
+        &mut self,
+        room: &str,
+        from: Option<ConnId>,
+        label: &str,
+        packet: &lk::DataPacket,
+        touched: &mut Vec<ConnId>,
+    ) {
+        let bytes = packet.encode_to_vec();
+        let destinations = &packet.destination_identities;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        for p in r.participants.values_mut() {
+            if Some(p.conn) == from
+                || (!destinations.is_empty() && !destinations.contains(&p.info.identity))
+            {
+                continue;
+            }
+            if let Some(session) = p.media.subscriber.as_mut() {
+                match session.send_data(label, true, &bytes) {
+                    Ok(_) => touched.push(p.conn),
+                    Err(e) => debug!(conn = p.conn, error = %e, "data not delivered"),
+                }
+            }
+        }
+    }
+}
+
+impl Rooms {
+    /// RoomService SendData: a packet with no sender, on the channel its kind names.
+    #[allow(deprecated)] // DataPacket.kind and UserPacket destinations: older SDKs read them
+    pub(super) fn send_api_data(&mut self, req: &lk::SendDataRequest) {
+        let lossy = req.kind == lk::data_packet::Kind::Lossy as i32;
+        let packet = lk::DataPacket {
+            kind: req.kind,
+            destination_identities: req.destination_identities.clone(),
+            value: Some(lk::data_packet::Value::User(lk::UserPacket {
+                payload: req.data.clone(),
+                topic: req.topic.clone(),
+                destination_identities: req.destination_identities.clone(),
+                nonce: req.nonce.clone(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut touched = Vec::new();
+        let label = if lossy { "_lossy" } else { "_reliable" };
+        self.deliver_data(&req.room, None, label, &packet, &mut touched);
+        self.dirty
+            .extend(touched.into_iter().map(|c| (c, Side::Subscriber)));
+    }
+}

@@ -1,0 +1,370 @@
+//! Drives the peer connections of a shard's participants: datagrams in, timeouts,
+//! draining each session, and acting on what comes out (connection state, media to
+//! forward, keyframe requests, data). Sans-IO: the shard driver passes time and bytes.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use livekit_protocol as lk;
+use tracing::debug;
+
+use super::participant::{ConnId, Participant};
+use super::room::Rooms;
+use super::room_ops::Outbound;
+use super::session::{PeerRole, PeerSession, SessionEvent, Transmit};
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Publisher,
+    Subscriber,
+}
+
+impl Side {
+    pub fn role(self) -> PeerRole {
+        match self {
+            Side::Publisher => PeerRole::Publisher,
+            Side::Subscriber => PeerRole::Subscriber,
+        }
+    }
+
+    /// LiveKit's SignalTarget numbers (TrickleRequest.target).
+    pub fn from_target(target: i32) -> Side {
+        if target == lk::SignalTarget::Subscriber as i32 {
+            Side::Subscriber
+        } else {
+            Side::Publisher
+        }
+    }
+
+    pub fn target(self) -> i32 {
+        match self {
+            Side::Publisher => lk::SignalTarget::Publisher as i32,
+            Side::Subscriber => lk::SignalTarget::Subscriber as i32,
+        }
+    }
+}
+
+pub type PeerKey = (ConnId, Side);
+
+/// What draining a session produced, to act on once no session is borrowed.
+pub(super) struct Drained {
+    pub key: PeerKey,
+    pub events: Vec<SessionEvent>,
+}
+
+impl Rooms {
+    /// The shard's advertised UDP addresses, used for every new peer connection.
+    pub fn set_local_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        self.local_candidates = addrs;
+    }
+
+    /// One datagram from the network. Unknown flows that are not a STUN request for one
+    /// of our ufrags are dropped (returns false so the caller can count them).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
+        let key = match self.by_addr.get(&source) {
+            Some(k) => *k,
+            None => match stun_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
+                Some(k) => {
+                    self.by_addr.insert(source, *k);
+                    *k
+                }
+                None => return false,
+            },
+        };
+        let mut drained = Vec::new();
+        let ok = match self.session_mut(key) {
+            Some((session, deadline)) => {
+                let r = session.handle_receive(now, source, destination, datagram);
+                if let Err(e) = &r {
+                    debug!(conn = key.0, error = %e, "bad datagram");
+                }
+                drain_into(key, session, deadline, transmits, &mut drained);
+                true
+            }
+            None => {
+                self.by_addr.remove(&source);
+                false
+            }
+        };
+        self.process(drained, now, transmits, out);
+        ok
+    }
+
+    /// Gives every session whose deadline has passed its timeout.
+    pub fn handle_timeouts(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        let keys: Vec<PeerKey> = self
+            .rooms
+            .values()
+            .flat_map(|r| r.participants.values())
+            .flat_map(|p| {
+                let m = &p.media;
+                let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+                let mut v = Vec::new();
+                if due(m.publisher_deadline) {
+                    v.push((p.conn, Side::Publisher));
+                }
+                if due(m.subscriber_deadline) {
+                    v.push((p.conn, Side::Subscriber));
+                }
+                v
+            })
+            .collect();
+        for key in keys {
+            self.tick(key, now, transmits, out);
+        }
+    }
+
+    /// Drains the sessions that signalling or the API changed.
+    pub fn flush_dirty(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable_by_key(|(c, s)| (*c, *s == Side::Subscriber));
+        dirty.dedup();
+        for key in dirty {
+            self.tick(key, now, transmits, out);
+        }
+    }
+
+    /// The earliest session deadline of the shard.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.rooms
+            .values()
+            .flat_map(|r| r.participants.values())
+            .flat_map(|p| [p.media.publisher_deadline, p.media.subscriber_deadline])
+            .flatten()
+            .min()
+    }
+
+    /// Runs one session's timers and acts on the result.
+    pub(super) fn tick(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        let mut drained = Vec::new();
+        if let Some((session, deadline)) = self.session_mut(key) {
+            if let Err(e) = session.handle_timeout(now) {
+                debug!(conn = key.0, error = %e, "session timeout failed");
+            }
+            drain_into(key, session, deadline, transmits, &mut drained);
+        }
+        self.process(drained, now, transmits, out);
+    }
+
+    pub(super) fn participant_by_conn(&mut self, conn: ConnId) -> Option<&mut Participant> {
+        let (room, identity) = self.conns.get(&conn)?;
+        self.rooms.get_mut(room)?.participants.get_mut(identity)
+    }
+
+    pub(super) fn session_mut(
+        &mut self,
+        (conn, side): PeerKey,
+    ) -> Option<(&mut PeerSession, &mut Option<Instant>)> {
+        let m = &mut self.participant_by_conn(conn)?.media;
+        match side {
+            Side::Publisher => Some((m.publisher.as_mut()?, &mut m.publisher_deadline)),
+            Side::Subscriber => Some((m.subscriber.as_mut()?, &mut m.subscriber_deadline)),
+        }
+    }
+
+    /// Creates the session for `key` if missing and registers its ufrag for demux.
+    pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
+        let candidates = self.local_candidates.clone();
+        let Some(p) = self.participant_by_conn(key.0) else {
+            return false;
+        };
+        let slot = match key.1 {
+            Side::Publisher => &mut p.media.publisher,
+            Side::Subscriber => &mut p.media.subscriber,
+        };
+        if slot.is_some() {
+            return true;
+        }
+        match PeerSession::new(key.1.role(), &candidates, now) {
+            Ok(session) => {
+                let ufrag = session.local_ufrag();
+                *slot = Some(session);
+                self.by_ufrag.insert(ufrag, key);
+                true
+            }
+            Err(e) => {
+                debug!(conn = key.0, error = %e, "cannot create peer connection");
+                false
+            }
+        }
+    }
+
+    /// Forgets every demux entry of a participant's sessions.
+    pub(super) fn forget_peers(&mut self, conn: ConnId) {
+        self.by_addr.retain(|_, k| k.0 != conn);
+        self.by_ufrag.retain(|_, k| k.0 != conn);
+    }
+
+    /// Acts on drained events. Forwarding writes into other sessions, which are then
+    /// ticked so their packets leave in this same turn.
+    fn process(
+        &mut self,
+        drained: Vec<Drained>,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        for Drained { key, events } in drained {
+            let mut touched = Vec::new();
+            for event in events {
+                self.on_event(key, event, now, out, &mut touched);
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for conn in touched {
+                self.tick((conn, Side::Subscriber), now, transmits, out);
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        key: PeerKey,
+        event: SessionEvent,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+        touched: &mut Vec<ConnId>,
+    ) {
+        match event {
+            SessionEvent::Connected => self.on_connected(key, out),
+            SessionEvent::Disconnected => {
+                debug!(conn = key.0, side = ?key.1, "peer connection lost");
+                self.remove_conn(key.0, lk::DisconnectReason::UnknownReason, now, out);
+            }
+            SessionEvent::Rtp(rtp) if key.1 == Side::Publisher => {
+                self.forward_rtp(key.0, rtp, now, touched);
+            }
+            SessionEvent::KeyframeRequest { mid, .. } if key.1 == Side::Subscriber => {
+                self.relay_keyframe_request(key.0, mid, now);
+            }
+            SessionEvent::ChannelData { label, data, .. } if key.1 == Side::Publisher => {
+                self.relay_data(key.0, &label, &data, touched);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, key: PeerKey, out: &mut Vec<Outbound>) {
+        let Some(p) = self.participant_by_conn(key.0) else {
+            return;
+        };
+        if p.media.connected {
+            return;
+        }
+        p.media.connected = true;
+        p.info.state = lk::participant_info::State::Active as i32;
+        p.bump();
+        let info = p.info.clone();
+        if !p.hidden() {
+            if let Some((room, _)) = self.conns.get(&key.0).cloned() {
+                self.broadcast_participant(&room, key.0, info, out);
+            }
+        }
+    }
+}
+
+fn drain_into(
+    key: PeerKey,
+    session: &mut PeerSession,
+    deadline: &mut Option<Instant>,
+    transmits: &mut Vec<Transmit>,
+    drained: &mut Vec<Drained>,
+) {
+    let mut events = Vec::new();
+    match session.drain(transmits, &mut events) {
+        Ok(next) => *deadline = Some(next),
+        Err(e) => {
+            debug!(conn = key.0, error = %e, "session failed");
+            *deadline = None;
+            events.push(SessionEvent::Disconnected);
+        }
+    }
+    if !events.is_empty() {
+        drained.push(Drained { key, events });
+    }
+}
+
+/// The local ufrag of a STUN binding request (USERNAME is `ours:theirs`), without
+/// allocating. Anything that is not a well-formed STUN message gives `None`.
+pub fn stun_ufrag(datagram: &[u8]) -> Option<&str> {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+    const USERNAME: u16 = 0x0006;
+    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC {
+        return None;
+    }
+    let body_len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
+    let body = datagram.get(20..20 + body_len)?;
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let kind = u16::from_be_bytes([body[at], body[at + 1]]);
+        let len = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
+        let value = body.get(at + 4..at + 4 + len)?;
+        if kind == USERNAME {
+            let username = std::str::from_utf8(value).ok()?;
+            return username.split(':').next();
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stun(username: &[u8]) -> Vec<u8> {
+        let padded = username.len().div_ceil(4) * 4;
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&0x0006u16.to_be_bytes());
+        m.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        m.extend_from_slice(username);
+        m.resize(20 + 4 + padded, 0);
+        m
+    }
+
+    #[test]
+    fn ufrag_from_stun_username() {
+        assert_eq!(stun_ufrag(&stun(b"ourufrag:theirs")), Some("ourufrag"));
+        assert_eq!(stun_ufrag(&stun(b"x")), Some("x"));
+    }
+
+    #[test]
+    fn non_stun_and_truncated_input_is_none() {
+        assert_eq!(stun_ufrag(b""), None);
+        assert_eq!(stun_ufrag(&[0x80; 40]), None, "RTP");
+        let mut cut = stun(b"ourufrag:theirs");
+        cut.truncate(26);
+        assert_eq!(stun_ufrag(&cut), None);
+        let mut lying = stun(b"ab:cd");
+        lying[3] = 0xff;
+        assert_eq!(stun_ufrag(&lying), None);
+    }
+}

@@ -1,0 +1,553 @@
+//! Offers, answers, trickle and track announcements: the signal requests that shape a
+//! participant's two peer connections, and the subscriber offers the server makes.
+
+use std::time::Instant;
+
+use livekit_protocol as lk;
+use lk::signal_response::Message as Resp;
+use tracing::debug;
+
+use super::media::Side;
+use super::participant::{ConnId, DownTrack, PendingTrack};
+use super::room::Rooms;
+use super::room_ops::Outbound;
+use super::session::MediaKind;
+use crate::ids;
+use crate::rtc::munger::Munger;
+
+impl Rooms {
+    /// A publisher offer: answer it (echoing its id) and publish the announced tracks
+    /// whose m-lines it carries.
+    #[allow(deprecated)] // TrackInfo.simulcast: older SDKs read it
+    pub(super) fn on_offer(
+        &mut self,
+        conn: ConnId,
+        offer: lk::SessionDescription,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let key = (conn, Side::Publisher);
+        if !self.ensure_session(key, now) {
+            return;
+        }
+        self.apply_early_candidates(conn, Side::Publisher);
+        let Some((session, _)) = self.session_mut(key) else {
+            return;
+        };
+        let (answer, offered) = match session.accept_offer(&offer.sdp) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(conn, error = %e, "publisher offer refused");
+                return;
+            }
+        };
+        // An ICE restart makes a new ufrag.
+        let ufrag = session.local_ufrag();
+        self.by_ufrag.retain(|_, k| *k != key);
+        self.by_ufrag.insert(ufrag, key);
+        reply(
+            out,
+            conn,
+            Resp::Answer(lk::SessionDescription {
+                r#type: "answer".into(),
+                sdp: answer,
+                id: offer.id,
+                ..Default::default()
+            }),
+        );
+        self.unpublish_stopped(conn, &offered, out);
+        let mut newly = Vec::new();
+        if let Some(p) = self.participant_by_conn(conn) {
+            for m in offered {
+                if m.disabled
+                    || !m.direction.contains("send")
+                    || p.media.published.contains_key(&m.mid)
+                {
+                    continue;
+                }
+                let kind = track_type(m.kind);
+                let found = p
+                    .media
+                    .pending_tracks
+                    .iter()
+                    .position(|t| m.msid_track.as_deref() == Some(t.cid.as_str()))
+                    .or_else(|| {
+                        p.media
+                            .pending_tracks
+                            .iter()
+                            .position(|t| t.info.r#type == kind as i32)
+                    });
+                let Some(i) = found else { continue };
+                let mut track = p.media.pending_tracks.remove(i).info;
+                track.mid = m.mid.to_string();
+                track.simulcast = m.rids.len() > 1;
+                p.media.published.insert(m.mid, track.sid.clone());
+                p.info.tracks.push(track.clone());
+                newly.push(track);
+            }
+            if !newly.is_empty() {
+                p.info.is_publisher = true;
+                p.bump();
+            }
+        }
+        if newly.is_empty() {
+            return;
+        }
+        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        if let Some(info) = self.participant_by_conn(conn).map(|p| p.info.clone()) {
+            self.broadcast_participant(&room, conn, info, out);
+        }
+        for track in newly {
+            self.subscribe_room_to(&room, conn, &track, now);
+        }
+        self.send_pending_offers(&room, out);
+    }
+
+    /// The client's answer to our subscriber offer; a change queued meanwhile is offered now.
+    pub(super) fn on_answer(
+        &mut self,
+        conn: ConnId,
+        answer: lk::SessionDescription,
+        out: &mut Vec<Outbound>,
+    ) {
+        if let Some((session, _)) = self.session_mut((conn, Side::Subscriber)) {
+            if let Err(e) = session.accept_answer(&answer.sdp) {
+                debug!(conn, error = %e, "subscriber answer refused");
+            }
+        }
+        if let Some(p) = self.participant_by_conn(conn) {
+            p.media.awaiting_answer = false;
+        }
+        if let Some((room, _)) = self.conns.get(&conn).cloned() {
+            self.send_pending_offers(&room, out);
+        }
+    }
+
+    pub(super) fn on_trickle(&mut self, conn: ConnId, trickle: lk::TrickleRequest) {
+        let side = Side::from_target(trickle.target);
+        match self.session_mut((conn, side)) {
+            Some((session, _)) => {
+                if let Err(e) = session.add_remote_candidate(&trickle.candidate_init) {
+                    debug!(conn, error = %e, "remote candidate ignored");
+                }
+            }
+            None => {
+                if let Some(p) = self.participant_by_conn(conn) {
+                    // Bounded: a client trickles a handful before its offer.
+                    if p.media.early_candidates.len() < 64 {
+                        p.media
+                            .early_candidates
+                            .push((trickle.target, trickle.candidate_init));
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_early_candidates(&mut self, conn: ConnId, side: Side) {
+        let early = match self.participant_by_conn(conn) {
+            Some(p) => std::mem::take(&mut p.media.early_candidates),
+            None => return,
+        };
+        let (now, later): (Vec<_>, Vec<_>) = early
+            .into_iter()
+            .partition(|(target, _)| Side::from_target(*target) == side);
+        if let Some((session, _)) = self.session_mut((conn, side)) {
+            for (_, c) in now {
+                let _ = session.add_remote_candidate(&c);
+            }
+        }
+        if let Some(p) = self.participant_by_conn(conn) {
+            p.media.early_candidates = later;
+        }
+    }
+
+    /// AddTrackRequest: check the grant, give the track its sid and wait for its m-line.
+    pub(super) fn on_add_track(
+        &mut self,
+        conn: ConnId,
+        req: lk::AddTrackRequest,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        let permission = p.info.permission.clone().unwrap_or_default();
+        let source_ok = permission.can_publish_sources.is_empty()
+            || permission.can_publish_sources.contains(&req.source);
+        if !permission.can_publish || !source_ok {
+            reply(
+                out,
+                conn,
+                Resp::RequestResponse(lk::RequestResponse {
+                    reason: lk::request_response::Reason::NotAllowed as i32,
+                    message: "does not have permission to publish".into(),
+                    ..Default::default()
+                }),
+            );
+            return;
+        }
+        let existing = p
+            .media
+            .pending_tracks
+            .iter()
+            .find(|t| t.cid == req.cid)
+            .map(|t| t.info.clone());
+        let track = existing.unwrap_or_else(|| {
+            let info = track_info(&req);
+            p.media.pending_tracks.push(PendingTrack {
+                cid: req.cid.clone(),
+                info: info.clone(),
+            });
+            info
+        });
+        reply(
+            out,
+            conn,
+            Resp::TrackPublished(lk::TrackPublishedResponse {
+                cid: req.cid,
+                track: Some(track),
+            }),
+        );
+    }
+
+    pub(super) fn on_mute(
+        &mut self,
+        conn: ConnId,
+        req: lk::MuteTrackRequest,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        let Some(track) = p.info.tracks.iter_mut().find(|t| t.sid == req.sid) else {
+            return;
+        };
+        track.muted = req.muted;
+        p.bump();
+        let info = p.info.clone();
+        if let Some((room, _)) = self.conns.get(&conn).cloned() {
+            self.broadcast_participant(&room, conn, info, out);
+        }
+    }
+
+    /// Subscribes every other auto-subscribing participant of the room to `track`.
+    fn subscribe_room_to(
+        &mut self,
+        room: &str,
+        publisher: ConnId,
+        track: &lk::TrackInfo,
+        now: Instant,
+    ) {
+        let Some(pub_sid) = self
+            .participant_by_conn(publisher)
+            .map(|p| p.info.sid.clone())
+        else {
+            return;
+        };
+        let subscribers: Vec<ConnId> = match self.rooms.get(room) {
+            Some(r) => r
+                .participants
+                .values()
+                .filter(|p| p.conn != publisher && p.auto_subscribe)
+                .filter(|p| p.info.permission.as_ref().is_some_and(|x| x.can_subscribe))
+                .map(|p| p.conn)
+                .collect(),
+            None => return,
+        };
+        for sub in subscribers {
+            self.subscribe(sub, &pub_sid, track, now);
+        }
+    }
+
+    /// Subscribes a newly joined participant to everything already published.
+    pub(super) fn subscribe_to_existing(&mut self, conn: ConnId, room: &str, now: Instant) {
+        let tracks: Vec<(String, lk::TrackInfo)> = match self.rooms.get(room) {
+            Some(r) => r
+                .participants
+                .values()
+                .filter(|p| p.conn != conn)
+                .flat_map(|p| {
+                    p.info
+                        .tracks
+                        .iter()
+                        .map(|t| (p.info.sid.clone(), t.clone()))
+                })
+                .collect(),
+            None => return,
+        };
+        for (pub_sid, track) in tracks {
+            self.subscribe(conn, &pub_sid, &track, now);
+        }
+    }
+
+    pub(super) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        publisher_sid: &str,
+        track: &lk::TrackInfo,
+        now: Instant,
+    ) {
+        if !self.ensure_session((conn, Side::Subscriber), now) {
+            return;
+        }
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        if p.media.downtracks.contains_key(&track.sid) {
+            return;
+        }
+        let kind = if track.r#type == lk::TrackType::Audio as i32 {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
+        let Some(session) = p.media.subscriber.as_mut() else {
+            return;
+        };
+        let stream_id = format!("{publisher_sid}|{}", track.sid);
+        match session.add_send_track(kind, &stream_id, &track.sid) {
+            Ok(()) => {
+                p.media.downtracks.insert(
+                    track.sid.clone(),
+                    DownTrack {
+                        mid: None,
+                        kind,
+                        munger: Munger::new(),
+                        rid: None,
+                        started: false,
+                    },
+                );
+                p.media.needs_offer = true;
+            }
+            Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),
+        }
+    }
+
+    /// Sends a subscriber offer to every participant of the room with changes queued
+    /// and no offer outstanding.
+    pub(super) fn send_pending_offers(&mut self, room: &str, out: &mut Vec<Outbound>) {
+        let conns: Vec<ConnId> = match self.rooms.get(room) {
+            Some(r) => r
+                .participants
+                .values()
+                .filter(|p| p.media.needs_offer && !p.media.awaiting_answer)
+                .map(|p| p.conn)
+                .collect(),
+            None => return,
+        };
+        for conn in conns {
+            let Some(p) = self.participant_by_conn(conn) else {
+                continue;
+            };
+            let Some(session) = p.media.subscriber.as_mut() else {
+                continue;
+            };
+            match session.create_offer() {
+                Ok(Some(sdp)) => {
+                    p.media.offer_id += 1;
+                    p.media.awaiting_answer = true;
+                    p.media.needs_offer = false;
+                    for (sid, down) in p.media.downtracks.iter_mut() {
+                        down.mid = session.send_track_mid(sid);
+                    }
+                    let mid_to_track_id = session
+                        .send_track_mids()
+                        .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+                        .collect();
+                    reply(
+                        out,
+                        conn,
+                        Resp::Offer(lk::SessionDescription {
+                            r#type: "offer".into(),
+                            sdp,
+                            id: p.media.offer_id,
+                            mid_to_track_id,
+                        }),
+                    );
+                }
+                Ok(None) => p.media.needs_offer = false,
+                Err(e) => debug!(conn, error = %e, "cannot create subscriber offer"),
+            }
+        }
+    }
+
+    /// Tells everyone else in the room about a participant's new state.
+    pub(super) fn broadcast_participant(
+        &self,
+        room: &str,
+        about: ConnId,
+        info: lk::ParticipantInfo,
+        out: &mut Vec<Outbound>,
+    ) {
+        if let Some(r) = self.rooms.get(room) {
+            let msg = Resp::Update(lk::ParticipantUpdate {
+                participants: vec![info],
+            });
+            for p in r.participants.values().filter(|p| p.conn != about) {
+                reply(out, p.conn, msg.clone());
+            }
+        }
+    }
+}
+
+fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
+    out.push(Outbound::Signal {
+        conn,
+        response: Box::new(lk::SignalResponse {
+            message: Some(message),
+        }),
+    });
+}
+
+fn track_type(kind: MediaKind) -> lk::TrackType {
+    if kind == MediaKind::Audio {
+        lk::TrackType::Audio
+    } else {
+        lk::TrackType::Video
+    }
+}
+
+/// The TrackInfo LiveKit builds from an AddTrackRequest. Its sid encodes kind and
+/// source (`TR_VC…` camera video, `TR_AM…` microphone), as LiveKit's do.
+// Deprecated fields (simulcast, layers, stereo, disable_dtx) are still read by SDKs
+// released before their replacements, so they are filled in as LiveKit does.
+#[allow(deprecated)]
+fn track_info(req: &lk::AddTrackRequest) -> lk::TrackInfo {
+    let audio = req.r#type == lk::TrackType::Audio as i32;
+    let source = lk::TrackSource::try_from(req.source).unwrap_or(lk::TrackSource::Unknown);
+    let source_letter = match source {
+        lk::TrackSource::Camera => "C",
+        lk::TrackSource::Microphone => "M",
+        lk::TrackSource::ScreenShare => "S",
+        lk::TrackSource::ScreenShareAudio => "s",
+        lk::TrackSource::Unknown => "U",
+    };
+    let prefix = format!(
+        "{}{}{}",
+        ids::TRACK_PREFIX,
+        if audio { "A" } else { "V" },
+        source_letter
+    );
+    let stream = match source {
+        lk::TrackSource::ScreenShare | lk::TrackSource::ScreenShareAudio => "screen",
+        _ => "camera",
+    };
+    let layers = req.layers.clone();
+    let mut codecs: Vec<lk::SimulcastCodecInfo> = req
+        .simulcast_codecs
+        .iter()
+        .map(|c| lk::SimulcastCodecInfo {
+            mime_type: mime(&c.codec, audio),
+            cid: c.cid.clone(),
+            layers: layers.clone(),
+            ..Default::default()
+        })
+        .collect();
+    if codecs.is_empty() {
+        codecs.push(lk::SimulcastCodecInfo {
+            mime_type: if audio {
+                "audio/opus".into()
+            } else {
+                "video/VP8".into()
+            },
+            cid: req.cid.clone(),
+            layers: layers.clone(),
+            ..Default::default()
+        });
+    }
+    lk::TrackInfo {
+        sid: ids::guid(&prefix),
+        r#type: req.r#type,
+        name: req.name.clone(),
+        muted: req.muted,
+        width: req.width,
+        height: req.height,
+        simulcast: layers.len() > 1,
+        disable_dtx: req.disable_dtx,
+        source: req.source,
+        mime_type: codecs[0].mime_type.clone(),
+        layers,
+        codecs,
+        stereo: req.stereo,
+        disable_red: req.disable_red,
+        encryption: req.encryption,
+        stream: if req.stream.is_empty() {
+            stream.into()
+        } else {
+            req.stream.clone()
+        },
+        audio_features: req.audio_features.clone(),
+        backup_codec_policy: req.backup_codec_policy,
+        ..Default::default()
+    }
+}
+
+/// SDKs send codec names bare (`vp8`) or as MIME types.
+fn mime(codec: &str, audio: bool) -> String {
+    if codec.contains('/') {
+        return codec.to_string();
+    }
+    let upper = codec.to_ascii_uppercase();
+    if audio {
+        format!("audio/{}", codec.to_ascii_lowercase())
+    } else {
+        format!("video/{upper}")
+    }
+}
+
+impl Rooms {
+    /// Opens a new participant's subscriber PC: data channels, existing tracks, offer.
+    pub(super) fn start_subscriber(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        auto_subscribe: bool,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        if !self.ensure_session((conn, Side::Subscriber), now) {
+            return;
+        }
+        if let Some(p) = self.participant_by_conn(conn) {
+            if let Some(session) = p.media.subscriber.as_mut() {
+                if let Err(e) = session.open_data_channels() {
+                    debug!(conn, error = %e, "cannot open data channels");
+                }
+            }
+            p.media.needs_offer = true;
+        }
+        if auto_subscribe {
+            self.subscribe_to_existing(conn, room, now);
+        }
+        self.send_pending_offers(room, out);
+    }
+
+    /// Drops the downtracks of unpublished tracks and renegotiates those subscribers.
+    pub(super) fn unsubscribe_all(
+        &mut self,
+        room: &str,
+        track_sids: &[String],
+        out: &mut Vec<Outbound>,
+    ) {
+        if track_sids.is_empty() {
+            return;
+        }
+        if let Some(r) = self.rooms.get_mut(room) {
+            for p in r.participants.values_mut() {
+                for sid in track_sids {
+                    if p.media.downtracks.remove(sid).is_some() {
+                        if let Some(session) = p.media.subscriber.as_mut() {
+                            if session.remove_send_track(sid).is_ok() {
+                                p.media.needs_offer = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.send_pending_offers(room, out);
+    }
+}

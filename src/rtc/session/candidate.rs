@@ -1,0 +1,60 @@
+//! Trickle ICE in LiveKit's JSON shapes. Clients send `RTCIceCandidateInit` JSON; the LiveKit
+//! Rust SDK needs a string `sdpMid` and a number `sdpMLineIndex` in ours (str0m's serde
+//! writes `"sdpMid":null`).
+
+use str0m::Candidate;
+
+use super::SessionError;
+
+/// What a trickled candidate turned out to be.
+#[derive(Debug)]
+pub enum Trickled {
+    Candidate(Candidate),
+    /// End-of-candidates (empty string) or an mDNS `.local` host: nothing to add.
+    Ignored,
+}
+
+/// Parses `{"candidate":"candidate:…","sdpMid":"0","sdpMLineIndex":0}` (sdpMid and
+/// sdpMLineIndex may be missing or null: with BUNDLE there is one transport), or a bare
+/// `candidate:…` / `a=candidate:…` line.
+pub fn parse_trickle(input: &str) -> Result<Trickled, SessionError> {
+    let input = input.trim();
+    let line = if input.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(input).map_err(|e| SessionError::Candidate(e.to_string()))?;
+        match v.get("candidate") {
+            Some(serde_json::Value::String(s)) => s.trim().to_string(),
+            Some(serde_json::Value::Null) | None => {
+                return Err(SessionError::Candidate("no candidate field".into()))
+            }
+            Some(_) => return Err(SessionError::Candidate("candidate is not a string".into())),
+        }
+    } else {
+        input.to_string()
+    };
+    let line = line.strip_prefix("a=").unwrap_or(&line);
+    if line.is_empty() {
+        return Ok(Trickled::Ignored);
+    }
+    if !line.starts_with("candidate:") {
+        return Err(SessionError::Candidate("expected candidate:".into()));
+    }
+    // candidate:<foundation> <component> <proto> <prio> <address> <port> typ <type> …
+    let address = line.split_whitespace().nth(4).unwrap_or_default();
+    if address.to_ascii_lowercase().ends_with(".local") {
+        return Ok(Trickled::Ignored);
+    }
+    Candidate::from_sdp_string(line)
+        .map(Trickled::Candidate)
+        .map_err(|e| SessionError::Candidate(e.to_string()))
+}
+
+/// One of our candidates as the JSON LiveKit SDKs accept.
+pub fn to_trickle_json(c: &Candidate, sdp_mid: &str) -> String {
+    serde_json::json!({
+        "candidate": c.to_sdp_string(),
+        "sdpMid": sdp_mid,
+        "sdpMLineIndex": 0,
+    })
+    .to_string()
+}

@@ -1,0 +1,245 @@
+//! The media plane of a [`PeerSession`]: draining str0m's output into our events,
+//! RTP in and out, keyframe requests and data channel messages.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::BweKind;
+use str0m::format::{self, Codec};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Output};
+
+use super::{PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit};
+
+/// Keyframe requests towards a publisher, per mid and rid, are at most this frequent.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+impl PeerSession {
+    /// Drains str0m's output: transmits and events are pushed, the next deadline returned
+    /// (it can be in the past: call `handle_timeout` then). An error ends the session.
+    pub fn drain(
+        &mut self,
+        out: &mut Vec<Transmit>,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<Instant, SessionError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => out.push(Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Output::Event(e) => self.on_event(e, events),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event, events: &mut Vec<SessionEvent>) {
+        match e {
+            Event::Connected if !self.connected => {
+                self.connected = true;
+                events.push(SessionEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed
+                if !self.closed =>
+            {
+                self.closed = true;
+                events.push(SessionEvent::Disconnected);
+            }
+            Event::MediaAdded(m) => events.push(SessionEvent::MediaAdded {
+                mid: m.mid,
+                kind: m.kind,
+                track_id: self.offered.get(&m.mid).and_then(|o| o.msid_track.clone()),
+            }),
+            Event::RtpPacket(p) => {
+                if let Some(rtp) = self.rtp_in(p) {
+                    events.push(SessionEvent::Rtp(rtp));
+                }
+            }
+            Event::KeyframeRequest(r) => events.push(SessionEvent::KeyframeRequest {
+                mid: r.mid,
+                rid: r.rid.map(|r| r.to_string()),
+            }),
+            Event::ChannelOpen(id, label) => {
+                self.channels.retain(|(i, _)| *i != id);
+                self.channels.push((id, label.clone()));
+                events.push(SessionEvent::ChannelOpen { label });
+            }
+            Event::ChannelData(d) => {
+                if let Some((_, label)) = self.channels.iter().find(|(i, _)| *i == d.id) {
+                    events.push(SessionEvent::ChannelData {
+                        label: label.clone(),
+                        binary: d.binary,
+                        data: d.data,
+                    });
+                }
+            }
+            Event::ChannelClose(id) => {
+                if let Some(i) = self.channels.iter().position(|(c, _)| *c == id) {
+                    let (_, label) = self.channels.remove(i);
+                    events.push(SessionEvent::ChannelClose { label });
+                }
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => events.push(SessionEvent::EgressBitrate {
+                bps: estimate.as_u64(),
+            }),
+            _ => {}
+        }
+    }
+
+    /// Turns str0m's packet into ours: mid/rid from the receive stream, codec from the PT.
+    fn rtp_in(&mut self, p: RtpPacket) -> Option<RtpIn> {
+        let h = &p.header;
+        let (mid, rid) = {
+            let mut api = self.rtc.direct_api();
+            let rx = api.stream_rx(&h.ssrc)?;
+            (rx.mid(), rx.rid())
+        };
+        let pt = h.payload_type;
+        let params = *self
+            .rtc
+            .codec_config()
+            .find(|c| c.pt() == pt || c.red() == Some(pt))?;
+        let red = params.pt() != pt;
+        let codec = params.spec().codec;
+        let is_keyframe = !red
+            && match codec {
+                Codec::Vp8 => format::detect_vp8_keyframe(&p.payload),
+                Codec::Vp9 => format::detect_vp9_keyframe(&p.payload),
+                Codec::H264 => format::detect_h264_keyframe(&p.payload),
+                Codec::Av1 => format::detect_av1_keyframe(&p.payload),
+                _ => false,
+            };
+        Some(RtpIn {
+            mid,
+            rid: rid.map(|r| r.to_string()),
+            ssrc: *h.ssrc,
+            pt: PayloadType {
+                pt: *pt,
+                red,
+                params,
+            },
+            codec,
+            seq: *p.seq_no,
+            timestamp: h.timestamp,
+            marker: h.marker,
+            audio_level: h.ext_vals.audio_level,
+            payload: p.payload,
+            is_keyframe,
+        })
+    }
+
+    /// The payload type this PC uses for `codec` (for packets the SFU makes itself).
+    pub fn payload_type_for(&self, codec: Codec) -> Option<PayloadType> {
+        let params = *self.rtc.codec_config().find(|p| p.spec().codec == codec)?;
+        Some(PayloadType {
+            pt: *params.pt(),
+            red: false,
+            params,
+        })
+    }
+
+    /// Subscriber PC: writes one forwarded packet on `mid` (seq/ts already rewritten by the
+    /// caller; start each track's seq below 65536). The PT is mapped to the one this PC
+    /// negotiated for the same codec. Sent at the next `handle_timeout`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_rtp(
+        &mut self,
+        mid: Mid,
+        pt: PayloadType,
+        seq: u64,
+        timestamp: u32,
+        marker: bool,
+        payload: Arc<[u8]>,
+        now: Instant,
+        audio_level: Option<i8>,
+    ) -> Result<(), SessionError> {
+        let (kind, local_pt) = {
+            let media = self.rtc.media(mid).ok_or(SessionError::UnknownMid(mid))?;
+            let not_negotiated = SessionError::CodecNotNegotiated {
+                mid,
+                codec: pt.codec(),
+            };
+            let local = self.rtc.codec_config().match_params(pt.params);
+            let local_pt = match local {
+                Some(l) if pt.red => l.red(),
+                Some(l) => Some(l.pt()),
+                None => None,
+            };
+            match local_pt {
+                Some(p) if media.remote_pts().contains(&p) => (media.kind(), p),
+                _ => return Err(not_negotiated),
+            }
+        };
+        let mut api = self.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .ok_or(SessionError::UnknownMid(mid))?;
+        let ext_vals = ExtensionValues {
+            audio_level,
+            ..Default::default()
+        };
+        tx.write_rtp(
+            RtpWrite::new(local_pt, SeqNo::from(seq), timestamp, now, payload)
+                .marker(marker)
+                .nackable(kind == MediaKind::Video)
+                .ext_vals(ext_vals),
+        );
+        Ok(())
+    }
+
+    /// Publisher PC: asks the client for a keyframe (PLI) on `mid`/`rid`. Returns false
+    /// when a request for the same layer went out less than 500 ms ago.
+    pub fn request_keyframe(
+        &mut self,
+        mid: Mid,
+        rid: Option<&str>,
+        now: Instant,
+    ) -> Result<bool, SessionError> {
+        let rid = rid.map(Rid::from);
+        let recent = self.last_keyframe_request.iter().any(|(m, r, at)| {
+            *m == mid && *r == rid && now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL
+        });
+        if recent {
+            return Ok(false);
+        }
+        let mut api = self.rtc.direct_api();
+        let rx = api
+            .stream_rx_by_mid(mid, rid)
+            .ok_or(SessionError::UnknownMid(mid))?;
+        rx.request_keyframe(KeyframeRequestKind::Pli);
+        match self
+            .last_keyframe_request
+            .iter_mut()
+            .find(|(m, r, _)| *m == mid && *r == rid)
+        {
+            Some(entry) => entry.2 = now,
+            None => self.last_keyframe_request.push((mid, rid, now)),
+        }
+        Ok(true)
+    }
+
+    /// Sends one message on the open channel `label`. `Ok(false)` when its buffer is full.
+    pub fn send_data(
+        &mut self,
+        label: &str,
+        binary: bool,
+        data: &[u8],
+    ) -> Result<bool, SessionError> {
+        let id = self
+            .channels
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
+        let mut channel = self
+            .rtc
+            .channel(id)
+            .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
+        Ok(channel.write(binary, data)?)
+    }
+}

@@ -1,0 +1,160 @@
+//! One peer connection, sans-IO: a wrapper around a `str0m::Rtc` acting as the SFU side of
+//! LiveKit's dual-PC (v0) model. The publisher PC answers the client's offers and yields
+//! the RTP it receives; the subscriber PC offers sendonly tracks and LiveKit's data channels
+//! and writes forwarded RTP. No sockets, threads or clock reads: time is always an argument.
+//!
+//! Drive it like `str0m`: after every `handle_receive`, `handle_timeout`, `write_rtp`,
+//! `send_data` or negotiation, call [`PeerSession::drain`] and hand the transmits to the
+//! socket and the deadline to the timer. A `write_rtp` only transmits after the next
+//! `handle_timeout` (the drain returns a past deadline to ask for it).
+
+mod candidate;
+mod media_io;
+mod offer;
+mod peer;
+mod sdp_info;
+
+#[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_input;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use peer::PeerSession;
+pub use sdp_info::OfferedMedia;
+pub use str0m::format::Codec;
+pub use str0m::media::{MediaKind, Mid};
+
+/// Which of a participant's two peer connections this is (LiveKit v0, dual PC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerRole {
+    /// The client offers, we answer and receive its media and data.
+    Publisher,
+    /// We offer sendonly tracks plus `_reliable`/`_lossy`, the client answers.
+    Subscriber,
+}
+
+/// One datagram to send, moved out of str0m without a copy.
+#[derive(Debug)]
+pub struct Transmit {
+    /// One of the advertised local addresses: the socket to send from.
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// A packet's payload type together with the codec parameters it was negotiated for.
+///
+/// Payload type numbers are per peer connection, so a forwarded packet cannot keep its
+/// number: [`PeerSession::write_rtp`] maps these parameters to the PT the receiving
+/// session negotiated for the same codec.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PayloadType {
+    /// The number on the wire where the packet came from.
+    pub pt: u8,
+    /// The packet is RED (RFC 2198) wrapping `params`' codec, not the codec itself.
+    pub red: bool,
+    params: str0m::format::PayloadParams,
+}
+
+impl PayloadType {
+    pub fn codec(&self) -> Codec {
+        self.params.spec().codec
+    }
+}
+
+/// One RTP packet received on a publisher PC.
+#[derive(Debug, Clone)]
+pub struct RtpIn {
+    pub mid: Mid,
+    /// Simulcast layer (`q`/`h`/`f` from LiveKit JS), if the m-line has rids.
+    pub rid: Option<String>,
+    pub ssrc: u32,
+    pub pt: PayloadType,
+    /// The codec the PT maps to (the wrapped codec for RED).
+    pub codec: Codec,
+    /// Extended (rollover-free) sequence number.
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Arc<[u8]>,
+    /// Audio level extension, -dBov (0 loudest, -127 silence).
+    pub audio_level: Option<i8>,
+    /// Whether this packet starts a video keyframe (false for audio and RED).
+    pub is_keyframe: bool,
+}
+
+/// What happened on a peer connection, drained by [`PeerSession::drain`].
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// ICE and DTLS are up; media and data can flow.
+    Connected,
+    /// ICE lost the peer, or the peer closed the connection. Emitted once.
+    Disconnected,
+    /// The remote added a media line (publisher PC; after DTLS is up).
+    MediaAdded {
+        mid: Mid,
+        kind: MediaKind,
+        track_id: Option<String>,
+    },
+    Rtp(RtpIn),
+    /// The subscriber asked for a keyframe (PLI/FIR) on one of our sendonly tracks.
+    KeyframeRequest {
+        mid: Mid,
+        rid: Option<String>,
+    },
+    ChannelOpen {
+        label: String,
+    },
+    ChannelData {
+        label: String,
+        binary: bool,
+        data: Vec<u8>,
+    },
+    ChannelClose {
+        label: String,
+    },
+    /// Bandwidth estimate towards the client (subscriber PC, TWCC or REMB).
+    EgressBitrate {
+        bps: u64,
+    },
+}
+
+/// Errors of a peer connection. Client input never panics; it ends up here.
+#[derive(thiserror::Error, Debug)]
+pub enum SessionError {
+    #[error("invalid SDP: {0}")]
+    Sdp(String),
+    #[error("negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("no offer of ours is waiting for an answer")]
+    NoPendingOffer,
+    #[error("an offer is already waiting for its answer")]
+    OfferOutstanding,
+    #[error("not possible on a {0:?} peer connection")]
+    WrongRole(PeerRole),
+    #[error("invalid ICE candidate: {0}")]
+    Candidate(String),
+    #[error("invalid datagram: {0}")]
+    Datagram(String),
+    #[error("no such media: {0}")]
+    UnknownMid(Mid),
+    #[error("no send track {0:?}")]
+    UnknownTrack(String),
+    #[error("codec {codec:?} is not negotiated on mid {mid}")]
+    CodecNotNegotiated { mid: Mid, codec: Codec },
+    #[error("no open data channel {0:?}")]
+    NoChannel(String),
+    #[error("rtc: {0}")]
+    Rtc(String),
+}
+
+impl From<str0m::RtcError> for SessionError {
+    fn from(e: str0m::RtcError) -> Self {
+        SessionError::Rtc(e.to_string())
+    }
+}

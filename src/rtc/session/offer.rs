@@ -1,0 +1,206 @@
+//! Subscriber PC negotiation: sendonly tracks and data channels are queued, and one offer
+//! at a time carries them (str0m invalidates a pending offer on any other change and only
+//! picks mids when the offer is made).
+
+use str0m::change::SdpAnswer;
+use str0m::channel::{ChannelConfig, Reliability};
+use str0m::media::{Direction, MediaKind, Mid};
+
+use super::sdp_info::{first_mid_in, normalize};
+use super::{PeerRole, PeerSession, SessionError};
+
+/// A sendonly track of a subscriber PC. `mid` is set once an offer carries it.
+#[derive(Debug)]
+pub(super) struct SendTrack {
+    track_id: String,
+    stream_id: String,
+    kind: MediaKind,
+    mid: Option<Mid>,
+    /// Part of the offer waiting for its answer.
+    in_flight: bool,
+}
+
+/// Where LiveKit's `_reliable`/`_lossy` channels are on a subscriber PC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Channels {
+    NotWanted,
+    Queued,
+    /// In the offer waiting for its answer.
+    InFlight,
+    Negotiated,
+}
+
+impl PeerSession {
+    /// Subscriber PC: queues a sendonly track with `a=msid:<stream_id> <track_id>`
+    /// (LiveKit: `PA_xxx|TR_yyy` and `TR_yyy`). str0m picks mids only when an offer is
+    /// made, so the mid is known after [`create_offer`](Self::create_offer): see
+    /// [`send_track_mid`](Self::send_track_mid). `track_id` names the track from now on.
+    pub fn add_send_track(
+        &mut self,
+        kind: MediaKind,
+        stream_id: &str,
+        track_id: &str,
+    ) -> Result<(), SessionError> {
+        if self.role != PeerRole::Subscriber {
+            return Err(SessionError::WrongRole(self.role));
+        }
+        if self.send_tracks.iter().any(|t| t.track_id == track_id) {
+            return Ok(());
+        }
+        self.send_tracks.push(SendTrack {
+            track_id: track_id.to_string(),
+            stream_id: stream_id.to_string(),
+            kind,
+            mid: None,
+            in_flight: false,
+        });
+        Ok(())
+    }
+
+    /// The mid of a send track, once an offer carried it (it changes if that offer failed).
+    pub fn send_track_mid(&self, track_id: &str) -> Option<Mid> {
+        self.send_tracks
+            .iter()
+            .find(|t| t.track_id == track_id)
+            .and_then(|t| t.mid)
+    }
+
+    /// Every send track with a mid, for `SessionDescription.mid_to_track_id`.
+    pub fn send_track_mids(&self) -> impl Iterator<Item = (Mid, &str)> {
+        self.send_tracks
+            .iter()
+            .filter_map(|t| Some((t.mid?, t.track_id.as_str())))
+    }
+
+    /// Subscriber PC: stops a send track in the next offer (port 0; the m-line can be
+    /// recycled). A track no offer carried yet is simply forgotten.
+    pub fn remove_send_track(&mut self, track_id: &str) -> Result<(), SessionError> {
+        let i = self
+            .send_tracks
+            .iter()
+            .position(|t| t.track_id == track_id)
+            .ok_or_else(|| SessionError::UnknownTrack(track_id.to_string()))?;
+        let track = self.send_tracks.remove(i);
+        if let Some(mid) = track.mid {
+            self.removals.push((mid, false));
+        }
+        Ok(())
+    }
+
+    /// Subscriber PC: queues LiveKit's `_reliable` (ordered) and `_lossy` (unordered,
+    /// no retransmits) data channels, opened by us in-band (DCEP) after the next answer.
+    pub fn open_data_channels(&mut self) -> Result<(), SessionError> {
+        if self.role != PeerRole::Subscriber {
+            return Err(SessionError::WrongRole(self.role));
+        }
+        if self.channels_state == Channels::NotWanted {
+            self.channels_state = Channels::Queued;
+        }
+        Ok(())
+    }
+
+    /// Whether queued changes wait for an offer.
+    pub fn has_queued_changes(&self) -> bool {
+        self.channels_state == Channels::Queued
+            || self.send_tracks.iter().any(|t| t.mid.is_none())
+            || self.removals.iter().any(|(_, in_flight)| !in_flight)
+    }
+
+    /// Subscriber PC: an offer for everything queued, `None` if nothing is. Only one offer
+    /// may wait for its answer; queue more changes and offer again after it.
+    pub fn create_offer(&mut self) -> Result<Option<String>, SessionError> {
+        if self.role != PeerRole::Subscriber {
+            return Err(SessionError::WrongRole(self.role));
+        }
+        if self.pending.is_some() {
+            return Err(SessionError::OfferOutstanding);
+        }
+        if !self.has_queued_changes() {
+            return Ok(None);
+        }
+        let mut api = self.rtc.sdp_api();
+        for t in self.send_tracks.iter_mut().filter(|t| t.mid.is_none()) {
+            let mid = api.add_media(
+                t.kind,
+                Direction::SendOnly,
+                Some(t.stream_id.clone()),
+                Some(t.track_id.clone()),
+                None,
+            );
+            t.mid = Some(mid);
+            t.in_flight = true;
+        }
+        for (mid, in_flight) in self.removals.iter_mut().filter(|(_, f)| !f) {
+            api.stop_media(*mid);
+            *in_flight = true;
+        }
+        if self.channels_state == Channels::Queued {
+            api.add_channel("_reliable".into());
+            api.add_channel_with_config(ChannelConfig {
+                label: "_lossy".into(),
+                ordered: false,
+                reliability: Reliability::MaxRetransmits { retransmits: 0 },
+                ..Default::default()
+            });
+            self.channels_state = Channels::InFlight;
+        }
+        match api.apply() {
+            Some((offer, pending)) => {
+                let sdp = offer.to_sdp_string();
+                self.bundle_mid = self.bundle_mid.or_else(|| first_mid_in(&sdp));
+                self.pending = Some(pending);
+                Ok(Some(sdp))
+            }
+            None => {
+                // Nothing needed negotiating (e.g. stopping what never got an answer).
+                self.settle(true);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Subscriber PC: the client's answer to our outstanding offer. On failure the offer's
+    /// changes are queued again (tracks get new mids in the next offer).
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SessionError> {
+        let Some(pending) = self.pending.take() else {
+            return Err(SessionError::NoPendingOffer);
+        };
+        let result = normalize(sdp)
+            .and_then(|s| {
+                SdpAnswer::from_sdp_string(&s).map_err(|e| SessionError::Sdp(e.to_string()))
+            })
+            .and_then(|answer| {
+                self.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(|e| SessionError::Negotiation(e.to_string()))
+            });
+        self.settle(result.is_ok());
+        result
+    }
+
+    /// Ends the outstanding offer: keeps its changes, or queues them again.
+    fn settle(&mut self, ok: bool) {
+        for t in self.send_tracks.iter_mut().filter(|t| t.in_flight) {
+            t.in_flight = false;
+            if !ok {
+                t.mid = None;
+            }
+        }
+        if ok {
+            self.removals.retain(|(_, in_flight)| !in_flight);
+        } else {
+            self.removals.retain(|(_, in_flight)| *in_flight);
+            for r in &mut self.removals {
+                r.1 = false;
+            }
+        }
+        if self.channels_state == Channels::InFlight {
+            self.channels_state = if ok {
+                Channels::Negotiated
+            } else {
+                Channels::Queued
+            };
+        }
+    }
+}

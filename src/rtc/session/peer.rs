@@ -1,0 +1,182 @@
+//! [`PeerSession`]: one `str0m::Rtc` in ICE-lite, RTP mode, plus what str0m does not keep
+//! for us (offered msids, queued subscriber changes, channel labels).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::bwe::Bitrate;
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
+use str0m::media::{Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc, RtcConfig};
+
+use super::candidate::{parse_trickle, to_trickle_json, Trickled};
+use super::offer::{Channels, SendTrack};
+use super::sdp_info::{first_mid, offered_media, parse_offer};
+use super::{OfferedMedia, PeerRole, SessionError};
+
+/// Starting estimate for a subscriber PC's bandwidth estimation.
+const INITIAL_BWE: Bitrate = Bitrate::kbps(1_000);
+
+/// One peer connection of a participant. See the module documentation for the drive loop.
+pub struct PeerSession {
+    pub(super) rtc: Rtc,
+    pub(super) role: PeerRole,
+    pub(super) local: Vec<Candidate>,
+    /// Publisher: every audio/video m-line the client offered, by mid.
+    pub(super) offered: HashMap<Mid, OfferedMedia>,
+    /// Subscriber: tracks we send, queued or negotiated.
+    pub(super) send_tracks: Vec<SendTrack>,
+    /// Subscriber: mids to stop in the next offer (`in_flight` = in the outstanding one).
+    pub(super) removals: Vec<(Mid, bool)>,
+    /// Subscriber: LiveKit's data channels.
+    pub(super) channels_state: Channels,
+    pub(super) pending: Option<SdpPendingOffer>,
+    /// The first m-line's mid, which trickled candidates name.
+    pub(super) bundle_mid: Option<Mid>,
+    pub(super) channels: Vec<(ChannelId, String)>,
+    pub(super) connected: bool,
+    pub(super) closed: bool,
+    pub(super) last_keyframe_request: Vec<(Mid, Option<Rid>, Instant)>,
+    /// Cached: str0m needs `&mut` to read it.
+    pub(super) ufrag: String,
+    /// The latest time we were given (for `accepts`, which takes none).
+    pub(super) last_now: Instant,
+}
+
+impl PeerSession {
+    /// ICE-lite, RTP mode, Opus(+RED), VP8, VP9, H264, AV1; `local_candidates` are the
+    /// shard's advertised UDP addresses. Subscriber PCs estimate bandwidth.
+    pub fn new(
+        role: PeerRole,
+        local_candidates: &[SocketAddr],
+        now: Instant,
+    ) -> Result<Self, SessionError> {
+        let mut config = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, true)
+            .enable_vp8(true)
+            .enable_vp9(true)
+            .enable_h264(true)
+            .enable_av1(true);
+        if role == PeerRole::Subscriber {
+            config = config.enable_bwe(Some(INITIAL_BWE));
+        }
+        // Panics only on a bad config, and this one is fixed.
+        let mut rtc = config.build(now);
+        let mut local = Vec::with_capacity(local_candidates.len());
+        for addr in local_candidates {
+            let c = Candidate::host(*addr, "udp")
+                .map_err(|e| SessionError::Candidate(format!("{addr}: {e}")))?;
+            if let Some(c) = rtc.add_local_candidate(c) {
+                local.push(c.clone());
+            }
+        }
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Ok(PeerSession {
+            rtc,
+            role,
+            local,
+            offered: HashMap::new(),
+            send_tracks: Vec::new(),
+            removals: Vec::new(),
+            channels_state: Channels::NotWanted,
+            pending: None,
+            bundle_mid: None,
+            channels: Vec::new(),
+            connected: false,
+            closed: false,
+            last_keyframe_request: Vec::new(),
+            ufrag,
+            last_now: now,
+        })
+    }
+
+    pub fn role(&self) -> PeerRole {
+        self.role
+    }
+
+    /// Our ICE ufrag, for the shard's STUN demux map. It changes when the client restarts
+    /// ICE (`accept_offer`), so read it again after every negotiation.
+    pub fn local_ufrag(&self) -> String {
+        self.ufrag.clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.rtc.is_connected()
+    }
+
+    /// Publisher PC: the client's offer → our answer, plus its audio/video m-lines.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<(String, Vec<OfferedMedia>), SessionError> {
+        if self.role != PeerRole::Publisher {
+            return Err(SessionError::WrongRole(self.role));
+        }
+        let offer = parse_offer(sdp)?;
+        let media = offered_media(&offer);
+        let bundle = first_mid(&offer);
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SessionError::Negotiation(e.to_string()))?;
+        self.bundle_mid = self.bundle_mid.or(bundle);
+        self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
+        for m in &media {
+            self.offered.insert(m.mid, m.clone());
+        }
+        Ok((answer.to_sdp_string(), media))
+    }
+
+    /// A trickled candidate from the client (`RTCIceCandidateInit` JSON or a bare
+    /// `candidate:` line). mDNS `.local` hosts and end-of-candidates are ignored.
+    pub fn add_remote_candidate(&mut self, init_json: &str) -> Result<(), SessionError> {
+        if let Trickled::Candidate(c) = parse_trickle(init_json)? {
+            self.rtc.add_remote_candidate(c);
+        }
+        Ok(())
+    }
+
+    /// Our candidates as trickle JSON: `sdpMid` is the first m-line's mid (a string; "0"
+    /// before any negotiation) and `sdpMLineIndex` is 0.
+    pub fn local_candidates_json(&self) -> Vec<String> {
+        let mid = self.bundle_mid.map(|m| m.to_string());
+        let mid = mid.as_deref().unwrap_or("0");
+        self.local.iter().map(|c| to_trickle_json(c, mid)).collect()
+    }
+
+    /// Whether a datagram belongs to this session (str0m's `accepts`).
+    pub fn accepts(&self, source: SocketAddr, datagram: &[u8]) -> bool {
+        let destination = self.local.first().map(|c| c.addr()).unwrap_or(source);
+        match Receive::new(Protocol::Udp, source, destination, datagram) {
+            Ok(r) => self.rtc.accepts(&Input::Receive(self.last_now, r)),
+            Err(_) => false,
+        }
+    }
+
+    /// One datagram from the network. `destination` must be the advertised address it
+    /// was sent to (str0m silently drops STUN for any other). Drain afterwards.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), SessionError> {
+        let r = Receive::new(Protocol::Udp, source, destination, datagram)
+            .map_err(|e| SessionError::Datagram(e.to_string()))?;
+        self.last_now = self.last_now.max(now);
+        self.rtc.handle_input(Input::Receive(now, r))?;
+        Ok(())
+    }
+
+    /// Timers (and sending what `write_rtp` queued). Drain afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        self.last_now = self.last_now.max(now);
+        self.rtc.handle_input(Input::Timeout(now))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! Changes to what is published and who receives it after the fact: unpublishing by
+//! renegotiation, server-side mute, and explicit subscription updates (signal request
+//! and RoomService UpdateSubscriptions).
+
+use livekit_protocol as lk;
+use lk::signal_response::Message as Resp;
+
+use super::participant::ConnId;
+use super::room::Rooms;
+use super::room_ops::{Outbound, RoomError};
+use super::session::OfferedMedia;
+
+impl Rooms {
+    /// Tracks whose m-line a new publisher offer stopped sending are unpublished.
+    pub(super) fn unpublish_stopped(
+        &mut self,
+        conn: ConnId,
+        offered: &[OfferedMedia],
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        let stopped: Vec<String> = offered
+            .iter()
+            .filter(|m| m.disabled || !m.direction.contains("send"))
+            .filter_map(|m| p.media.published.remove(&m.mid))
+            .collect();
+        if stopped.is_empty() {
+            return;
+        }
+        p.info.tracks.retain(|t| !stopped.contains(&t.sid));
+        p.bump();
+        let info = p.info.clone();
+        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        self.broadcast_participant(&room, conn, info, out);
+        self.unsubscribe_all(&room, &stopped, out);
+    }
+
+    /// RoomService MutePublishedTrack: the publisher is told to mute (it answers with its
+    /// own MuteTrackRequest) and everyone sees the new state.
+    pub(super) fn server_mute(
+        &mut self,
+        req: &lk::MuteRoomTrackRequest,
+        out: &mut Vec<Outbound>,
+    ) -> Result<lk::TrackInfo, RoomError> {
+        let room = self.room_mut(&req.room)?;
+        let p = room
+            .participants
+            .get_mut(&req.identity)
+            .ok_or(RoomError::ParticipantNotFound)?;
+        let track = p
+            .info
+            .tracks
+            .iter_mut()
+            .find(|t| t.sid == req.track_sid)
+            .ok_or(RoomError::TrackNotFound)?;
+        track.muted = req.muted;
+        let track = track.clone();
+        p.bump();
+        let (conn, info) = (p.conn, p.info.clone());
+        out.push(Outbound::Signal {
+            conn,
+            response: Box::new(lk::SignalResponse {
+                message: Some(Resp::Mute(lk::MuteTrackRequest {
+                    sid: track.sid.clone(),
+                    muted: req.muted,
+                })),
+            }),
+        });
+        let room_name = req.room.clone();
+        self.broadcast_participant(&room_name, conn, info, out);
+        Ok(track)
+    }
+
+    /// Subscribes or unsubscribes `conn` to the given tracks of its room.
+    pub(super) fn update_subscriptions(
+        &mut self,
+        conn: ConnId,
+        track_sids: &[String],
+        subscribe: bool,
+        now: std::time::Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let found: Vec<(String, lk::TrackInfo)> = match self.rooms.get(&room) {
+            Some(r) => r
+                .participants
+                .values()
+                .filter(|p| p.conn != conn)
+                .flat_map(|p| {
+                    p.info
+                        .tracks
+                        .iter()
+                        .filter(|t| track_sids.contains(&t.sid))
+                        .map(|t| (p.info.sid.clone(), t.clone()))
+                })
+                .collect(),
+            None => return,
+        };
+        for sid in track_sids {
+            if !found.iter().any(|(_, t)| &t.sid == sid) {
+                reply(
+                    out,
+                    conn,
+                    Resp::SubscriptionResponse(lk::SubscriptionResponse {
+                        track_sid: sid.clone(),
+                        err: lk::SubscriptionError::SeTrackNotfound as i32,
+                    }),
+                );
+            }
+        }
+        for (publisher_sid, track) in found {
+            if subscribe {
+                self.subscribe(conn, &publisher_sid, &track, now);
+            } else {
+                self.unsubscribe(conn, &track.sid);
+            }
+        }
+        self.send_pending_offers(&room, out);
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, track_sid: &str) {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        if p.media.downtracks.remove(track_sid).is_some() {
+            if let Some(session) = p.media.subscriber.as_mut() {
+                if session.remove_send_track(track_sid).is_ok() {
+                    p.media.needs_offer = true;
+                }
+            }
+        }
+    }
+
+    /// RoomService UpdateSubscriptions, by identity.
+    pub(super) fn update_subscriptions_for(
+        &mut self,
+        req: &lk::UpdateSubscriptionsRequest,
+        now: std::time::Instant,
+        out: &mut Vec<Outbound>,
+    ) -> Result<(), RoomError> {
+        let conn = self.participant(&req.room, &req.identity)?.conn;
+        let mut sids = req.track_sids.clone();
+        for pt in &req.participant_tracks {
+            sids.extend(pt.track_sids.iter().cloned());
+        }
+        self.update_subscriptions(conn, &sids, req.subscribe, now, out);
+        self.dirty.push((conn, super::media::Side::Subscriber));
+        Ok(())
+    }
+}
+
+fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
+    out.push(Outbound::Signal {
+        conn,
+        response: Box::new(lk::SignalResponse {
+            message: Some(message),
+        }),
+    });
+}

@@ -1,0 +1,72 @@
+//! A shard's UDP sockets inside its executor: receive a datagram, hand it to the
+//! rooms, send what they produced. One socket per advertised address.
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+use glommio::net::UdpSocket;
+use tracing::debug;
+
+use crate::rtc::session::Transmit;
+
+/// Datagrams bigger than this are not WebRTC (MTU-sized packets, ~1200 bytes).
+pub const MAX_DATAGRAM: usize = 2048;
+
+pub struct Sockets {
+    sockets: Vec<UdpSocket>,
+    /// What each socket is advertised as (and so what str0m sees as the destination).
+    advertised: Vec<SocketAddr>,
+}
+
+impl Sockets {
+    /// Takes over bound std sockets. Must run inside the shard's executor.
+    pub fn adopt(bound: Vec<(StdUdpSocket, SocketAddr)>) -> Sockets {
+        let mut sockets = Vec::new();
+        let mut advertised = Vec::new();
+        for (socket, addr) in bound {
+            // SAFETY: the fd belongs to a bound std socket that we give up here.
+            sockets.push(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) });
+            advertised.push(addr);
+        }
+        Sockets {
+            sockets,
+            advertised,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    pub fn advertised(&self, index: usize) -> SocketAddr {
+        self.advertised[index]
+    }
+
+    pub async fn recv(&self, index: usize, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.sockets[index]
+            .recv_from(buf)
+            .await
+            .map_err(std::io::Error::from)
+    }
+
+    /// Sends each transmit from the socket advertised as its source. Failures are per
+    /// packet (a peer gone away) and never stop the shard.
+    pub async fn send_all(&self, transmits: &mut Vec<Transmit>) {
+        for t in transmits.drain(..) {
+            let index = self
+                .advertised
+                .iter()
+                .position(|a| *a == t.source)
+                .unwrap_or(0);
+            if let Some(socket) = self.sockets.get(index) {
+                if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                    debug!(to = %t.destination, error = %e, "send failed");
+                }
+            }
+        }
+    }
+}
