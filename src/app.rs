@@ -13,6 +13,7 @@ use crate::auth::{self, KeyStore};
 use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
+use crate::lifecycle::{self, Lifecycle};
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::{worker, FromShard, ToShard};
 use crate::{clock, ids, net};
@@ -55,6 +56,7 @@ fn load_config(args: &ServerArgs) -> Result<(Config, Vec<String>)> {
 }
 
 fn serve(args: &ServerArgs) -> Result<()> {
+    let drain_timeout = std::time::Duration::from_secs(args.drain_timeout);
     let (config, warnings) = load_config(args)?;
     init_logging(&config);
     for w in &warnings {
@@ -111,6 +113,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
         "starting corelay"
     );
     let started = clock::now().mono;
+    let lifecycle = Lifecycle::new();
+    let control_lifecycle = lifecycle.clone();
     let control = LocalExecutorBuilder::new(placement(&allowed, plan.control_core, "control"))
         .name("control")
         .spawn(move || async move {
@@ -118,7 +122,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
             for tx in to_shards {
                 senders.push(tx.connect().await);
             }
-            let ctx = Control::new(config, keys, senders, started);
+            let ctx = Control::new(config, keys, senders, started, control_lifecycle);
+            glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = rx.connect().await;
                 glommio::spawn_local(ctx.clone().pump(rx, || clock::now().mono)).detach();
@@ -139,12 +144,11 @@ fn serve(args: &ServerArgs) -> Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
-    control
-        .join()
-        .map_err(|e| anyhow::anyhow!("control thread failed: {e}"))?;
-    for h in handles {
-        h.join().map_err(|e| anyhow::anyhow!("shard failed: {e}"))?;
-    }
+    // The executors run until the process exits; the main thread waits for a signal
+    // and drains. Their handles are dropped, not joined.
+    drop(handles);
+    drop(control);
+    lifecycle::wait_for_shutdown(&lifecycle, drain_timeout)?;
     Ok(())
 }
 

@@ -64,6 +64,9 @@ pub struct ServerArgs {
         value_name = "FILE"
     )]
     pub core_affinity: PathBuf,
+    /// on SIGTERM/SIGINT, how long to wait for participants to leave before exiting
+    #[arg(long, global = true, default_value_t = 20, value_name = "SECS")]
+    pub drain_timeout: u64,
     /// sets log-level to debug, binds to localhost and uses devkey: secret when no keys are
     /// given. Insecure for production
     #[arg(long, global = true)]

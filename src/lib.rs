@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod ids;
+pub mod lifecycle;
 pub mod net;
 pub mod rtc;
 pub mod shard;

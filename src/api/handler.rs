@@ -18,6 +18,10 @@ pub async fn handle(req: &Request, ctx: &Control) -> Response {
             let now = clock::now();
             match ctx.not_ready(now.mono) {
                 None => Response::text(200, "OK"),
+                Some(why) if ctx.lifecycle.is_draining() => {
+                    debug!(%why, "health check: draining");
+                    Response::text(503, "Draining")
+                }
                 Some(why) => {
                     debug!(%why, "health check: not ready");
                     Response::text(406, "Not Ready")

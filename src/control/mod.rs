@@ -7,6 +7,7 @@ pub mod directory;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -15,6 +16,7 @@ use tracing::warn;
 
 use crate::auth::KeyStore;
 use crate::config::Config;
+use crate::lifecycle::Lifecycle;
 use livekit_protocol as lk;
 
 use crate::rtc::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
@@ -56,6 +58,7 @@ struct ShardStatus {
 pub struct Control {
     pub config: Config,
     pub keys: KeyStore,
+    pub lifecycle: Arc<Lifecycle>,
     shards: Vec<ConnectedSender<ToShard>>,
     pending: Pending,
     next_req: Cell<u64>,
@@ -71,6 +74,7 @@ impl Control {
         keys: KeyStore,
         shards: Vec<ConnectedSender<ToShard>>,
         started: Instant,
+        lifecycle: Arc<Lifecycle>,
     ) -> Rc<Self> {
         let status = (0..shards.len())
             .map(|shard| ShardStatus {
@@ -84,6 +88,7 @@ impl Control {
         Rc::new(Control {
             config,
             keys,
+            lifecycle,
             directory: RefCell::new(Directory::new(shards.len())),
             shards,
             pending: RefCell::new(HashMap::new()),
@@ -187,6 +192,7 @@ impl Control {
                 events,
             },
         );
+        self.lifecycle.conn_opened();
         (conn, rx)
     }
 
@@ -215,6 +221,9 @@ impl Control {
     /// The connection is gone: its participant leaves.
     pub async fn close_conn(&self, conn: ConnId) {
         let removed = self.conns.borrow_mut().remove(&conn);
+        if removed.is_some() {
+            self.lifecycle.conn_closed();
+        }
         if let Some(tx) = removed
             .and_then(|c| c.shard)
             .and_then(|s| self.shards.get(s))
@@ -234,8 +243,26 @@ impl Control {
         self.directory.borrow().lookup(room).is_some()
     }
 
+    /// Waits for the main thread to start a drain, then asks every connected
+    /// participant to leave for good (SERVER_SHUTDOWN, DISCONNECT: SDKs do not retry).
+    pub async fn watch_drain(self: Rc<Self>) {
+        while !self.lifecycle.is_draining() {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        let leave = crate::rtc::participant::leave(
+            lk::DisconnectReason::ServerShutdown,
+            lk::leave_request::Action::Disconnect,
+        );
+        for c in self.conns.borrow().values() {
+            let _ = c.events.try_send(ConnEvent::Close(leave.clone()));
+        }
+    }
+
     /// `None` when healthy, or the reason the node is not ready.
     pub fn not_ready(&self, now: Instant) -> Option<String> {
+        if self.lifecycle.is_draining() {
+            return Some("draining".into());
+        }
         let status = self.status.borrow();
         if let Some(stale) = status
             .iter()

@@ -38,6 +38,11 @@ enum Step {
 
 /// Joins the room, and only if that works upgrades the connection and runs the session.
 pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc<Control>) {
+    if ctx.lifecycle.is_draining() {
+        let busy = Response::text(503, "server is shutting down");
+        let _ = write_response(&mut stream, &busy).await;
+        return;
+    }
     let Some(key) = req.header("sec-websocket-key") else {
         let _ = write_response(
             &mut stream,

@@ -1,0 +1,81 @@
+//! Process lifecycle shared between the main thread (signals) and the control thread:
+//! whether the node is draining, and how many signal connections are still open.
+//! Plain atomics, read a few times a second, never on the media path.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    open_conns: AtomicUsize,
+}
+
+impl Lifecycle {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Lifecycle::default())
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn conn_opened(&self) {
+        self.open_conns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn conn_closed(&self) {
+        self.open_conns.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn open_conns(&self) -> usize {
+        self.open_conns.load(Ordering::Relaxed)
+    }
+}
+
+/// Blocks the main thread until SIGTERM or SIGINT, then drains: participants are told
+/// to leave (by the control thread), and the process exits 0 once they are gone or
+/// `timeout` passes. A second signal exits at once.
+pub fn wait_for_shutdown(lifecycle: &Lifecycle, timeout: Duration) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    if let Some(signal) = signals.forever().next() {
+        info!(
+            signal,
+            open = lifecycle.open_conns(),
+            ?timeout,
+            "draining: no new participants, asking connected ones to leave"
+        );
+        lifecycle.start_draining();
+    }
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    loop {
+        if lifecycle.open_conns() == 0 {
+            info!("drained, exiting");
+            return Ok(());
+        }
+        if waited >= timeout {
+            warn!(
+                open = lifecycle.open_conns(),
+                "drain timeout reached, exiting"
+            );
+            return Ok(());
+        }
+        if signals.pending().next().is_some() {
+            warn!("second signal, exiting now");
+            return Ok(());
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+}
