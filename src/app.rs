@@ -9,6 +9,7 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{info, warn};
 
+use crate::api::server::{serve as serve_http, Surface};
 use crate::auth::{self, KeyStore};
 use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
@@ -67,7 +68,11 @@ fn serve(args: &ServerArgs) -> Result<()> {
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
     let plan = config::plan_threads(&affinity, allowed.len().max(1));
-    let listeners = bind_listeners(&config)?;
+    let listeners = bind_listeners(&config, config.port, "")?;
+    let metrics_listeners = match config.prometheus.port {
+        Some(port) => bind_listeners(&config, port, "/metrics")?,
+        None => Vec::new(),
+    };
 
     let keys = KeyStore::new(config.keys.clone());
     let defaults = RoomDefaults {
@@ -112,6 +117,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         shard_cores = ?plan.shard_cores,
         "starting corelay"
     );
+    let node_id = node.node_id.clone();
     let started = clock::now().mono;
     let lifecycle = Lifecycle::new();
     let control_lifecycle = lifecycle.clone();
@@ -122,20 +128,25 @@ fn serve(args: &ServerArgs) -> Result<()> {
             for tx in to_shards {
                 senders.push(tx.connect().await);
             }
-            let ctx = Control::new(config, keys, senders, started, control_lifecycle);
+            let ctx = Control::new(config, keys, senders, started, control_lifecycle, node_id);
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = rx.connect().await;
                 glommio::spawn_local(ctx.clone().pump(rx, || clock::now().mono)).detach();
             }
             let mut servers = Vec::new();
-            for std_listener in listeners {
+            let surfaces = listeners
+                .into_iter()
+                .map(|l| (l, Surface::Api))
+                .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
+            for (std_listener, surface) in surfaces {
                 // SAFETY: the fd comes from a listening std socket we own and give up here.
                 let listener =
                     unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
-                servers.push(glommio::spawn_local(crate::api::server::serve(
+                servers.push(glommio::spawn_local(serve_http(
                     listener,
                     ctx.clone(),
+                    surface,
                 )));
             }
             for server in servers {
@@ -204,13 +215,14 @@ fn placement(allowed: &[usize], index: usize, what: &str) -> Placement {
 /// free port and the others reuse it. Addresses that fail are skipped with a warning,
 /// as long as one succeeds. Each bound address is printed to stdout so scripts and
 /// tests can find the server.
-fn bind_listeners(config: &Config) -> Result<Vec<StdTcpListener>> {
+fn bind_listeners(config: &Config, port: u16, path: &str) -> Result<Vec<StdTcpListener>> {
     let addresses: Vec<String> = if config.bind_addresses.is_empty() {
         vec!["0.0.0.0".into()]
     } else {
         config.bind_addresses.clone()
     };
-    let mut port = config.port;
+    let wanted = port;
+    let mut port = port;
     let mut listeners = Vec::new();
     for address in &addresses {
         let ip: IpAddr = address
@@ -227,15 +239,16 @@ fn bind_listeners(config: &Config) -> Result<Vec<StdTcpListener>> {
         }
     }
     if listeners.is_empty() {
-        bail!(
-            "could not listen on any of {addresses:?} port {}",
-            config.port
-        );
+        bail!("could not listen on any of {addresses:?} port {wanted}");
     }
     let mut out = std::io::stdout().lock();
     for l in &listeners {
         let local = l.local_addr()?;
-        writeln!(out, "corelay listening on http://{local}")?;
+        if path.is_empty() {
+            writeln!(out, "corelay listening on http://{local}")?;
+        } else {
+            writeln!(out, "corelay metrics on http://{local}{path}")?;
+        }
         info!(address = %local, "listening");
     }
     out.flush()?;

@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod ids;
 pub mod lifecycle;
+pub mod metrics;
 pub mod net;
 pub mod rtc;
 pub mod shard;

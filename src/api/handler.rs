@@ -100,9 +100,11 @@ async fn twirp(req: &Request, ctx: &Control, service: &str, method: &str) -> Res
         Ok(p) => p,
         Err(e) => return e.to_response(),
     };
-    match ctx.room_op(planned.op).await {
+    let response = match ctx.room_op(planned.op).await {
         Ok(reply) => room_service::respond(planned.shape, encoding, Ok(reply)),
         Err(CallError::Room(e)) => room_service::respond(planned.shape, encoding, Err(e)),
         Err(e @ CallError::ShardGone(_)) => TwirpError::unavailable(e.to_string()).to_response(),
-    }
+    };
+    ctx.count_twirp(method, response.status);
+    response
 }

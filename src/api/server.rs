@@ -20,11 +20,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// sees our answer instead of a reset.
 const MAX_DISCARD: usize = 8 * 1024 * 1024;
 
-pub async fn serve(listener: TcpListener, ctx: Rc<Control>) {
+/// What a listener serves: the API port, or the Prometheus port (only `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Metrics,
+}
+
+pub async fn serve(listener: TcpListener, ctx: Rc<Control>, surface: Surface) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(connection(stream, ctx.clone())).detach();
+                glommio::spawn_local(connection(stream, ctx.clone(), surface)).detach();
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning on the error.
@@ -35,7 +42,7 @@ pub async fn serve(listener: TcpListener, ctx: Rc<Control>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, ctx: Rc<Control>) {
+async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let limits = Limits::default();
@@ -45,6 +52,17 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>) {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
                 buf.drain(..consumed);
+                if surface == Surface::Metrics {
+                    let response = metrics(&request, &ctx);
+                    if write(&mut stream, &response, request.keep_alive)
+                        .await
+                        .is_err()
+                        || !request.keep_alive
+                    {
+                        return;
+                    }
+                    continue;
+                }
                 if route(&request.method, &request.path) == Route::Rtc
                     && request.is_websocket_upgrade()
                 {
@@ -75,6 +93,17 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>) {
                 return;
             }
         }
+    }
+}
+
+fn metrics(request: &super::http::Request, ctx: &Control) -> Response {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/metrics") => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            ctx.metrics_text(),
+        ),
+        _ => Response::text(404, "404 page not found"),
     }
 }
 

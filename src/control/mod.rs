@@ -59,6 +59,8 @@ pub struct Control {
     pub config: Config,
     pub keys: KeyStore,
     pub lifecycle: Arc<Lifecycle>,
+    pub node_id: String,
+    twirp_counts: RefCell<crate::metrics::TwirpCounts>,
     shards: Vec<ConnectedSender<ToShard>>,
     pending: Pending,
     next_req: Cell<u64>,
@@ -75,6 +77,7 @@ impl Control {
         shards: Vec<ConnectedSender<ToShard>>,
         started: Instant,
         lifecycle: Arc<Lifecycle>,
+        node_id: String,
     ) -> Rc<Self> {
         let status = (0..shards.len())
             .map(|shard| ShardStatus {
@@ -89,6 +92,8 @@ impl Control {
             config,
             keys,
             lifecycle,
+            node_id,
+            twirp_counts: RefCell::new(Default::default()),
             directory: RefCell::new(Directory::new(shards.len())),
             shards,
             pending: RefCell::new(HashMap::new()),
@@ -256,6 +261,20 @@ impl Control {
         for c in self.conns.borrow().values() {
             let _ = c.events.try_send(ConnEvent::Close(leave.clone()));
         }
+    }
+
+    pub fn count_twirp(&self, method: &str, status: u16) {
+        *self
+            .twirp_counts
+            .borrow_mut()
+            .entry((method.to_string(), status))
+            .or_default() += 1;
+    }
+
+    /// The Prometheus exposition of the latest shard reports.
+    pub fn metrics_text(&self) -> String {
+        let stats: Vec<ShardStats> = self.status.borrow().iter().map(|s| s.stats).collect();
+        crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow())
     }
 
     /// `None` when healthy, or the reason the node is not ready.

@@ -8,12 +8,9 @@ use prost::Message;
 use tracing::debug;
 
 use super::media::Side;
-use super::participant::ConnId;
+use super::participant::{Admit, ConnId};
 use super::room::Rooms;
 use super::session::{MediaKind, Mid, RtpIn};
-
-/// The RTP clock of video; audio (Opus) runs at 48 kHz.
-const VIDEO_CLOCK: u32 = 90_000;
 
 impl Rooms {
     /// Writes one incoming packet to every downtrack of its track, then the caller
@@ -38,6 +35,7 @@ impl Rooms {
             return;
         };
         let mut want_keyframe = false;
+        let mut forwarded = 0;
         for p in room_state.participants.values_mut() {
             if p.conn == publisher {
                 continue;
@@ -49,21 +47,13 @@ impl Rooms {
                 continue;
             };
             if down.kind == MediaKind::Video {
-                // Simulcast: stay on one layer; the first keyframe of any layer picks it.
-                match (&down.rid, rtp.is_keyframe) {
-                    (None, true) => {
-                        down.rid = rtp.rid.clone();
-                        if down.started {
-                            down.munger.switch_source(VIDEO_CLOCK / 30);
-                        }
-                        down.started = true;
-                    }
-                    (None, false) => {
+                match down.admit(rtp.rid.as_deref(), rtp.is_keyframe) {
+                    Admit::Forward => {}
+                    Admit::Skip => continue,
+                    Admit::NeedKeyframe => {
                         want_keyframe = true;
                         continue;
                     }
-                    (Some(rid), _) if Some(rid) != rtp.rid.as_ref() => continue,
-                    _ => {}
                 }
             }
             let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
@@ -80,10 +70,14 @@ impl Rooms {
                 rtp.audio_level,
             );
             match written {
-                Ok(()) => touched.push(p.conn),
+                Ok(()) => {
+                    forwarded += 1;
+                    touched.push(p.conn);
+                }
                 Err(e) => debug!(conn = p.conn, error = %e, "write_rtp failed"),
             }
         }
+        self.counters.forwarded += forwarded;
         if want_keyframe {
             self.request_keyframe(publisher, rtp.mid, rtp.rid.as_deref(), now);
         }
@@ -121,10 +115,15 @@ impl Rooms {
     }
 
     fn request_keyframe(&mut self, publisher: ConnId, mid: Mid, rid: Option<&str>, now: Instant) {
-        if let Some((session, _)) = self.session_mut((publisher, Side::Publisher)) {
-            if let Err(e) = session.request_keyframe(mid, rid, now) {
+        let sent = match self.session_mut((publisher, Side::Publisher)) {
+            Some((session, _)) => session.request_keyframe(mid, rid, now).unwrap_or_else(|e| {
                 debug!(conn = publisher, error = %e, "keyframe request failed");
-            }
+                false
+            }),
+            None => false,
+        };
+        if sent {
+            self.counters.keyframe_requests += 1;
         }
     }
 
@@ -181,6 +180,7 @@ impl Rooms {
         packet: &lk::DataPacket,
         touched: &mut Vec<ConnId>,
     ) {
+        self.counters.data_packets += 1;
         let bytes = packet.encode_to_vec();
         let destinations = &packet.destination_identities;
         let Some(r) = self.rooms.get_mut(room) else {

@@ -70,6 +70,8 @@ impl Rooms {
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) -> bool {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += datagram.len() as u64;
         let key = match self.by_addr.get(&source) {
             Some(k) => *k,
             None => match stun_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
@@ -77,24 +79,30 @@ impl Rooms {
                     self.by_addr.insert(source, *k);
                     *k
                 }
-                None => return false,
+                None => {
+                    self.counters.dropped_unknown_flow += 1;
+                    return false;
+                }
             },
         };
         let mut drained = Vec::new();
+        let mut sent = (0, 0);
         let ok = match self.session_mut(key) {
             Some((session, deadline)) => {
                 let r = session.handle_receive(now, source, destination, datagram);
                 if let Err(e) = &r {
                     debug!(conn = key.0, error = %e, "bad datagram");
                 }
-                drain_into(key, session, deadline, transmits, &mut drained);
+                sent = drain_into(key, session, deadline, transmits, &mut drained);
                 true
             }
             None => {
                 self.by_addr.remove(&source);
+                self.counters.dropped_unknown_flow += 1;
                 false
             }
         };
+        self.count_sent(sent);
         self.process(drained, now, transmits, out);
         ok
     }
@@ -162,13 +170,20 @@ impl Rooms {
         out: &mut Vec<Outbound>,
     ) {
         let mut drained = Vec::new();
+        let mut sent = (0, 0);
         if let Some((session, deadline)) = self.session_mut(key) {
             if let Err(e) = session.handle_timeout(now) {
                 debug!(conn = key.0, error = %e, "session timeout failed");
             }
-            drain_into(key, session, deadline, transmits, &mut drained);
+            sent = drain_into(key, session, deadline, transmits, &mut drained);
         }
+        self.count_sent(sent);
         self.process(drained, now, transmits, out);
+    }
+
+    fn count_sent(&mut self, (packets, bytes): (u64, u64)) {
+        self.counters.packets_out += packets;
+        self.counters.bytes_out += bytes;
     }
 
     pub(super) fn participant_by_conn(&mut self, conn: ConnId) -> Option<&mut Participant> {
@@ -288,15 +303,23 @@ impl Rooms {
     }
 }
 
+/// Drains one session; returns the datagrams and bytes it queued for sending.
 fn drain_into(
     key: PeerKey,
     session: &mut PeerSession,
     deadline: &mut Option<Instant>,
     transmits: &mut Vec<Transmit>,
     drained: &mut Vec<Drained>,
-) {
+) -> (u64, u64) {
     let mut events = Vec::new();
-    match session.drain(transmits, &mut events) {
+    let before = transmits.len();
+    let result = session.drain(transmits, &mut events);
+    let added = &transmits[before..];
+    let sent = (
+        added.len() as u64,
+        added.iter().map(|t| t.contents.len() as u64).sum::<u64>(),
+    );
+    match result {
         Ok(next) => *deadline = Some(next),
         Err(e) => {
             debug!(conn = key.0, error = %e, "session failed");
@@ -307,6 +330,7 @@ fn drain_into(
     if !events.is_empty() {
         drained.push(Drained { key, events });
     }
+    sent
 }
 
 /// The local ufrag of a STUN binding request (USERNAME is `ours:theirs`), without

@@ -13,5 +13,5 @@ pub mod session;
 mod subscription;
 
 pub use participant::{ConnId, JoinParams};
-pub use room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+pub use room::{Counters, NodeInfo, RoomDefaults, RoomLimits, Rooms};
 pub use room_ops::{Outbound, RoomError, RoomOp, RoomReply};

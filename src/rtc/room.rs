@@ -25,6 +25,24 @@ pub struct RoomLimits {
     pub max_room_name_length: u32,
 }
 
+/// Running totals of one shard, reported to the control thread every second and summed
+/// there for `/metrics`. Plain integers: only this shard writes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// RTP packets written to subscriber downtracks.
+    pub forwarded: u64,
+    /// Datagrams that matched no session (neither a known address nor our ufrag).
+    pub dropped_unknown_flow: u64,
+    /// Keyframe requests relayed from subscribers or made for layer starts.
+    pub keyframe_requests: u64,
+    pub participant_joins: u64,
+    pub data_packets: u64,
+}
+
 /// What this node says about itself in JoinResponse.server_info.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -54,6 +72,7 @@ pub struct Rooms {
     /// Sessions changed outside a datagram or timeout (signalling, API data) that must
     /// be drained before the shard waits again.
     pub(super) dirty: Vec<super::media::PeerKey>,
+    pub counters: Counters,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
@@ -68,6 +87,7 @@ impl Rooms {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             dirty: Vec::new(),
+            counters: Counters::default(),
             defaults,
             limits,
         }
@@ -83,6 +103,17 @@ impl Rooms {
 
     pub fn participant_count(&self) -> usize {
         self.rooms.values().map(|r| r.participants.len()).sum()
+    }
+
+    /// Published tracks and subscribed downtracks on this shard.
+    pub fn track_counts(&self) -> (usize, usize) {
+        let participants = self.rooms.values().flat_map(|r| r.participants.values());
+        participants.fold((0, 0), |(published, subscribed), p| {
+            (
+                published + p.info.tracks.len(),
+                subscribed + p.media.downtracks.len(),
+            )
+        })
     }
 
     /// Applies one operation. `now` drives room lifetimes; `unix_secs` is what goes on

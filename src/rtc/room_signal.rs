@@ -84,6 +84,7 @@ impl Rooms {
         let room_info = room.info.clone();
         self.conns
             .insert(conn, (params.room.clone(), params.identity.clone()));
+        self.counters.participant_joins += 1;
         if !params.permission.hidden {
             self.send_to_others(
                 &params.room,

@@ -3,7 +3,7 @@
 
 use livekit_protocol as lk;
 
-use crate::rtc::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
+use crate::rtc::{ConnId, Counters, Outbound, RoomError, RoomOp, RoomReply};
 
 #[derive(Debug)]
 pub enum ToShard {
@@ -40,5 +40,7 @@ pub struct ShardStats {
     pub rooms: usize,
     pub participants: usize,
     pub tracks: usize,
+    pub subscribed: usize,
     pub bytes_per_sec: u64,
+    pub counters: Counters,
 }

@@ -164,6 +164,7 @@ async fn timer_loop(me: Rc<Shard>) {
 }
 
 async fn stats_loop(me: Rc<Shard>) {
+    let mut last = crate::rtc::Counters::default();
     loop {
         glommio::timer::sleep(STATS_EVERY).await;
         let now = clock::now();
@@ -177,11 +178,18 @@ async fn stats_loop(me: Rc<Shard>) {
         }
         let stats = {
             let rooms = me.rooms.borrow();
+            let (tracks, subscribed) = rooms.track_counts();
+            let bytes_per_sec = rooms.counters.bytes_in + rooms.counters.bytes_out
+                - (last.bytes_in + last.bytes_out);
+            last = rooms.counters;
             ShardStats {
                 shard: me.id,
                 rooms: rooms.len(),
                 participants: rooms.participant_count(),
-                ..Default::default()
+                tracks,
+                subscribed,
+                bytes_per_sec,
+                counters: rooms.counters,
             }
         };
         if me.outbox.send(FromShard::Stats(stats)).await.is_err() {

@@ -12,7 +12,7 @@ from conftest import Corelay
 
 ROOM = "media-room"
 WIDTH, HEIGHT = 320, 240
-WANT_VIDEO_FRAMES = 20
+WANT_VIDEO_FRAMES = 60
 WANT_AUDIO_FRAMES = 20
 
 
@@ -47,10 +47,14 @@ async def pump_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:
         t += samples
 
 
-async def count_frames(stream, want: int, got: list[int]) -> None:
+async def count_frames(stream, want: int, got: list[int], span: list[float]) -> None:
+    loop = asyncio.get_running_loop()
     async for _ in stream:
+        if got[0] == 0:
+            span.append(loop.time())
         got[0] += 1
         if got[0] >= want:
+            span.append(loop.time())
             return
 
 
@@ -104,23 +108,31 @@ async def scenario(c: Corelay) -> None:
             track = await asyncio.wait_for(subscribed.get(), 20)
             tracks[track.kind] = track
         video_frames, audio_frames = [0], [0]
+        video_span: list[float] = []
         await asyncio.wait_for(
             asyncio.gather(
                 count_frames(
                     rtc.VideoStream(tracks[rtc.TrackKind.KIND_VIDEO]),
                     WANT_VIDEO_FRAMES,
                     video_frames,
+                    video_span,
                 ),
                 count_frames(
                     rtc.AudioStream(tracks[rtc.TrackKind.KIND_AUDIO]),
                     WANT_AUDIO_FRAMES,
                     audio_frames,
+                    [],
                 ),
             ),
             30,
         )
         print(f"decoded video frames={video_frames[0]} audio frames={audio_frames[0]}")
         assert video_frames[0] >= WANT_VIDEO_FRAMES
+        # Delta frames flow, not only keyframes: the publisher sends 30 fps and sends
+        # a keyframe only when asked, so keyframes alone would be about 2 per second.
+        fps = (WANT_VIDEO_FRAMES - 1) / (video_span[1] - video_span[0])
+        print(f"decoded video at {fps:.1f} fps")
+        assert fps >= 6, f"only {fps:.1f} fps decoded"
         assert audio_frames[0] >= WANT_AUDIO_FRAMES
 
         # Data with a topic reaches only the named destination.

@@ -1,0 +1,425 @@
+// Browser interop: the official livekit-client JS SDK in headless Chromium
+// (Debian's /usr/bin/chromium driven by playwright-core) against a real corelay.
+//
+//   a. two browsers: one publishes camera+mic, the other decodes the video;
+//   b. a browser and a Python livekit rtc participant (py_peer.py) decode each
+//      other's video;
+//   c. reliable data from one browser reaches the other.
+//
+// Run: node --test tests/interop/browser/   (after `npm ci` in this folder and
+// `cargo build --bin corelay`; CORELAY_BIN overrides the binary, CHROMIUM_BIN
+// the browser, LK_LOG_LEVEL the SDK log level in the page, default "debug").
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { AccessToken } from 'livekit-server-sdk';
+import { chromium } from 'playwright-core';
+
+import { REPO_ROOT, startCorelay } from './corelay.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const PYTHON = path.join(REPO_ROOT, 'target', 'interop', 'venv', 'bin', 'python');
+const PY_PEER = path.join(HERE, 'py_peer.py');
+const LK_LOG_LEVEL = process.env.LK_LOG_LEVEL || 'debug';
+
+const WAIT_MS = 30_000; // every single wait
+const TEST_TIMEOUT_MS = 180_000;
+const SAMPLE_GAP_MS = 2_000; // between the two frame-count samples (>= 1 s)
+// Both sources send 20-30 fps; a forwarder that passes only keyframes gives ~2.
+const MIN_DECODED_FPS = 5;
+const PY_WANT_FRAMES = 20;
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  // Real host candidates instead of mDNS names: no multicast leaves the machine.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+// --- static page ------------------------------------------------------------
+// Only these files are served; everything else is a 404.
+const ASSETS = {
+  '/': [path.join(HERE, 'page', 'page.html'), 'text/html; charset=utf-8'],
+  '/page.js': [path.join(HERE, 'page', 'page.js'), 'text/javascript; charset=utf-8'],
+  '/node_modules/livekit-client/dist/livekit-client.umd.js': [
+    path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js'),
+    'text/javascript; charset=utf-8',
+  ],
+  '/node_modules/livekit-client/dist/livekit-client.umd.js.map': [
+    path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js.map'),
+    'application/json',
+  ],
+};
+
+async function startPageServer() {
+  const [umd] = ASSETS['/node_modules/livekit-client/dist/livekit-client.umd.js'];
+  if (!existsSync(umd)) {
+    throw new Error(`${umd} missing: run \`npm ci\` in tests/interop/browser`);
+  }
+  const server = http.createServer((req, res) => {
+    const pathname = new URL(req.url, 'http://x').pathname;
+    if (pathname === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    const asset = ASSETS[pathname];
+    if (!asset || !existsSync(asset[0])) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': asset[1], 'cache-control': 'no-store' });
+    res.end(readFileSync(asset[0]));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+// --- browser pages ------------------------------------------------------------
+let browser;
+let pageServer;
+let userDataDir;
+
+async function openPage(name) {
+  const context = await browser.newContext();
+  await context.grantPermissions(['camera', 'microphone'], { origin: pageServer.url });
+  const page = await context.newPage();
+  const consoleLines = [];
+  const push = (line) => {
+    consoleLines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (consoleLines.length > 3000) consoleLines.splice(0, 1000);
+  };
+  page.on('console', (m) => push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => push(`[pageerror] ${e.stack || e}`));
+  page.on('requestfailed', (r) => push(`[requestfailed] ${r.url()} ${r.failure()?.errorText}`));
+  await page.goto(pageServer.url);
+  await page.waitForFunction(() => window.lkReady === true && !!window.LivekitClient, null, {
+    timeout: WAIT_MS,
+  });
+  await page.evaluate((lvl) => window.lkSetLogLevel(lvl), LK_LOG_LEVEL);
+  const tail = (n = 150) => consoleLines.slice(-n).join('\n');
+  return {
+    name,
+    page,
+    context,
+    consoleLines,
+    tail,
+    connect: (url, token) => page.evaluate(([u, t]) => window.lkConnect(u, t), [url, token]),
+    publish: (opts) => page.evaluate((o) => window.lkPublish(o), opts),
+    sendData: (text, topic) => page.evaluate(([x, tp]) => window.lkSendData(x, tp), [text, topic]),
+    stats: () => page.evaluate(() => window.lkStats()),
+    events: () => page.evaluate(() => window.lkEvents()),
+    transportStats: () => page.evaluate(() => window.lkTransportStats()),
+    close: async () => {
+      await page.evaluate(() => window.lkDisconnect()).catch(() => {});
+      await context.close().catch(() => {});
+    },
+  };
+}
+
+async function describePage(p) {
+  const safe = async (fn) => {
+    try {
+      return JSON.stringify(await fn(), null, 1);
+    } catch (e) {
+      return `(unavailable: ${e.message})`;
+    }
+  };
+  return [
+    `--- page ${p.name}: lkStats ---`,
+    await safe(p.stats),
+    `--- page ${p.name}: peer connection getStats (summary) ---`,
+    await safe(p.transportStats),
+    `--- page ${p.name}: events ---`,
+    await safe(p.events),
+    `--- page ${p.name}: console (last 150 lines) ---`,
+    p.tail(),
+  ].join('\n');
+}
+
+/** Runs body(ctx); on failure rethrows with the server log, each page's state and console. */
+async function withDiagnostics(ctx, body) {
+  try {
+    return await body();
+  } catch (e) {
+    const parts = [e.stack || String(e)];
+    for (const p of ctx.pages) parts.push(await describePage(p));
+    if (ctx.extra) parts.push(ctx.extra());
+    if (ctx.server) parts.push(ctx.server.logs());
+    const err = new Error(parts.join('\n\n'));
+    err.cause = e;
+    throw err;
+  }
+}
+
+/** Polls fn() until it returns a truthy value; fails with `what` and the last value. */
+async function waitFor(what, fn, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last?.ok) return last;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${JSON.stringify(last?.info ?? last)}`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+function token(identity, room) {
+  const at = new AccessToken('devkey', 'secret', { identity });
+  at.addGrant({ roomJoin: true, room });
+  return at.toJwt();
+}
+
+const wsUrl = (server) => server.url.replace(/^http/, 'ws');
+
+/**
+ * Waits until `viewer` has a playing video from `fromIdentity` (videoWidth > 0)
+ * and then requires its frame counters to rise over SAMPLE_GAP_MS. Returns numbers.
+ */
+async function expectDecodedVideo(viewer, fromIdentity, startedAt) {
+  const pick = (s) => s.videos.find((v) => v.identity === fromIdentity);
+  const first = await waitFor(`${viewer.name} to play a video from ${fromIdentity} (videoWidth > 0)`, async () => {
+    const s = await viewer.stats();
+    const v = pick(s);
+    return { ok: v && v.videoWidth > 0, info: s, v };
+  });
+  const firstFrameMs = Date.now() - startedAt;
+  // Two samples at least 1 s apart: frames must keep arriving.
+  const s1 = pick(await viewer.stats());
+  await sleep(SAMPLE_GAP_MS);
+  const s2 = pick(await viewer.stats());
+  assert.ok(s2, `${viewer.name}: video from ${fromIdentity} disappeared: ${JSON.stringify(s1)}`);
+  assert.ok(
+    s2.totalVideoFrames > s1.totalVideoFrames,
+    `${viewer.name}: totalVideoFrames of ${fromIdentity}'s video did not rise over ${SAMPLE_GAP_MS} ms: ` +
+      `${s1.totalVideoFrames} -> ${s2.totalVideoFrames} (${JSON.stringify(s2)})`,
+  );
+  assert.ok(
+    s2.framesDecoded > s1.framesDecoded,
+    `${viewer.name}: inbound-rtp framesDecoded of ${fromIdentity}'s video did not rise over ${SAMPLE_GAP_MS} ms: ` +
+      `${s1.framesDecoded} -> ${s2.framesDecoded} (${JSON.stringify(s2)})`,
+  );
+  // Delta frames must get through too, not only keyframes.
+  assert.ok(
+    s2.framesDecoded - s2.keyFramesDecoded > s1.framesDecoded - s1.keyFramesDecoded,
+    `${viewer.name}: only keyframes of ${fromIdentity}'s video were decoded over ${SAMPLE_GAP_MS} ms ` +
+      `(framesDecoded ${s1.framesDecoded} -> ${s2.framesDecoded}, keyFramesDecoded ` +
+      `${s1.keyFramesDecoded} -> ${s2.keyFramesDecoded}): delta frames are not arriving (${JSON.stringify(s2)})`,
+  );
+  const fps = ((s2.framesDecoded - s1.framesDecoded) * 1000) / SAMPLE_GAP_MS;
+  assert.ok(
+    fps >= MIN_DECODED_FPS,
+    `${viewer.name}: decoded ${fps.toFixed(1)} fps of ${fromIdentity}'s video over ${SAMPLE_GAP_MS} ms ` +
+      `(want >= ${MIN_DECODED_FPS}): ${JSON.stringify(s1)} -> ${JSON.stringify(s2)}`,
+  );
+  return {
+    firstFrameMs,
+    width: first.v.videoWidth,
+    height: first.v.videoHeight,
+    codec: s2.codec,
+    totalVideoFrames: [s1.totalVideoFrames, s2.totalVideoFrames],
+    framesDecoded: [s1.framesDecoded, s2.framesDecoded],
+    keyFramesDecoded: [s1.keyFramesDecoded, s2.keyFramesDecoded],
+    fpsDecoded: +fps.toFixed(1),
+    packetsReceived: s2.packetsReceived,
+    retransmittedPacketsReceived: s2.retransmittedPacketsReceived,
+    nackCount: s2.nackCount,
+    pliCount: s2.pliCount,
+  };
+}
+
+before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} missing: apt-get install chromium (or set CHROMIUM_BIN)`);
+  }
+  pageServer = await startPageServer();
+  // launch() gives the browser a fresh temporary profile; this dir holds its
+  // crash dumps etc. so nothing is written to the user's home.
+  userDataDir = mkdtempSync(path.join(os.tmpdir(), 'corelay-chromium-'));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    env: { ...process.env, HOME: userDataDir },
+    timeout: WAIT_MS,
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await pageServer?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
+  test('a browser decodes the camera of another browser', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ROOM = 'browser-a';
+    const ctx = { pages: [], server: await startCorelay() };
+    try {
+      await withDiagnostics(ctx, async () => {
+        const alice = await openPage('alice');
+        const bob = await openPage('bob');
+        ctx.pages.push(alice, bob);
+        const url = wsUrl(ctx.server);
+
+        const t0 = Date.now();
+        await bob.connect(url, await token('bob', ROOM));
+        await alice.connect(url, await token('alice', ROOM));
+        const connectMs = Date.now() - t0;
+
+        const publishedAt = Date.now();
+        const pubs = await alice.publish({ camera: true, mic: true });
+        assert.deepEqual(
+          pubs.map((p) => p.kind).sort(),
+          ['audio', 'video'],
+          `alice should publish one audio and one video track: ${JSON.stringify(pubs)}`,
+        );
+
+        const video = await expectDecodedVideo(bob, 'alice', publishedAt);
+        const bobSees = (await bob.stats()).identities;
+        assert.ok(bobSees.includes('alice'), `bob's remote participants lack alice: ${JSON.stringify(bobSees)}`);
+        const aliceSees = (await alice.stats()).identities;
+        assert.ok(aliceSees.includes('bob'), `alice's remote participants lack bob: ${JSON.stringify(aliceSees)}`);
+
+        const report = { connectBothMs: connectMs, published: pubs, ...video };
+        t.diagnostic(`browser->browser ${JSON.stringify(report)}`);
+      });
+    } finally {
+      for (const p of ctx.pages) await p.close();
+      await ctx.server.stop();
+    }
+  });
+
+  test('a browser and a Python rtc participant decode each other', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ROOM = 'browser-b';
+    const ctx = { pages: [], server: await startCorelay() };
+    let py;
+    const pyOut = [];
+    const pyErr = [];
+    ctx.extra = () =>
+      `--- py_peer stdout ---\n${pyOut.join('')}\n--- py_peer stderr (last 100 lines) ---\n` +
+      pyErr.join('').split('\n').slice(-100).join('\n');
+    try {
+      await withDiagnostics(ctx, async () => {
+        if (!existsSync(PYTHON)) {
+          throw new Error(`${PYTHON} missing: scripts/test creates the venv (target/interop/venv)`);
+        }
+        const web = await openPage('web');
+        ctx.pages.push(web);
+        const url = wsUrl(ctx.server);
+
+        await web.connect(url, await token('web', ROOM));
+        const pubs = await web.publish({ camera: true, mic: false });
+        assert.deepEqual(pubs.map((p) => p.kind), ['video'], `web should publish one video track: ${JSON.stringify(pubs)}`);
+
+        const pyStartedAt = Date.now();
+        py = spawn(PYTHON, [PY_PEER, url, await token('py', ROOM)], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          cwd: REPO_ROOT,
+        });
+        const pyExit = new Promise((resolve) => py.once('exit', (code, signal) => resolve({ code, signal })));
+        let pyExited = null;
+        pyExit.then((x) => {
+          pyExited = x;
+        });
+        py.stdout.setEncoding('utf8').on('data', (d) => pyOut.push(d));
+        py.stderr.setEncoding('utf8').on('data', (d) => {
+          pyErr.push(d);
+          if (pyErr.length > 2000) pyErr.splice(0, 1000);
+        });
+        py.stdin.on('error', () => {}); // EPIPE if it already left
+
+        const fromPy = await expectDecodedVideo(web, 'py', pyStartedAt);
+        const webSees = (await web.stats()).identities;
+        assert.ok(webSees.includes('py'), `web's remote participants lack py: ${JSON.stringify(webSees)}`);
+
+        // py_peer prints its result once it has PY_WANT_FRAMES frames (or after 40 s).
+        const line = await waitFor(
+          'py_peer result line',
+          async () => {
+            const l = pyOut.join('').split('\n').find((x) => x.trim().startsWith('{'));
+            return { ok: !!l || !!pyExited, info: { exited: pyExited }, l };
+          },
+          45_000,
+        );
+        assert.ok(line.l, `py_peer exited (${JSON.stringify(pyExited)}) without a result line`);
+        const result = JSON.parse(line.l);
+        assert.ok(
+          result.frames >= PY_WANT_FRAMES,
+          `python decoded only ${result.frames} frames of the browser's video (want >= ${PY_WANT_FRAMES}): ${line.l}`,
+        );
+        assert.ok(
+          result.fps >= MIN_DECODED_FPS,
+          `python decoded the browser's video at ${result.fps} fps (want >= ${MIN_DECODED_FPS}): ${line.l}`,
+        );
+        assert.equal(result.from, 'web', `python decoded video from ${result.from}, not web`);
+        assert.ok(result.identities.includes('web'), `python's remote participants lack web: ${line.l}`);
+
+        py.stdin.end();
+        const exit = await Promise.race([pyExit, sleep(WAIT_MS).then(() => null)]);
+        assert.ok(exit, 'py_peer did not exit within 30 s of its stdin closing');
+        assert.equal(exit.code, 0, `py_peer exited with ${JSON.stringify(exit)}`);
+
+        const report = { pythonToBrowser: fromPy, browserToPython: result };
+        t.diagnostic(`browser<->python ${JSON.stringify(report)}`);
+      });
+    } finally {
+      if (py && py.exitCode === null && py.signalCode === null) py.kill('SIGKILL');
+      for (const p of ctx.pages) await p.close();
+      await ctx.server.stop();
+    }
+  });
+
+  test('reliable data from one browser reaches the other', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ROOM = 'browser-c';
+    const ctx = { pages: [], server: await startCorelay() };
+    try {
+      await withDiagnostics(ctx, async () => {
+        const alice = await openPage('alice');
+        const bob = await openPage('bob');
+        ctx.pages.push(alice, bob);
+        const url = wsUrl(ctx.server);
+        await bob.connect(url, await token('bob', ROOM));
+        await alice.connect(url, await token('alice', ROOM));
+        await waitFor('bob to see alice', async () => {
+          const s = await bob.stats();
+          return { ok: s.identities.includes('alice'), info: s.identities };
+        });
+
+        const sentAt = Date.now();
+        await alice.sendData('hello from alice', 'chat');
+        const got = await waitFor('bob to receive alice\'s data packet', async () => {
+          const s = await bob.stats();
+          return { ok: s.data.length > 0, info: s.data, data: s.data };
+        });
+        assert.deepEqual(got.data, [{ from: 'alice', topic: 'chat', text: 'hello from alice' }]);
+        t.diagnostic(`data delivered in ${Date.now() - sentAt} ms`);
+      });
+    } finally {
+      for (const p of ctx.pages) await p.close();
+      await ctx.server.stop();
+    }
+  });
+});
