@@ -118,6 +118,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         "starting corelay"
     );
     let node_id = node.node_id.clone();
+    let webhooks = start_webhooks(&config);
     let started = clock::now().mono;
     let lifecycle = Lifecycle::new();
     let control_lifecycle = lifecycle.clone();
@@ -128,7 +129,15 @@ fn serve(args: &ServerArgs) -> Result<()> {
             for tx in to_shards {
                 senders.push(tx.connect().await);
             }
-            let ctx = Control::new(config, keys, senders, started, control_lifecycle, node_id);
+            let ctx = Control::new(
+                config,
+                keys,
+                senders,
+                started,
+                control_lifecycle,
+                node_id,
+                webhooks,
+            );
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = rx.connect().await;
@@ -194,6 +203,14 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         bail!("shard {shard}: could not bind any UDP socket on port {port}");
     }
     Ok(bound)
+}
+
+/// Starts webhook delivery when `webhook.urls` is set. Config validation made sure the
+/// API key exists.
+fn start_webhooks(config: &Config) -> Option<crate::webhook::WebhookSender> {
+    let api_key = config.webhook.api_key.clone();
+    let secret = config.keys.get(&api_key)?.clone();
+    crate::webhook::WebhookSender::start(config.webhook.urls.clone(), api_key, secret)
 }
 
 /// Pins to `core` when this process may run there; otherwise logs and lets the OS place

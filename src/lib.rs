@@ -34,3 +34,4 @@ pub mod net;
 pub mod rtc;
 pub mod shard;
 pub mod signal;
+pub mod webhook;

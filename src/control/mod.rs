@@ -60,6 +60,7 @@ pub struct Control {
     pub keys: KeyStore,
     pub lifecycle: Arc<Lifecycle>,
     pub node_id: String,
+    pub webhooks: Option<crate::webhook::WebhookSender>,
     twirp_counts: RefCell<crate::metrics::TwirpCounts>,
     shards: Vec<ConnectedSender<ToShard>>,
     pending: Pending,
@@ -78,6 +79,7 @@ impl Control {
         started: Instant,
         lifecycle: Arc<Lifecycle>,
         node_id: String,
+        webhooks: Option<crate::webhook::WebhookSender>,
     ) -> Rc<Self> {
         let status = (0..shards.len())
             .map(|shard| ShardStatus {
@@ -93,6 +95,7 @@ impl Control {
             keys,
             lifecycle,
             node_id,
+            webhooks,
             twirp_counts: RefCell::new(Default::default()),
             directory: RefCell::new(Directory::new(shards.len())),
             shards,
@@ -126,6 +129,7 @@ impl Control {
                 FromShard::Out(Outbound::Close { conn, leave }) => {
                     self.deliver(conn, ConnEvent::Close(leave));
                 }
+                FromShard::Event(event) => self.on_room_event(*event),
                 FromShard::Stats(stats) => {
                     if let Some(s) = self.status.borrow_mut().get_mut(stats.shard) {
                         s.stats = stats;
@@ -261,6 +265,25 @@ impl Control {
         for c in self.conns.borrow().values() {
             let _ = c.events.try_send(ConnEvent::Close(leave.clone()));
         }
+    }
+
+    /// Room events become webhooks (when configured).
+    fn on_room_event(&self, event: crate::rtc::RoomEvent) {
+        use crate::rtc::RoomEvent as E;
+        use crate::webhook as wh;
+        let Some(sender) = &self.webhooks else {
+            return;
+        };
+        let now = crate::clock::unix_secs() as i64;
+        let hook = match &event {
+            E::RoomStarted(room) => wh::room_started(room, now),
+            E::RoomFinished(room) => wh::room_finished(room, now),
+            E::ParticipantJoined(room, p) => wh::participant_joined(room, p, now),
+            E::ParticipantLeft(room, p) => wh::participant_left(room, p, now),
+            E::TrackPublished(room, p, t) => wh::track_published(room, p, t, now),
+            E::TrackUnpublished(room, p, t) => wh::track_unpublished(room, p, t, now),
+        };
+        sender.send(hook);
     }
 
     pub fn count_twirp(&self, method: &str, status: u16) {

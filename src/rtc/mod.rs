@@ -14,4 +14,4 @@ mod subscription;
 
 pub use participant::{ConnId, JoinParams};
 pub use room::{Counters, NodeInfo, RoomDefaults, RoomLimits, Rooms};
-pub use room_ops::{Outbound, RoomError, RoomOp, RoomReply};
+pub use room_ops::{Outbound, RoomError, RoomEvent, RoomOp, RoomReply};

@@ -10,7 +10,7 @@ use tracing::debug;
 use super::media::Side;
 use super::participant::{ConnId, DownTrack, PendingTrack};
 use super::room::Rooms;
-use super::room_ops::Outbound;
+use super::room_ops::{Outbound, RoomEvent};
 use super::session::MediaKind;
 use crate::ids;
 use crate::rtc::munger::Munger;
@@ -98,6 +98,18 @@ impl Rooms {
         };
         if let Some(info) = self.participant_by_conn(conn).map(|p| p.info.clone()) {
             self.broadcast_participant(&room, conn, info, out);
+        }
+        if let (Some(info), Some(room_info)) = (
+            self.participant_by_conn(conn).map(|p| p.info.clone()),
+            self.rooms.get(&room).map(|r| r.info.clone()),
+        ) {
+            for track in &newly {
+                self.events.push(RoomEvent::TrackPublished(
+                    room_info.clone(),
+                    info.clone(),
+                    track.clone(),
+                ));
+            }
         }
         for track in newly {
             self.subscribe_room_to(&room, conn, &track, now);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 
 use super::participant::{ConnId, Participant};
-use super::room_ops::{Outbound, RoomError, RoomOp, RoomReply};
+use super::room_ops::{Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 use crate::ids;
 
 /// Values a room gets when its CreateRoomRequest (or the first join) leaves them at 0.
@@ -73,6 +73,8 @@ pub struct Rooms {
     /// be drained before the shard waits again.
     pub(super) dirty: Vec<super::media::PeerKey>,
     pub counters: Counters,
+    /// Room events since the driver last took them.
+    pub(super) events: Vec<RoomEvent>,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
@@ -88,6 +90,7 @@ impl Rooms {
             by_ufrag: HashMap::new(),
             dirty: Vec::new(),
             counters: Counters::default(),
+            events: Vec::new(),
             defaults,
             limits,
         }
@@ -193,9 +196,16 @@ impl Rooms {
             .map(|(name, _)| name.clone())
             .collect();
         for name in &closed {
-            self.rooms.remove(name);
+            if let Some(room) = self.rooms.remove(name) {
+                self.events.push(RoomEvent::RoomFinished(room.info));
+            }
         }
         closed
+    }
+
+    /// Room events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<RoomEvent> {
+        std::mem::take(&mut self.events)
     }
 
     pub(super) fn create(
@@ -228,6 +238,7 @@ impl Rooms {
             ..Default::default()
         };
         let close_at = now + Duration::from_secs(u64::from(info.empty_timeout));
+        self.events.push(RoomEvent::RoomStarted(info.clone()));
         self.rooms.insert(
             req.name.clone(),
             RoomState {

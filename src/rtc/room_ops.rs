@@ -79,6 +79,18 @@ pub enum RoomReply {
     Done,
 }
 
+/// Something that happened in a room, for webhooks (and later analytics). Carries
+/// snapshots so the consumer needs no access to shard state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    RoomStarted(lk::Room),
+    RoomFinished(lk::Room),
+    ParticipantJoined(lk::Room, lk::ParticipantInfo),
+    ParticipantLeft(lk::Room, lk::ParticipantInfo),
+    TrackPublished(lk::Room, lk::ParticipantInfo, lk::TrackInfo),
+    TrackUnpublished(lk::Room, lk::ParticipantInfo, lk::TrackInfo),
+}
+
 /// A message a shard sends to one participant's signal connection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {

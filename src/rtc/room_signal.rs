@@ -10,7 +10,7 @@ use tracing::debug;
 
 use super::participant::{leave, ConnId, JoinParams, Participant};
 use super::room::Rooms;
-use super::room_ops::{Outbound, RoomError};
+use super::room_ops::{Outbound, RoomError, RoomEvent};
 use crate::ids;
 
 /// The LiveKit server version corelay is compatible with. SDKs semver-parse it and
@@ -85,6 +85,10 @@ impl Rooms {
         self.conns
             .insert(conn, (params.room.clone(), params.identity.clone()));
         self.counters.participant_joins += 1;
+        self.events.push(RoomEvent::ParticipantJoined(
+            room_info.clone(),
+            info.clone(),
+        ));
         if !params.permission.hidden {
             self.send_to_others(
                 &params.room,
@@ -177,6 +181,7 @@ impl Rooms {
         };
         let gone_tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
         room.info.num_participants = visible_count(room.participants.values());
+        let room_info = room.info.clone();
         if room.participants.is_empty() {
             room.close_at = now + Duration::from_secs(u64::from(room.info.departure_timeout));
         }
@@ -188,10 +193,19 @@ impl Rooms {
         }
         self.forget_peers(conn);
         self.unsubscribe_all(&room_name, &gone_tracks, out);
+        gone.bump();
+        gone.info.state = lk::participant_info::State::Disconnected as i32;
+        gone.info.disconnect_reason = reason as i32;
+        for track in &gone.info.tracks {
+            self.events.push(RoomEvent::TrackUnpublished(
+                room_info.clone(),
+                gone.info.clone(),
+                track.clone(),
+            ));
+        }
+        self.events
+            .push(RoomEvent::ParticipantLeft(room_info, gone.info.clone()));
         if !gone.hidden() {
-            gone.bump();
-            gone.info.state = lk::participant_info::State::Disconnected as i32;
-            gone.info.disconnect_reason = reason as i32;
             self.send_to_others(&room_name, conn, Resp::Update(update(vec![gone.info])), out);
         }
     }
@@ -205,6 +219,10 @@ impl Rooms {
     ) {
         if let Some(room) = self.rooms.remove(room_name) {
             for p in room.participants.values() {
+                self.events.push(RoomEvent::ParticipantLeft(
+                    room.info.clone(),
+                    p.info.clone(),
+                ));
                 self.conns.remove(&p.conn);
                 self.forget_peers(p.conn);
                 out.push(Outbound::Close {
@@ -212,6 +230,7 @@ impl Rooms {
                     leave: leave(reason, lk::leave_request::Action::Disconnect),
                 });
             }
+            self.events.push(RoomEvent::RoomFinished(room.info));
         }
     }
 

@@ -7,7 +7,7 @@ use lk::signal_response::Message as Resp;
 
 use super::participant::ConnId;
 use super::room::Rooms;
-use super::room_ops::{Outbound, RoomError};
+use super::room_ops::{Outbound, RoomError, RoomEvent};
 use super::session::OfferedMedia;
 
 impl Rooms {
@@ -29,12 +29,28 @@ impl Rooms {
         if stopped.is_empty() {
             return;
         }
+        let removed: Vec<lk::TrackInfo> = p
+            .info
+            .tracks
+            .iter()
+            .filter(|t| stopped.contains(&t.sid))
+            .cloned()
+            .collect();
         p.info.tracks.retain(|t| !stopped.contains(&t.sid));
         p.bump();
         let info = p.info.clone();
         let Some((room, _)) = self.conns.get(&conn).cloned() else {
             return;
         };
+        if let Some(room_info) = self.rooms.get(&room).map(|r| r.info.clone()) {
+            for track in removed {
+                self.events.push(RoomEvent::TrackUnpublished(
+                    room_info.clone(),
+                    info.clone(),
+                    track,
+                ));
+            }
+        }
         self.broadcast_participant(&room, conn, info, out);
         self.unsubscribe_all(&room, &stopped, out);
     }

@@ -3,7 +3,7 @@
 
 use livekit_protocol as lk;
 
-use crate::rtc::{ConnId, Counters, Outbound, RoomError, RoomOp, RoomReply};
+use crate::rtc::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 
 #[derive(Debug)]
 pub enum ToShard {
@@ -30,6 +30,8 @@ pub enum FromShard {
     RoomClosed { shard: usize, name: String },
     /// A message for one participant's signal connection.
     Out(Outbound),
+    /// Something happened in a room (webhooks).
+    Event(Box<RoomEvent>),
     /// Sent every second; its absence tells the control thread a shard is stuck.
     Stats(ShardStats),
 }

@@ -39,6 +39,17 @@ impl Shard {
                 return false;
             }
         }
+        let events = self.rooms.borrow_mut().take_events();
+        for e in events {
+            if self
+                .outbox
+                .send(FromShard::Event(Box::new(e)))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
         true
     }
 }
@@ -169,6 +180,9 @@ async fn stats_loop(me: Rc<Shard>) {
         glommio::timer::sleep(STATS_EVERY).await;
         let now = clock::now();
         let closed = me.rooms.borrow_mut().expire(now.mono);
+        if !me.flush(Vec::new(), Vec::new()).await {
+            return;
+        }
         for name in closed {
             debug!(shard = me.id, room = %name, "room closed after its timeout");
             let msg = FromShard::RoomClosed { shard: me.id, name };

@@ -1,0 +1,91 @@
+"""Webhooks: corelay's events for a join/publish/leave sequence, received by a small
+HTTP sink the test starts and verified by the official livekit-api WebhookReceiver."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import queue
+import threading
+import time
+
+import numpy as np
+from livekit import api, rtc
+
+from conftest import _binary, _Server, _SERVERS
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    received: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        self.received.put(
+            (body, self.headers.get("Authorization", ""), self.headers.get("Content-Type", ""))
+        )
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+async def call(url: str) -> None:
+    token = (
+        api.AccessToken("devkey", "secret")
+        .with_identity("alice")
+        .with_grants(api.VideoGrants(room_join=True, room="hooks"))
+        .to_jwt()
+    )
+    room = rtc.Room()
+    await room.connect(url, token)
+    source = rtc.AudioSource(48000, 1)
+    await room.local_participant.publish_track(
+        rtc.LocalAudioTrack.create_audio_track("mic", source),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+    )
+    tone = (np.sin(2 * np.pi * 440 * np.arange(480) / 48000) * 8000).astype(np.int16).tobytes()
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        await source.capture_frame(rtc.AudioFrame(tone, 48000, 1, 480))
+    await room.disconnect()
+
+
+def test_webhooks_verify_with_the_official_receiver() -> None:
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    hook_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
+    config = f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
+    server = _Server(_binary(), extra_args=["--config-body", config])
+    _SERVERS.append(server)
+    receiver = api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
+    want = ["room_started", "participant_joined", "track_published", "participant_left"]
+    seen: list[str] = []
+    try:
+        url = server.wait_ready()
+        asyncio.run(asyncio.wait_for(call(url), 60))
+        deadline = time.monotonic() + 15
+        while not set(want) <= set(seen) and time.monotonic() < deadline:
+            try:
+                body, auth, content_type = Sink.received.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            assert content_type == "application/webhook+json"
+            event = receiver.receive(body, auth)  # raises unless signature and hash match
+            assert event.id.startswith("EV_")
+            assert event.room.name == "hooks"
+            if event.event in ("participant_joined", "participant_left", "track_published"):
+                assert event.participant.identity == "alice"
+            if event.event == "track_published":
+                assert event.track.sid.startswith("TR_")
+            seen.append(event.event)
+        for name in want:
+            assert name in seen, f"{name} not received; got {seen}"
+        # Order as LiveKit sends them for one participant.
+        assert seen.index("room_started") < seen.index("participant_joined")
+        assert seen.index("participant_joined") < seen.index("track_published")
+        assert seen.index("track_published") < seen.index("participant_left")
+    finally:
+        server.stop()
+        _SERVERS.remove(server)
+        sink.shutdown()
