@@ -37,7 +37,9 @@ class Corelay(NamedTuple):
 
 
 class _Server:
-    def __init__(self, binary: Path, extra_args: Optional[list[str]] = None) -> None:
+    def __init__(
+        self, binary: Path, extra_args: Optional[list[str]] = None, dev: bool = True
+    ) -> None:
         self.binary = binary
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log = tempfile.NamedTemporaryFile(
@@ -47,7 +49,15 @@ class _Server:
         self.url: Optional[str] = None
         self._url_ready = threading.Event()
         self.proc = subprocess.Popen(
-            [str(binary), "--dev", "--port", "0", "--udp-port", "0", *(extra_args or [])],
+            [
+                str(binary),
+                *(["--dev"] if dev else []),
+                "--port",
+                "0",
+                "--udp-port",
+                "0",
+                *(extra_args or []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             # stderr goes straight to a file: it can never fill a pipe.
