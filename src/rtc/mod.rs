@@ -5,6 +5,8 @@ mod forward;
 pub mod media;
 pub mod munger;
 mod negotiation;
+#[cfg(test)]
+mod negotiation_tests;
 pub mod participant;
 pub mod room;
 pub mod room_ops;

@@ -1,0 +1,169 @@
+//! Signal ordering for publishing, driven through `Rooms` with a real str0m client
+//! offer: the subscriber learns about a track (ParticipantUpdate) before the offer
+//! that carries it, and the offer maps its mid to the track sid.
+
+use std::net::SocketAddr;
+
+use livekit_protocol as lk;
+use lk::signal_request::Message as Req;
+use lk::signal_response::Message as Resp;
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, RtcConfig};
+
+use super::participant::JoinParams;
+use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+use super::room_ops::Outbound;
+
+fn rooms() -> Rooms {
+    let defaults = RoomDefaults {
+        empty_timeout: 300,
+        departure_timeout: 20,
+        max_participants: 0,
+    };
+    let mut rooms = Rooms::new(defaults, RoomLimits::default(), NodeInfo::default());
+    let server: SocketAddr = "10.0.0.2:7882".parse().unwrap();
+    rooms.set_local_candidates(vec![server]);
+    rooms
+}
+
+fn join(identity: &str) -> JoinParams {
+    JoinParams {
+        room: "r".into(),
+        identity: identity.into(),
+        auto_create: true,
+        auto_subscribe: true,
+        permission: lk::ParticipantPermission {
+            can_subscribe: true,
+            can_publish: true,
+            can_publish_data: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn request(message: Req) -> lk::SignalRequest {
+    lk::SignalRequest {
+        message: Some(message),
+    }
+}
+
+/// What a browser would offer for one camera track whose MediaStreamTrack id is `cid`.
+fn client_offer(cid: &str) -> String {
+    let now = crate::clock::now().mono;
+    let mut client = RtcConfig::new().set_rtp_mode(true).build(now);
+    let local: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+    client
+        .add_local_candidate(Candidate::host(local, "udp").unwrap())
+        .unwrap();
+    let mut api = client.sdp_api();
+    api.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        Some("stream".into()),
+        Some(cid.into()),
+        None,
+    );
+    let (offer, _pending) = api.apply().unwrap();
+    offer.to_sdp_string()
+}
+
+fn messages_for(out: &[Outbound], conn: u64) -> Vec<Resp> {
+    out.iter()
+        .filter_map(|o| match o {
+            Outbound::Signal { conn: c, response } if *c == conn => response.message.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn track_update_reaches_subscriber_before_the_offer_that_carries_it() {
+    let t0 = crate::clock::now().mono;
+    let mut rooms = rooms();
+    let mut out = Vec::new();
+    rooms.join(1, &join("sub"), t0, 0, &mut out).unwrap();
+    rooms.join(2, &join("pub"), t0, 0, &mut out).unwrap();
+    // The subscriber has not answered its first offer (data channels) yet.
+    out.clear();
+
+    let add = lk::AddTrackRequest {
+        cid: "cam-1".into(),
+        name: "camera".into(),
+        r#type: lk::TrackType::Video as i32,
+        source: lk::TrackSource::Camera as i32,
+        width: 640,
+        height: 360,
+        ..Default::default()
+    };
+    rooms.signal(2, request(Req::AddTrack(add)), t0, 0, &mut out);
+    let published = messages_for(&out, 2);
+    let track = match &published[..] {
+        [Resp::TrackPublished(r)] => r.track.clone().unwrap(),
+        other => panic!("expected TrackPublished, got {other:?}"),
+    };
+    assert_eq!(published.len(), 1);
+    assert!(track.sid.starts_with("TR_VC"), "{}", track.sid);
+
+    out.clear();
+    let offer = lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp: client_offer("cam-1"),
+        id: 7,
+        ..Default::default()
+    };
+    rooms.signal(2, request(Req::Offer(offer)), t0, 0, &mut out);
+    match &messages_for(&out, 2)[..] {
+        [Resp::Answer(a)] => assert_eq!(a.id, 7, "the answer echoes the offer id"),
+        other => panic!("expected one Answer, got {other:?}"),
+    }
+    let to_sub = messages_for(&out, 1);
+    let announced = to_sub.iter().any(|m| {
+        matches!(m, Resp::Update(u)
+            if u.participants.iter().any(|p| p.tracks.iter().any(|t| t.sid == track.sid)))
+    });
+    assert!(announced, "the subscriber hears about the track first");
+    // The subscriber's first offer (data channels) is unanswered, so the track waits
+    // for its answer; once answered, the next offer carries it.
+    assert!(
+        !to_sub.iter().any(|m| matches!(m, Resp::Offer(_))),
+        "no second offer while one is outstanding"
+    );
+    out.clear();
+    rooms.signal(
+        1,
+        request(Req::Answer(lk::SessionDescription {
+            r#type: "answer".into(),
+            sdp: "not an answer".into(),
+            id: 1,
+            ..Default::default()
+        })),
+        t0,
+        0,
+        &mut out,
+    );
+    let offers: Vec<lk::SessionDescription> = messages_for(&out, 1)
+        .into_iter()
+        .filter_map(|m| match m {
+            Resp::Offer(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        offers.len(),
+        1,
+        "the queued track is offered after the answer"
+    );
+    let offer = &offers[0];
+    assert_eq!(offer.id, 2);
+    assert!(offer.mid_to_track_id.values().any(|sid| *sid == track.sid));
+    let msid_line = offer
+        .sdp
+        .lines()
+        .find(|l| l.starts_with("a=msid:"))
+        .expect("msid line");
+    assert!(
+        msid_line.ends_with(&format!("|{0} {0}", track.sid)),
+        "{msid_line}"
+    );
+}
