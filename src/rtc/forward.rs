@@ -7,8 +7,9 @@ use livekit_protocol as lk;
 use prost::Message;
 use tracing::debug;
 
+use super::layers::Admit;
 use super::media::Side;
-use super::participant::{Admit, ConnId};
+use super::participant::ConnId;
 use super::room::Rooms;
 use super::session::{MediaKind, Mid, RtpIn};
 
@@ -34,7 +35,8 @@ impl Rooms {
         let Some(room_state) = self.rooms.get_mut(&room) else {
             return;
         };
-        let mut want_keyframe = false;
+        // Layers some downtrack waits for a keyframe of (rid None = no simulcast).
+        let mut want_keyframes: Vec<Option<String>> = Vec::new();
         let mut forwarded = 0;
         for p in room_state.participants.values_mut() {
             if p.conn == publisher {
@@ -47,14 +49,20 @@ impl Rooms {
                 continue;
             };
             if down.kind == MediaKind::Video {
-                match down.admit(rtp.rid.as_deref(), rtp.is_keyframe) {
-                    Admit::Forward => {}
-                    Admit::Skip => continue,
-                    Admit::NeedKeyframe => {
-                        want_keyframe = true;
-                        continue;
+                let decision =
+                    down.layers
+                        .admit(rtp.rid.as_deref(), rtp.is_keyframe, now, &mut down.munger);
+                if decision == Admit::NeedKeyframe || down.layers.switch_pending() {
+                    let rid = down.layers.target.clone().or_else(|| rtp.rid.clone());
+                    if !want_keyframes.contains(&rid) {
+                        want_keyframes.push(rid);
                     }
                 }
+                if decision != Admit::Forward {
+                    continue;
+                }
+            } else if down.layers.paused {
+                continue;
             }
             let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
                 continue;
@@ -78,8 +86,9 @@ impl Rooms {
             }
         }
         self.counters.forwarded += forwarded;
-        if want_keyframe {
-            self.request_keyframe(publisher, rtp.mid, rtp.rid.as_deref(), now);
+        // Coalesced across subscribers and rate-limited per layer by the session.
+        for rid in want_keyframes {
+            self.request_keyframe(publisher, rtp.mid, rid.as_deref(), now);
         }
     }
 
@@ -93,7 +102,7 @@ impl Rooms {
             .downtracks
             .iter()
             .find(|(_, d)| d.mid == Some(mid))
-            .map(|(sid, d)| (sid.clone(), d.rid.clone()))
+            .map(|(sid, d)| (sid.clone(), d.layers.current.clone()))
         else {
             return;
         };

@@ -2,6 +2,7 @@
 //! forwarding. Nothing here reads a clock or touches a socket.
 
 mod forward;
+pub mod layers;
 pub mod media;
 pub mod munger;
 mod negotiation;

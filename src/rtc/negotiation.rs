@@ -13,6 +13,7 @@ use super::room::Rooms;
 use super::room_ops::{Outbound, RoomEvent};
 use super::session::MediaKind;
 use crate::ids;
+use crate::rtc::layers::{pick_quality, rid_for, track_layers, LayerState};
 use crate::rtc::munger::Munger;
 
 impl Rooms {
@@ -225,6 +226,42 @@ impl Rooms {
         );
     }
 
+    /// UpdateTrackSettings: pause/resume and pick the simulcast layer for the size the
+    /// subscriber renders. Unknown sids and absurd values are ignored per track.
+    pub(super) fn on_track_settings(&mut self, conn: ConnId, settings: lk::UpdateTrackSettings) {
+        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let tracks: Vec<lk::TrackInfo> = r
+            .participants
+            .values()
+            .flat_map(|p| p.info.tracks.iter())
+            .filter(|t| settings.track_sids.contains(&t.sid))
+            .cloned()
+            .collect();
+        let Some(p) = r.participants.values_mut().find(|p| p.conn == conn) else {
+            return;
+        };
+        for track in tracks {
+            let Some(down) = p.media.downtracks.get_mut(&track.sid) else {
+                continue;
+            };
+            if settings.disabled {
+                down.layers.pause();
+                continue;
+            }
+            down.layers.resume();
+            let announced = track_layers(&track);
+            if announced.len() > 1 {
+                let quality = pick_quality(announced, &settings);
+                down.layers.set_target(Some(layer_rid(announced, quality)));
+            }
+        }
+    }
+
     pub(super) fn on_mute(
         &mut self,
         conn: ConnId,
@@ -319,6 +356,17 @@ impl Rooms {
         let Some(session) = p.media.subscriber.as_mut() else {
             return;
         };
+        let mut layers = LayerState::default();
+        let announced = track_layers(track);
+        if announced.len() > 1 {
+            // Before any settings: HIGH, or LOW for adaptive-stream clients (LiveKit).
+            let start = if p.adaptive_stream {
+                lk::VideoQuality::Low
+            } else {
+                lk::VideoQuality::High
+            };
+            layers.set_target(Some(layer_rid(announced, start)));
+        }
         let stream_id = format!("{publisher_sid}|{}", track.sid);
         match session.add_send_track(kind, &stream_id, &track.sid) {
             Ok(()) => {
@@ -328,8 +376,7 @@ impl Rooms {
                         mid: None,
                         kind,
                         munger: Munger::new(),
-                        rid: None,
-                        started: false,
+                        layers,
                     },
                 );
                 p.media.needs_offer = true;
@@ -403,6 +450,16 @@ impl Rooms {
             }
         }
     }
+}
+
+/// The rid of the layer with `quality`: as announced in AddTrackRequest, else the
+/// SDKs' convention (q/h/f).
+fn layer_rid(layers: &[lk::VideoLayer], quality: lk::VideoQuality) -> String {
+    layers
+        .iter()
+        .find(|l| l.quality == quality as i32 && !l.rid.is_empty())
+        .map(|l| l.rid.clone())
+        .unwrap_or_else(|| rid_for(quality).to_string())
 }
 
 fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 
+use super::layers::LayerState;
 use super::munger::Munger;
 use super::session::{MediaKind, Mid, PeerSession};
 
@@ -24,6 +25,8 @@ pub struct JoinParams {
     pub kind: i32,
     pub permission: lk::ParticipantPermission,
     pub auto_subscribe: bool,
+    /// The SDK sizes video to its elements: start simulcast tracks on the low layer.
+    pub adaptive_stream: bool,
     pub client: lk::ClientInfo,
     /// May the join create the room (`room.auto_create`)?
     pub auto_create: bool,
@@ -33,6 +36,7 @@ pub struct Participant {
     pub info: lk::ParticipantInfo,
     pub conn: ConnId,
     pub auto_subscribe: bool,
+    pub adaptive_stream: bool,
     pub media: ParticipantMedia,
 }
 
@@ -49,41 +53,8 @@ pub struct DownTrack {
     pub mid: Option<Mid>,
     pub kind: MediaKind,
     pub munger: Munger,
-    /// The simulcast layer being forwarded; `None` until a keyframe picks one.
-    pub rid: Option<String>,
-    /// Whether the forwarded layer has delivered a keyframe yet (nothing is sent before).
-    pub started: bool,
-}
-
-/// What to do with one video packet on a downtrack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
-    Forward,
-    /// Another simulcast layer than the one forwarded.
-    Skip,
-    /// Not started yet and this is no keyframe: drop it and ask the publisher for one.
-    NeedKeyframe,
-}
-
-impl DownTrack {
-    /// A downtrack starts on a keyframe, and the first keyframe of any simulcast layer
-    /// picks the layer it stays on (`rid` is `None` without simulcast). Switching
-    /// layers comes with the stream allocator.
-    pub fn admit(&mut self, rid: Option<&str>, keyframe: bool) -> Admit {
-        if !self.started {
-            if !keyframe {
-                return Admit::NeedKeyframe;
-            }
-            self.rid = rid.map(str::to_string);
-            self.started = true;
-            return Admit::Forward;
-        }
-        if self.rid.as_deref() == rid {
-            Admit::Forward
-        } else {
-            Admit::Skip
-        }
-    }
+    /// Which simulcast layer flows, and whether the subscriber paused the track.
+    pub layers: LayerState,
 }
 
 /// The participant's peer connections and what rides on them.
@@ -144,50 +115,5 @@ pub fn leave(reason: lk::DisconnectReason, action: lk::leave_request::Action) ->
         reason: reason as i32,
         action: action as i32,
         regions: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn downtrack() -> DownTrack {
-        DownTrack {
-            mid: None,
-            kind: MediaKind::Video,
-            munger: Munger::new(),
-            rid: None,
-            started: false,
-        }
-    }
-
-    #[test]
-    fn admit_without_simulcast_forwards_deltas_after_the_first_keyframe() {
-        let mut d = downtrack();
-        let table = [
-            (false, Admit::NeedKeyframe),
-            (true, Admit::Forward),
-            (false, Admit::Forward),
-            (false, Admit::Forward),
-            (true, Admit::Forward),
-        ];
-        for (i, (keyframe, want)) in table.into_iter().enumerate() {
-            assert_eq!(d.admit(None, keyframe), want, "packet {i}");
-        }
-    }
-
-    #[test]
-    fn admit_with_simulcast_locks_onto_the_first_layer_with_a_keyframe() {
-        let mut d = downtrack();
-        let table = [
-            (Some("f"), false, Admit::NeedKeyframe),
-            (Some("q"), true, Admit::Forward),
-            (Some("f"), true, Admit::Skip),
-            (Some("q"), false, Admit::Forward),
-            (Some("h"), false, Admit::Skip),
-        ];
-        for (i, (rid, keyframe, want)) in table.into_iter().enumerate() {
-            assert_eq!(d.admit(rid, keyframe), want, "packet {i}");
-        }
     }
 }

@@ -70,6 +70,7 @@ impl Rooms {
             info: info.clone(),
             conn,
             auto_subscribe: params.auto_subscribe,
+            adaptive_stream: params.adaptive_stream,
             media: Default::default(),
         };
         room.participants
@@ -150,6 +151,7 @@ impl Rooms {
             Req::Trickle(trickle) => self.on_trickle(conn, trickle),
             Req::AddTrack(add) => self.on_add_track(conn, add, out),
             Req::Mute(mute) => self.on_mute(conn, mute, out),
+            Req::TrackSetting(settings) => self.on_track_settings(conn, settings),
             other => {
                 debug!(conn, request = ?std::mem::discriminant(&other), "signal request not handled yet")
             }

@@ -72,6 +72,7 @@ pub fn join_params(claims: &Claims, req: &Request, auto_create: bool) -> JoinPar
             ..Default::default()
         },
         auto_subscribe: flag(req, "auto_subscribe", true),
+        adaptive_stream: flag(req, "adaptive_stream", false),
         client: client_info(req),
         auto_create,
     }
