@@ -1,6 +1,7 @@
 //! Session meaning, sans-IO: rooms and (with the media plane) participants, tracks and
 //! forwarding. Nothing here reads a clock or touches a socket.
 
+pub mod dynacast;
 mod forward;
 pub mod layers;
 pub mod media;

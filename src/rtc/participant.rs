@@ -71,6 +71,8 @@ pub struct ParticipantMedia {
     pub published: HashMap<Mid, String>,
     /// Track sid → downtrack on the subscriber PC.
     pub downtracks: HashMap<String, DownTrack>,
+    /// Dynacast: the qualities last announced to this publisher, per track sid.
+    pub sent_qualities: HashMap<String, std::collections::BTreeSet<i32>>,
     pub offer_id: u32,
     pub awaiting_answer: bool,
     pub needs_offer: bool,

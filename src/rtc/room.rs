@@ -176,9 +176,11 @@ impl Rooms {
                 let info = self.update_participant(&req.room, &req.identity, &req, out)?;
                 Ok(RoomReply::Participant(info))
             }
-            RoomOp::UpdateSubscriptions(req) => self
-                .update_subscriptions_for(&req, now, out)
-                .map(|_| RoomReply::Done),
+            RoomOp::UpdateSubscriptions(req) => {
+                self.update_subscriptions_for(&req, now, out)?;
+                self.update_dynacast(&req.room, out);
+                Ok(RoomReply::Done)
+            }
             RoomOp::SendData(req) => {
                 self.room(&req.room)?;
                 self.send_api_data(&req);

@@ -130,6 +130,7 @@ impl Rooms {
         let Some(message) = request.message else {
             return;
         };
+        let room = self.conns.get(&conn).map(|(r, _)| r.clone());
         self.dirty.push((conn, super::media::Side::Publisher));
         self.dirty.push((conn, super::media::Side::Subscriber));
         match message {
@@ -152,15 +153,29 @@ impl Rooms {
             Req::AddTrack(add) => self.on_add_track(conn, add, out),
             Req::Mute(mute) => self.on_mute(conn, mute, out),
             Req::TrackSetting(settings) => self.on_track_settings(conn, settings),
+            Req::Subscription(s) => {
+                let mut sids = s.track_sids;
+                for pt in s.participant_tracks {
+                    sids.extend(pt.track_sids);
+                }
+                self.update_subscriptions(conn, &sids, s.subscribe, now, out);
+            }
             other => {
                 debug!(conn, request = ?std::mem::discriminant(&other), "signal request not handled yet")
             }
+        }
+        if let Some(room) = room {
+            self.update_dynacast(&room, out);
         }
     }
 
     /// The connection went away (or was replaced): the participant leaves the room.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
+        let room = self.conns.get(&conn).map(|(r, _)| r.clone());
         self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
+        if let Some(room) = room {
+            self.update_dynacast(&room, out);
+        }
     }
 
     /// Removes the participant behind `conn`, tells it why (unless it left by itself)
