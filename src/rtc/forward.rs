@@ -12,6 +12,7 @@ use super::media::Side;
 use super::participant::ConnId;
 use super::room::Rooms;
 use super::session::{MediaKind, Mid, RtpIn};
+use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 
 impl Rooms {
     /// Writes one incoming packet to every downtrack of its track, then the caller
@@ -32,6 +33,20 @@ impl Rooms {
         else {
             return;
         };
+        // Only audio carries the RFC 6464 level.
+        if let Some(level) = rtp.audio_level {
+            let sid = self
+                .conns
+                .get(&publisher)
+                .and_then(|(r, identity)| self.rooms.get(r)?.participants.get(identity))
+                .map(|p| p.info.sid.as_str());
+            if let Some(sid) = sid {
+                self.speakers
+                    .entry(room.clone())
+                    .or_insert_with(|| SpeakerDetector::new(SpeakerConfig::default()))
+                    .observe(sid, dbov_magnitude(level), now);
+            }
+        }
         let Some(room_state) = self.rooms.get_mut(&room) else {
             return;
         };

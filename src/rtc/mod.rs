@@ -14,6 +14,8 @@ pub mod room;
 pub mod room_ops;
 mod room_signal;
 pub mod session;
+pub mod speaker;
+mod speaker_room;
 mod subscription;
 
 pub use participant::{ConnId, JoinParams};

@@ -75,6 +75,9 @@ pub struct Rooms {
     pub counters: Counters,
     /// Room events since the driver last took them.
     pub(super) events: Vec<RoomEvent>,
+    /// Active-speaker detection, per room.
+    pub(super) speakers: HashMap<String, super::speaker::SpeakerDetector>,
+    pub(super) next_speaker_poll: Option<Instant>,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
@@ -91,6 +94,8 @@ impl Rooms {
             dirty: Vec::new(),
             counters: Counters::default(),
             events: Vec::new(),
+            speakers: HashMap::new(),
+            next_speaker_poll: None,
             defaults,
             limits,
         }
@@ -198,6 +203,7 @@ impl Rooms {
             .map(|(name, _)| name.clone())
             .collect();
         for name in &closed {
+            self.speakers.remove(name);
             if let Some(room) = self.rooms.remove(name) {
                 self.events.push(RoomEvent::RoomFinished(room.info));
             }

@@ -209,6 +209,7 @@ impl Rooms {
             });
         }
         self.forget_peers(conn);
+        self.forget_speaker(&room_name, &gone.info.sid);
         self.unsubscribe_all(&room_name, &gone_tracks, out);
         gone.bump();
         gone.info.state = lk::participant_info::State::Disconnected as i32;
@@ -234,6 +235,7 @@ impl Rooms {
         reason: lk::DisconnectReason,
         out: &mut Vec<Outbound>,
     ) {
+        self.speakers.remove(room_name);
         if let Some(room) = self.rooms.remove(room_name) {
             for p in room.participants.values() {
                 self.events.push(RoomEvent::ParticipantLeft(

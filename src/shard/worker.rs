@@ -165,9 +165,11 @@ async fn timer_loop(me: Rc<Shard>) {
         let now = clock::now().mono;
         let mut out = Vec::new();
         let mut transmits = Vec::new();
-        me.rooms
-            .borrow_mut()
-            .handle_timeouts(now, &mut transmits, &mut out);
+        {
+            let mut rooms = me.rooms.borrow_mut();
+            rooms.handle_timeouts(now, &mut transmits, &mut out);
+            rooms.tick_speakers(now, &mut out);
+        }
         if !me.flush(transmits, out).await {
             return;
         }

@@ -64,6 +64,12 @@ async def scenario(c: Corelay) -> None:
     bob_data: asyncio.Queue = asyncio.Queue()
     carol_data: asyncio.Queue = asyncio.Queue()
     left: asyncio.Event = asyncio.Event()
+    alice_speaking: asyncio.Event = asyncio.Event()
+
+    @bob.on("active_speakers_changed")
+    def _on_speakers(speakers):  # type: ignore[no-untyped-def]
+        if any(s.identity == "alice" for s in speakers):
+            alice_speaking.set()
 
     @bob.on("track_subscribed")
     def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
@@ -134,6 +140,9 @@ async def scenario(c: Corelay) -> None:
         print(f"decoded video at {fps:.1f} fps")
         assert fps >= 6, f"only {fps:.1f} fps decoded"
         assert audio_frames[0] >= WANT_AUDIO_FRAMES
+
+        # Alice's tone is loud: she shows up among Bob's active speakers.
+        await asyncio.wait_for(alice_speaking.wait(), 10)
 
         # Data with a topic reaches only the named destination.
         await alice.local_participant.publish_data(
