@@ -52,6 +52,10 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
         return;
     };
     let accept = derive_accept_key(key.as_bytes());
+    if is_resume(req) {
+        refuse_resume(stream, &accept).await;
+        return;
+    }
     let params = join_params(&claims, req, ctx.config.room.auto_create);
     let room = params.room.clone();
     let identity = params.identity.clone();
@@ -81,11 +85,8 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
     ctx.bind_conn(conn, &room);
     info!(conn, %room, %identity, "participant joined");
 
-    let upgrade = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    if stream.write_all(upgrade.as_bytes()).await.is_err() {
+    if write_upgrade(&mut stream, &accept).await.is_err() {
         ctx.close_conn(conn).await;
         return;
     }
@@ -161,6 +162,43 @@ async fn run(
             }
         }
     }
+}
+
+/// `reconnect=1`: the client wants to resume a session.
+fn is_resume(req: &Request) -> bool {
+    matches!(req.query_param("reconnect"), Some("1") | Some("true"))
+}
+
+/// Resuming (ICE restart on the same participant) is not supported yet. LiveKit's
+/// answer for a session it does not know makes every SDK do a full reconnect instead:
+/// `leave {STATE_MISMATCH, RECONNECT}` as the first message.
+async fn refuse_resume(mut stream: TcpStream, accept: &str) {
+    if write_upgrade(&mut stream, accept).await.is_err() {
+        return;
+    }
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
+    let leave = crate::rtc::participant::leave(
+        lk::DisconnectReason::StateMismatch,
+        lk::leave_request::Action::Reconnect,
+    );
+    let msg = lk::SignalResponse {
+        message: Some(lk::signal_response::Message::Leave(leave)),
+    };
+    if send(&mut ws, &msg).await {
+        let _ = ws
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}
+
+async fn write_upgrade(stream: &mut TcpStream, accept: &str) -> std::io::Result<()> {
+    let upgrade = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(upgrade.as_bytes()).await
 }
 
 async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {

@@ -246,3 +246,27 @@ async def live_admin(c: Corelay) -> None:
 
 def test_room_service_acts_on_live_participants(corelay: Corelay) -> None:
     asyncio.run(asyncio.wait_for(live_admin(corelay), 60))
+
+
+async def resume_refused(c: Corelay) -> None:
+    import aiohttp
+    from livekit.protocol import rtc as rtcpb
+
+    token = (
+        api.AccessToken(c.api_key, c.api_secret)
+        .with_identity("resumer")
+        .with_grants(api.VideoGrants(room_join=True, room=ROOM))
+        .to_jwt()
+    )
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{c.url}/rtc?access_token={token}&reconnect=1&sid=PA_unknown")
+        first = rtcpb.SignalResponse()
+        first.ParseFromString((await ws.receive()).data)
+        assert first.WhichOneof("message") == "leave"
+        assert first.leave.reason == 6  # STATE_MISMATCH
+        assert first.leave.action == 2  # RECONNECT: the SDK does a full reconnect
+        await ws.close()
+
+
+def test_resume_is_answered_with_full_reconnect(corelay: Corelay) -> None:
+    asyncio.run(asyncio.wait_for(resume_refused(corelay), 20))
