@@ -10,7 +10,7 @@ use tracing::debug;
 use super::media::Side;
 use super::participant::{ConnId, DownTrack, PendingTrack};
 use super::room::Rooms;
-use super::room_ops::{Outbound, RoomEvent};
+use super::room_ops::{reply, Outbound, RoomEvent};
 use super::session::MediaKind;
 use crate::ids;
 use crate::rtc::layers::{pick_quality, rid_for, track_layers, LayerState};
@@ -311,23 +311,32 @@ impl Rooms {
         }
     }
 
+    /// The tracks others in `room` publish that pass `keep`, with their publisher's sid.
+    pub(super) fn others_tracks(
+        &self,
+        room: &str,
+        except: ConnId,
+        keep: impl Fn(&lk::TrackInfo) -> bool,
+    ) -> Vec<(String, lk::TrackInfo)> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        r.participants
+            .values()
+            .filter(|p| p.conn != except)
+            .flat_map(|p| {
+                p.info
+                    .tracks
+                    .iter()
+                    .filter(|t| keep(t))
+                    .map(|t| (p.info.sid.clone(), t.clone()))
+            })
+            .collect()
+    }
+
     /// Subscribes a newly joined participant to everything already published.
     pub(super) fn subscribe_to_existing(&mut self, conn: ConnId, room: &str, now: Instant) {
-        let tracks: Vec<(String, lk::TrackInfo)> = match self.rooms.get(room) {
-            Some(r) => r
-                .participants
-                .values()
-                .filter(|p| p.conn != conn)
-                .flat_map(|p| {
-                    p.info
-                        .tracks
-                        .iter()
-                        .map(|t| (p.info.sid.clone(), t.clone()))
-                })
-                .collect(),
-            None => return,
-        };
-        for (pub_sid, track) in tracks {
+        for (pub_sid, track) in self.others_tracks(room, conn, |_| true) {
             self.subscribe(conn, &pub_sid, &track, now);
         }
     }
@@ -460,15 +469,6 @@ fn layer_rid(layers: &[lk::VideoLayer], quality: lk::VideoQuality) -> String {
         .find(|l| l.quality == quality as i32 && !l.rid.is_empty())
         .map(|l| l.rid.clone())
         .unwrap_or_else(|| rid_for(quality).to_string())
-}
-
-fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
-    out.push(Outbound::Signal {
-        conn,
-        response: Box::new(lk::SignalResponse {
-            message: Some(message),
-        }),
-    });
 }
 
 fn track_type(kind: MediaKind) -> lk::TrackType {

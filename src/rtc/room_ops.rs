@@ -91,6 +91,16 @@ pub enum RoomEvent {
     TrackUnpublished(lk::Room, lk::ParticipantInfo, lk::TrackInfo),
 }
 
+/// Queues one signal message for `conn`.
+pub(super) fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: lk::signal_response::Message) {
+    out.push(Outbound::Signal {
+        conn,
+        response: Box::new(lk::SignalResponse {
+            message: Some(message),
+        }),
+    });
+}
+
 /// A message a shard sends to one participant's signal connection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {

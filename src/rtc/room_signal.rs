@@ -10,7 +10,7 @@ use tracing::debug;
 
 use super::participant::{leave, ConnId, JoinParams, Participant};
 use super::room::Rooms;
-use super::room_ops::{Outbound, RoomError, RoomEvent};
+use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
 use crate::ids;
 
 /// The LiveKit server version corelay is compatible with. SDKs semver-parse it and
@@ -365,15 +365,6 @@ impl Rooms {
             ..Default::default()
         }
     }
-}
-
-fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
-    out.push(Outbound::Signal {
-        conn,
-        response: Box::new(lk::SignalResponse {
-            message: Some(message),
-        }),
-    });
 }
 
 fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantUpdate {

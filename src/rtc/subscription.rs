@@ -7,7 +7,7 @@ use lk::signal_response::Message as Resp;
 
 use super::participant::ConnId;
 use super::room::Rooms;
-use super::room_ops::{Outbound, RoomError, RoomEvent};
+use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
 use super::session::OfferedMedia;
 
 impl Rooms {
@@ -103,21 +103,7 @@ impl Rooms {
         let Some((room, _)) = self.conns.get(&conn).cloned() else {
             return;
         };
-        let found: Vec<(String, lk::TrackInfo)> = match self.rooms.get(&room) {
-            Some(r) => r
-                .participants
-                .values()
-                .filter(|p| p.conn != conn)
-                .flat_map(|p| {
-                    p.info
-                        .tracks
-                        .iter()
-                        .filter(|t| track_sids.contains(&t.sid))
-                        .map(|t| (p.info.sid.clone(), t.clone()))
-                })
-                .collect(),
-            None => return,
-        };
+        let found = self.others_tracks(&room, conn, |t| track_sids.contains(&t.sid));
         for sid in track_sids {
             if !found.iter().any(|(_, t)| &t.sid == sid) {
                 reply(
@@ -169,13 +155,4 @@ impl Rooms {
         self.dirty.push((conn, super::media::Side::Subscriber));
         Ok(())
     }
-}
-
-fn reply(out: &mut Vec<Outbound>, conn: ConnId, message: Resp) {
-    out.push(Outbound::Signal {
-        conn,
-        response: Box::new(lk::SignalResponse {
-            message: Some(message),
-        }),
-    });
 }
