@@ -77,6 +77,9 @@ pub struct LayerState {
     pub target: Option<String>,
     pub started: bool,
     pub paused: bool,
+    /// The track's rids from lowest to highest quality, to move towards a target that
+    /// is not being sent (e.g. `f` held back for bandwidth: `h` beats `q`).
+    pub order: Vec<String>,
     last_forwarded: Option<Instant>,
 }
 
@@ -135,7 +138,7 @@ impl LayerState {
             self.last_forwarded = Some(now);
             return Admit::Forward;
         }
-        if is_wanted && keyframe {
+        if keyframe && (is_wanted || self.closer_to_target(rid)) {
             self.begin(rid, now, munger);
             return Admit::Forward;
         }
@@ -148,6 +151,21 @@ impl LayerState {
     /// Whether the downtrack waits for a layer it does not forward yet.
     pub fn switch_pending(&self) -> bool {
         !self.paused && self.target.is_some() && (self.target != self.current || !self.started)
+    }
+
+    /// Whether `rid` is nearer the target than the current layer (by quality order).
+    fn closer_to_target(&self, rid: Option<&str>) -> bool {
+        let rank = |r: Option<&str>| r.and_then(|r| self.order.iter().position(|o| o == r));
+        match (
+            rank(rid),
+            rank(self.current.as_deref()),
+            rank(self.target.as_deref()),
+        ) {
+            (Some(candidate), Some(current), Some(target)) => {
+                candidate.abs_diff(target) < current.abs_diff(target)
+            }
+            _ => false,
+        }
     }
 
     fn begin(&mut self, rid: Option<&str>, now: Instant, munger: &mut Munger) {
@@ -270,6 +288,41 @@ mod tests {
                 (None, true, Admit::Forward),
             ],
         );
+    }
+
+    #[test]
+    fn moves_towards_a_target_that_is_not_sent() {
+        let mut s = LayerState {
+            order: vec!["q".into(), "h".into(), "f".into()],
+            ..Default::default()
+        };
+        let mut m = Munger::new();
+        s.set_target(Some("f".into()));
+        run(
+            &mut s,
+            &mut m,
+            &[
+                (Some("q"), true, Admit::Forward),
+                (Some("h"), false, Admit::Skip),
+                (Some("h"), true, Admit::Forward),
+                (Some("q"), true, Admit::Skip),
+                (Some("h"), false, Admit::Forward),
+                (Some("f"), true, Admit::Forward),
+                (Some("h"), true, Admit::Skip),
+            ],
+        );
+        // and down: a LOW target while on f moves to h's keyframe, then q's
+        s.set_target(Some("q".into()));
+        run(
+            &mut s,
+            &mut m,
+            &[
+                (Some("h"), true, Admit::Forward),
+                (Some("f"), true, Admit::Skip),
+                (Some("q"), true, Admit::Forward),
+            ],
+        );
+        assert_eq!(s.current.as_deref(), Some("q"));
     }
 
     #[test]

@@ -375,6 +375,15 @@ impl Rooms {
                 lk::VideoQuality::High
             };
             layers.set_target(Some(layer_rid(announced, start)));
+            layers.order = [
+                lk::VideoQuality::Low,
+                lk::VideoQuality::Medium,
+                lk::VideoQuality::High,
+            ]
+            .into_iter()
+            .filter(|q| announced.iter().any(|l| l.quality == *q as i32))
+            .map(|q| layer_rid(announced, q))
+            .collect();
         }
         let stream_id = format!("{publisher_sid}|{}", track.sid);
         match session.add_send_track(kind, &stream_id, &track.sid) {

@@ -207,11 +207,8 @@ impl PeerSession {
         if recent {
             return Ok(false);
         }
-        let mut api = self.rtc.direct_api();
-        let rx = api
-            .stream_rx_by_mid(mid, rid)
-            .ok_or(SessionError::UnknownMid(mid))?;
-        rx.request_keyframe(KeyframeRequestKind::Pli);
+        // Recorded before the attempt: a layer that is not being received (yet) is
+        // asked for at the same limited rate, not on every packet of another layer.
         match self
             .last_keyframe_request
             .iter_mut()
@@ -220,6 +217,11 @@ impl PeerSession {
             Some(entry) => entry.2 = now,
             None => self.last_keyframe_request.push((mid, rid, now)),
         }
+        let mut api = self.rtc.direct_api();
+        let rx = api
+            .stream_rx_by_mid(mid, rid)
+            .ok_or(SessionError::UnknownMid(mid))?;
+        rx.request_keyframe(KeyframeRequestKind::Pli);
         Ok(true)
     }
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{Mid, Rid};
@@ -16,9 +15,6 @@ use super::candidate::{parse_trickle, to_trickle_json, Trickled};
 use super::offer::{Channels, SendTrack};
 use super::sdp_info::{first_mid, offered_media, parse_offer};
 use super::{OfferedMedia, PeerRole, SessionError};
-
-/// Starting estimate for a subscriber PC's bandwidth estimation.
-const INITIAL_BWE: Bitrate = Bitrate::kbps(1_000);
 
 /// One peer connection of a participant. See the module documentation for the drive loop.
 pub struct PeerSession {
@@ -58,7 +54,7 @@ impl PeerSession {
         // subscriber can take (RED is forwarded only where both sides negotiated it, and
         // the SDKs' receivers often do not; unwrapping RED is not implemented).
         let red = role == PeerRole::Subscriber;
-        let mut config = RtcConfig::new()
+        let config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
@@ -67,9 +63,10 @@ impl PeerSession {
             .enable_vp9(true)
             .enable_h264(true)
             .enable_av1(true);
-        if role == PeerRole::Subscriber {
-            config = config.enable_bwe(Some(INITIAL_BWE));
-        }
+        // No bandwidth estimation on subscriber PCs until the stream allocator uses it:
+        // with BWE on, str0m paces and pads every video-carrying PC (~50 kbps of RTX
+        // padding, also on paused tracks, and ~370 wake-ups/s per session) for an
+        // estimate nothing reads yet. `SessionEvent::EgressBitrate` returns with it.
         // Panics only on a bad config, and this one is fixed.
         let mut rtc = config.build(now);
         let mut local = Vec::with_capacity(local_candidates.len());

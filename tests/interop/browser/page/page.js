@@ -1,4 +1,4 @@
-// Helpers for browser.test.mjs, run inside the page. Plain script (no module):
+// Helpers for browser.test.mjs and simulcast.test.mjs, run inside the page. Plain script (no module):
 // livekit-client comes from the UMD bundle as window.LivekitClient.
 /* global LivekitClient */
 (() => {
@@ -20,8 +20,9 @@
 
   window.lkSetLogLevel = (level) => LK.setLogLevel(level);
 
-  window.lkConnect = async (url, token) => {
-    const room = new Room();
+  // roomOptions (optional): livekit-client RoomOptions, e.g. {adaptiveStream: true}.
+  window.lkConnect = async (url, token, roomOptions) => {
+    const room = new Room(roomOptions ?? {});
     state.room = room;
     room
       .on(RoomEvent.ConnectionStateChanged, (s) => log(`connection state ${s}`))
@@ -114,6 +115,14 @@
       let retransmittedPacketsReceived = null;
       let nackCount = null;
       let pliCount = null;
+      let frameWidth = null;
+      let frameHeight = null;
+      let ssrc = null;
+      let headerBytesReceived = null;
+      let retransmittedBytesReceived = null;
+      let packetsLost = null;
+      let framesDropped = null;
+      let freezeCount = null;
       try {
         const report = await entry.track.getRTCStatsReport();
         report?.forEach((s) => {
@@ -126,6 +135,14 @@
             retransmittedPacketsReceived = s.retransmittedPacketsReceived ?? retransmittedPacketsReceived;
             nackCount = s.nackCount ?? nackCount;
             pliCount = s.pliCount ?? pliCount;
+            frameWidth = s.frameWidth ?? frameWidth;
+            frameHeight = s.frameHeight ?? frameHeight;
+            ssrc = s.ssrc ?? ssrc;
+            headerBytesReceived = s.headerBytesReceived ?? headerBytesReceived;
+            retransmittedBytesReceived = s.retransmittedBytesReceived ?? retransmittedBytesReceived;
+            packetsLost = s.packetsLost ?? packetsLost;
+            framesDropped = s.framesDropped ?? framesDropped;
+            freezeCount = s.freezeCount ?? freezeCount;
             if (s.codecId && report.get(s.codecId)) codec = report.get(s.codecId).mimeType;
           }
         });
@@ -148,6 +165,14 @@
         bytesReceived,
         nackCount,
         pliCount,
+        frameWidth,
+        frameHeight,
+        ssrc,
+        headerBytesReceived,
+        retransmittedBytesReceived,
+        packetsLost,
+        framesDropped,
+        freezeCount,
         codec,
       });
     }
@@ -199,6 +224,106 @@
     const rows = [];
     (await pc.getStats()).forEach((s) => rows.push(s));
     return rows;
+  };
+
+  // --- simulcast.test.mjs ------------------------------------------------------
+  const preset = (name) => {
+    const p = LK.VideoPresets[name] ?? LK.VideoPresets43[name];
+    if (!p) throw new Error(`unknown video preset ${name}`);
+    return p;
+  };
+
+  // Publishes the (fake) camera. opts: {resolution: 'h720' | {width, height},
+  // simulcast: bool, layers: ['h180', 'h360'] (preset names for videoSimulcastLayers)}.
+  window.lkPublishCamera = async (opts = {}) => {
+    const lp = state.room.localParticipant;
+    const capture = {};
+    if (opts.resolution) {
+      capture.resolution = typeof opts.resolution === 'string' ? preset(opts.resolution).resolution : opts.resolution;
+    }
+    const publish = {};
+    if (opts.simulcast !== undefined) publish.simulcast = opts.simulcast;
+    if (opts.layers) publish.videoSimulcastLayers = opts.layers.map(preset);
+    const pub = await lp.setCameraEnabled(true, capture, publish);
+    const settings = pub?.track?.mediaStreamTrack?.getSettings?.() ?? {};
+    const out = {
+      sid: pub?.trackSid ?? null,
+      simulcasted: pub?.simulcasted ?? null,
+      capture: { width: settings.width ?? null, height: settings.height ?? null, frameRate: settings.frameRate ?? null },
+      layers: (pub?.trackInfo?.layers ?? []).map((l) => ({ quality: l.quality, width: l.width, height: l.height, bitrate: l.bitrate })),
+    };
+    log(`published camera ${JSON.stringify(out)}`);
+    return out;
+  };
+
+  const remoteVideoPublication = (identity) => {
+    const p = [...(state.room?.remoteParticipants.values() ?? [])].find((x) => x.identity === identity);
+    if (!p) throw new Error(`no remote participant ${identity}`);
+    const pub = [...p.trackPublications.values()].find((x) => x.kind === Track.Kind.Video);
+    if (!pub) throw new Error(`${identity} has no video publication`);
+    return pub;
+  };
+
+  // quality: 'LOW' | 'MEDIUM' | 'HIGH' (sends UpdateTrackSettings.quality).
+  window.lkSetVideoQuality = (identity, quality) => {
+    const pub = remoteVideoPublication(identity);
+    const q = LK.VideoQuality[quality];
+    if (q === undefined) throw new Error(`unknown VideoQuality ${quality}`);
+    pub.setVideoQuality(q);
+    log(`setVideoQuality(${quality}) on ${identity}'s ${pub.trackSid}`);
+    return { sid: pub.trackSid, requested: quality, videoQuality: pub.videoQuality };
+  };
+
+  // Sends UpdateTrackSettings.disabled = !enabled.
+  window.lkSetEnabled = (identity, enabled) => {
+    const pub = remoteVideoPublication(identity);
+    pub.setEnabled(enabled);
+    log(`setEnabled(${enabled}) on ${identity}'s ${pub.trackSid}`);
+    return { sid: pub.trackSid, isEnabled: pub.isEnabled };
+  };
+
+  // The publisher PC's video outbound-rtp streams (one per simulcast rid) and the
+  // sender's bandwidth view, to tell which layers the browser actually sends.
+  window.lkPublisherLayers = async () => {
+    const pc = state.room?.engine?.pcManager?.publisher?._pc;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    const layers = [];
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        layers.push({
+          rid: s.rid ?? null,
+          ssrc: s.ssrc,
+          active: s.active ?? null,
+          bytesSent: s.bytesSent,
+          packetsSent: s.packetsSent,
+          framesEncoded: s.framesEncoded ?? null,
+          keyFramesEncoded: s.keyFramesEncoded ?? null,
+          frameWidth: s.frameWidth ?? null,
+          frameHeight: s.frameHeight ?? null,
+          framesPerSecond: s.framesPerSecond ?? null,
+          targetBitrate: s.targetBitrate ?? null,
+          qualityLimitationReason: s.qualityLimitationReason ?? null,
+          qualityLimitationDurations: s.qualityLimitationDurations ?? null,
+          encoderImplementation: s.encoderImplementation ?? null,
+          scalabilityMode: s.scalabilityMode ?? null,
+          pliCount: s.pliCount ?? null,
+          firCount: s.firCount ?? null,
+          nackCount: s.nackCount ?? null,
+        });
+      }
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        pair = {
+          availableOutgoingBitrate: s.availableOutgoingBitrate ?? null,
+          currentRoundTripTime: s.currentRoundTripTime ?? null,
+          bytesSent: s.bytesSent,
+          bytesReceived: s.bytesReceived,
+        };
+      }
+    });
+    layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
+    return { layers, pair };
   };
 
   window.lkDisconnect = async () => {
