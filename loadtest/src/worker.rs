@@ -1,0 +1,77 @@
+//! A worker thread: many clients multiplexed on one loop. Each turn takes new clients
+//! from the ramp, lets every client do its due work (signal, sockets, str0m timers,
+//! media), then waits in ppoll for a socket or the earliest deadline (2 ms at most).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::client::{Client, Config, Ctx, Spec};
+use crate::clock;
+use crate::stats::{latency_histogram, Shared};
+
+/// Longest wait, so that clients handed over by the ramp start promptly.
+const MAX_WAIT: Duration = Duration::from_millis(2);
+
+pub struct WorkerResult {
+    pub latency: Histogram<u64>,
+    pub clients: Vec<Client>,
+}
+
+pub fn run(inbox: Receiver<Spec>, cfg: Arc<Config>, shared: Arc<Shared>) -> WorkerResult {
+    let mut latency = latency_histogram();
+    let mut clients: Vec<Client> = Vec::new();
+    let mut raw: Vec<i32> = Vec::new();
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut inbox_open = true;
+    {
+        let mut ctx = Ctx::new(&cfg, &shared, &mut latency);
+        loop {
+            while inbox_open {
+                match inbox.try_recv() {
+                    Ok(spec) => clients.push(Client::start(spec, &cfg, &shared, clock::now())),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => inbox_open = false,
+                }
+            }
+            let now = clock::now();
+            let mut next = now + MAX_WAIT;
+            for c in clients.iter_mut() {
+                next = next.min(c.poll(now, &mut ctx));
+            }
+            if !inbox_open && shared.leave.load(Relaxed) && clients.iter().all(Client::is_done) {
+                break;
+            }
+            raw.clear();
+            for c in &clients {
+                c.fds(&mut raw);
+            }
+            fds.clear();
+            fds.extend(raw.iter().map(|&fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }));
+            let wait = next.saturating_duration_since(clock::now());
+            if !wait.is_zero() {
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: wait.as_nanos().min(999_999_999) as libc::c_long,
+                };
+                // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the call.
+                unsafe {
+                    libc::ppoll(
+                        fds.as_mut_ptr(),
+                        fds.len() as libc::nfds_t,
+                        &ts,
+                        std::ptr::null(),
+                    )
+                };
+            }
+        }
+    }
+    WorkerResult { latency, clients }
+}

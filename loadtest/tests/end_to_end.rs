@@ -1,0 +1,238 @@
+//! Runs the `loadtest` binary end to end against a corelay it starts (port 0), and
+//! against broken endpoints. Checks behaviour (tracks received, error kinds, JSON
+//! fields, exit codes), never timings.
+//!
+//! The corelay binary is not built here: `CORELAY_BIN`, else `<workspace>/target/debug/corelay`
+//! (build it first with `cargo build --bin corelay`).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn corelay_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORELAY_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/corelay")
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("loadtest-e2e-{}-{name}", std::process::id()))
+}
+
+fn start_corelay(tag: &str) -> Server {
+    let bin = corelay_bin();
+    assert!(
+        bin.exists(),
+        "corelay binary not found at {} (set CORELAY_BIN or run `cargo build --bin corelay` first)",
+        bin.display()
+    );
+    let log = tmp(&format!("{tag}-corelay.log"));
+    let mut child = Command::new(&bin)
+        .args(["--dev", "--port", "0", "--udp-port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("corelay listening on http://127.0.0.1:") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let port = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(p) => p,
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "corelay did not print its listening address; log {}:\n{}",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+    };
+    Server {
+        child,
+        url: format!("ws://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+fn loadtest(url: &str, extra: &[&str], json: &PathBuf) -> (Output, Value) {
+    let _ = std::fs::remove_file(json);
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["--url", url, "--quiet", "--json"])
+        .arg(json)
+        .args(extra)
+        .env_remove("LIVEKIT_URL")
+        .env_remove("LIVEKIT_API_KEY")
+        .env_remove("LIVEKIT_API_SECRET")
+        .output()
+        .expect("run loadtest");
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary at {} ({e}); stdout:\n{}\nstderr:\n{}",
+            json.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let v: Value = serde_json::from_str(&text).expect("summary is JSON");
+    (out, v)
+}
+
+fn check_fields(v: &Value) {
+    for f in [
+        "tracks_expected",
+        "tracks_received",
+        "packets_sent",
+        "packets_received",
+        "loss_pct",
+        "latency_ms",
+        "join_ms",
+        "errors",
+        "server_cpu_us_per_packet",
+    ] {
+        assert!(v.get(f).is_some(), "summary lacks {f}: {v}");
+    }
+    for q in ["p50", "p99", "p999"] {
+        assert!(v["latency_ms"].get(q).is_some(), "latency_ms lacks {q}");
+    }
+    for q in ["p50", "p99"] {
+        assert!(v["join_ms"].get(q).is_some(), "join_ms lacks {q}");
+    }
+    assert!(v["errors"].is_object());
+}
+
+#[test]
+fn runs_end_to_end_against_corelay() {
+    let server = start_corelay("ok");
+    let json = tmp("ok.json");
+    let pid = server.child.id().to_string();
+    let (out, v) = loadtest(
+        &server.url,
+        &[
+            "--rooms",
+            "1",
+            "--pubs",
+            "1",
+            "--subs",
+            "2",
+            "--duration",
+            "5",
+            "--server-pid",
+            &pid,
+        ],
+        &json,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ctx = format!(
+        "stdout:\n{stdout}\nstderr:\n{}\ncorelay log: {}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log.display()
+    );
+    check_fields(&v);
+    assert!(stdout.contains("== loadtest summary =="), "{ctx}");
+    // one video track, seen by the two subscribers
+    assert_eq!(v["tracks_expected"], 2, "{ctx}");
+    assert_eq!(v["tracks_received"], v["tracks_expected"], "{ctx}");
+    assert_eq!(v["participants"]["connected"], 3, "{ctx}");
+    assert!(v["packets_sent"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(v["packets_received"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(v["latency_ms"]["p50"].is_number(), "{ctx}");
+    assert!(v["join_ms"]["p50"].is_number(), "{ctx}");
+    assert!(v["server_cpu_s"].is_number(), "{ctx}");
+    assert_eq!(v["errors"], serde_json::json!({}), "{ctx}");
+    assert!(out.status.success(), "{ctx}");
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn bad_keys_are_counted_as_unauthorized() {
+    let server = start_corelay("badkeys");
+    let json = tmp("badkeys.json");
+    let (out, v) = loadtest(
+        &server.url,
+        &[
+            "--api-secret",
+            "not-the-secret",
+            "--pubs",
+            "1",
+            "--subs",
+            "1",
+            "--duration",
+            "1",
+        ],
+        &json,
+    );
+    check_fields(&v);
+    assert_eq!(out.status.code(), Some(1), "nothing connected: exit 1");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("== loadtest summary =="));
+    assert_eq!(v["errors"]["unauthorized"], 2, "{v}");
+    assert_eq!(v["tracks_received"], 0);
+    assert_eq!(v["participants"]["connected"], 0);
+    assert!(v["server_cpu_us_per_packet"].is_null());
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn refused_and_dropped_connections_are_counted() {
+    // nothing listens: connection refused
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let json = tmp("refused.json");
+    let (out, v) = loadtest(
+        &format!("ws://127.0.0.1:{port}"),
+        &["--subs", "2", "--duration", "1"],
+        &json,
+    );
+    check_fields(&v);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["errors"]["connect_refused"], 3, "{v}");
+
+    // a server that accepts and hangs up at once
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            drop(s);
+        }
+    });
+    let (out, v) = loadtest(&url, &["--subs", "1", "--duration", "1"], &json);
+    check_fields(&v);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["errors"]["connection_dropped"], 2, "{v}");
+
+    // not a ws:// URL
+    let (out, v) = loadtest("wss://127.0.0.1:1", &["--duration", "1"], &json);
+    check_fields(&v);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["errors"]["bad_url"], 2, "{v}");
+    let _ = std::fs::remove_file(json);
+}
