@@ -83,7 +83,7 @@ pub fn render(node_id: &str, shards: &[ShardStats], twirp: &TwirpCounts) -> Stri
         },
         &directed(&|s| s.counters.bytes_in, &|s| s.counters.bytes_out),
     );
-    let counters: [(&str, &str, f64); 4] = [
+    let counters: [(&str, &str, f64); 5] = [
         (
             "livekit_participant_join_total",
             "Participants that joined",
@@ -103,6 +103,11 @@ pub fn render(node_id: &str, shards: &[ShardStats], twirp: &TwirpCounts) -> Stri
             "corelay_data_packet_total",
             "Data packets relayed",
             sum(&|s| s.counters.data_packets),
+        ),
+        (
+            "corelay_bandwidth_pause_total",
+            "Downtracks the stream allocator paused for bandwidth",
+            sum(&|s| s.counters.bandwidth_pauses),
         ),
     ];
     for (name, help, value) in counters {

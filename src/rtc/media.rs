@@ -277,6 +277,7 @@ impl Rooms {
             SessionEvent::KeyframeRequest { mid, .. } if key.1 == Side::Subscriber => {
                 self.relay_keyframe_request(key.0, mid, now);
             }
+            SessionEvent::LinkStats(stats) => self.on_link_stats(key, stats, now, out),
             SessionEvent::ChannelData { label, data, .. } if key.1 == Side::Publisher => {
                 self.relay_data(key.0, &label, &data, touched);
             }

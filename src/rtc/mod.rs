@@ -1,6 +1,12 @@
 //! Session meaning, sans-IO: rooms and (with the media plane) participants, tracks and
 //! forwarding. Nothing here reads a clock or touches a socket.
 
+pub mod allocator;
+mod allocator_room;
+#[cfg(test)]
+mod allocator_tests;
+pub mod bandwidth;
+pub mod connection_quality;
 pub mod dynacast;
 mod forward;
 pub mod layers;
@@ -10,6 +16,7 @@ mod negotiation;
 #[cfg(test)]
 mod negotiation_tests;
 pub mod participant;
+mod quality_room;
 pub mod room;
 pub mod room_ops;
 mod room_signal;

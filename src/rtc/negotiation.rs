@@ -14,7 +14,6 @@ use super::room_ops::{reply, Outbound, RoomEvent};
 use super::session::MediaKind;
 use crate::ids;
 use crate::rtc::layers::{pick_quality, rid_for, track_layers, LayerState};
-use crate::rtc::munger::Munger;
 
 impl Rooms {
     /// A publisher offer: answer it (echoing its id) and publish the announced tracks
@@ -249,16 +248,13 @@ impl Rooms {
             let Some(down) = p.media.downtracks.get_mut(&track.sid) else {
                 continue;
             };
-            if settings.disabled {
-                down.layers.pause();
-                continue;
-            }
-            down.layers.resume();
+            down.disabled = settings.disabled;
             let announced = track_layers(&track);
-            if announced.len() > 1 {
+            if !settings.disabled && announced.len() > 1 {
                 let quality = pick_quality(announced, &settings);
-                down.layers.set_target(Some(layer_rid(announced, quality)));
+                down.requested = Some(layer_rid(announced, quality));
             }
+            down.refresh();
         }
     }
 
@@ -366,6 +362,7 @@ impl Rooms {
             return;
         };
         let mut layers = LayerState::default();
+        let mut requested = None;
         let announced = track_layers(track);
         if announced.len() > 1 {
             // Before any settings: HIGH, or LOW for adaptive-stream clients (LiveKit).
@@ -374,7 +371,7 @@ impl Rooms {
             } else {
                 lk::VideoQuality::High
             };
-            layers.set_target(Some(layer_rid(announced, start)));
+            requested = Some(layer_rid(announced, start));
             layers.order = [
                 lk::VideoQuality::Low,
                 lk::VideoQuality::Medium,
@@ -388,15 +385,9 @@ impl Rooms {
         let stream_id = format!("{publisher_sid}|{}", track.sid);
         match session.add_send_track(kind, &stream_id, &track.sid) {
             Ok(()) => {
-                p.media.downtracks.insert(
-                    track.sid.clone(),
-                    DownTrack {
-                        mid: None,
-                        kind,
-                        munger: Munger::new(),
-                        layers,
-                    },
-                );
+                p.media
+                    .downtracks
+                    .insert(track.sid.clone(), DownTrack::new(kind, layers, requested));
                 p.media.needs_offer = true;
             }
             Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),

@@ -14,7 +14,7 @@ use super::participant::JoinParams;
 use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use super::room_ops::Outbound;
 
-fn rooms() -> Rooms {
+pub(super) fn rooms() -> Rooms {
     let defaults = RoomDefaults {
         empty_timeout: 300,
         departure_timeout: 20,
@@ -26,7 +26,7 @@ fn rooms() -> Rooms {
     rooms
 }
 
-fn join(identity: &str) -> JoinParams {
+pub(super) fn join(identity: &str) -> JoinParams {
     JoinParams {
         room: "r".into(),
         identity: identity.into(),
@@ -42,14 +42,14 @@ fn join(identity: &str) -> JoinParams {
     }
 }
 
-fn request(message: Req) -> lk::SignalRequest {
+pub(super) fn request(message: Req) -> lk::SignalRequest {
     lk::SignalRequest {
         message: Some(message),
     }
 }
 
 /// What a browser would offer for one camera track whose MediaStreamTrack id is `cid`.
-fn client_offer(cid: &str) -> String {
+pub(super) fn client_offer(cid: &str) -> String {
     let now = crate::clock::now().mono;
     let mut client = RtcConfig::new().set_rtp_mode(true).build(now);
     let local: SocketAddr = "10.0.0.1:5000".parse().unwrap();
@@ -68,7 +68,7 @@ fn client_offer(cid: &str) -> String {
     offer.to_sdp_string()
 }
 
-fn messages_for(out: &[Outbound], conn: u64) -> Vec<Resp> {
+pub(super) fn messages_for(out: &[Outbound], conn: u64) -> Vec<Resp> {
     out.iter()
         .filter_map(|o| match o {
             Outbound::Signal { conn: c, response } if *c == conn => response.message.clone(),

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 
+use super::bandwidth::LinkEstimator;
+use super::connection_quality::QualityInputs;
 use super::layers::LayerState;
 use super::munger::Munger;
 use super::session::{MediaKind, Mid, PeerSession};
@@ -53,8 +55,51 @@ pub struct DownTrack {
     pub mid: Option<Mid>,
     pub kind: MediaKind,
     pub munger: Munger,
-    /// Which simulcast layer flows, and whether the subscriber paused the track.
+    /// Which simulcast layer flows, and whether the track is paused.
     pub layers: LayerState,
+    /// The layer the subscriber asked for (`None`: whatever flows).
+    pub requested: Option<String>,
+    /// The subscriber disabled the track (UpdateTrackSettings).
+    pub disabled: bool,
+    /// The allocator's cap on the layer (`None`: no cap) and its bandwidth pause.
+    pub cap: Option<String>,
+    pub bw_paused: bool,
+}
+
+impl DownTrack {
+    pub fn new(kind: MediaKind, layers: LayerState, requested: Option<String>) -> Self {
+        let mut d = DownTrack {
+            mid: None,
+            kind,
+            munger: Munger::new(),
+            layers,
+            requested,
+            disabled: false,
+            cap: None,
+            bw_paused: false,
+        };
+        d.refresh();
+        d
+    }
+
+    /// Applies the subscriber's wishes and the allocator's limits to the forwarding
+    /// state: paused if either pauses, the requested layer unless the cap is lower.
+    pub fn refresh(&mut self) {
+        if self.disabled || self.bw_paused {
+            self.layers.pause();
+        } else {
+            self.layers.resume();
+        }
+        let rank = |r: &Option<String>| {
+            r.as_ref()
+                .and_then(|r| self.layers.order.iter().position(|o| o == r))
+        };
+        let target = match (rank(&self.requested), rank(&self.cap)) {
+            (Some(want), Some(cap)) if cap < want => self.cap.clone(),
+            _ => self.requested.clone(),
+        };
+        self.layers.set_target(target);
+    }
 }
 
 /// The participant's peer connections and what rides on them.
@@ -73,6 +118,12 @@ pub struct ParticipantMedia {
     pub downtracks: HashMap<String, DownTrack>,
     /// Dynacast: the qualities last announced to this publisher, per track sid.
     pub sent_qualities: HashMap<String, std::collections::BTreeSet<i32>>,
+    /// Downlink estimate of the subscriber PC, for the stream allocator.
+    pub link: LinkEstimator,
+    /// Link figures of both PCs, for connection quality.
+    pub quality: QualityInputs,
+    /// The connection quality last sent for this participant.
+    pub sent_quality: Option<i32>,
     pub offer_id: u32,
     pub awaiting_answer: bool,
     pub needs_offer: bool,

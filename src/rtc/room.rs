@@ -41,6 +41,8 @@ pub struct Counters {
     pub keyframe_requests: u64,
     pub participant_joins: u64,
     pub data_packets: u64,
+    /// Downtracks the stream allocator paused for bandwidth.
+    pub bandwidth_pauses: u64,
 }
 
 /// What this node says about itself in JoinResponse.server_info.
@@ -78,6 +80,7 @@ pub struct Rooms {
     /// Active-speaker detection, per room.
     pub(super) speakers: HashMap<String, super::speaker::SpeakerDetector>,
     pub(super) next_speaker_poll: Option<Instant>,
+    pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
     limits: RoomLimits,
 }
@@ -96,6 +99,7 @@ impl Rooms {
             events: Vec::new(),
             speakers: HashMap::new(),
             next_speaker_poll: None,
+            next_quality_tick: None,
             defaults,
             limits,
         }

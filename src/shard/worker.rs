@@ -169,6 +169,7 @@ async fn timer_loop(me: Rc<Shard>) {
             let mut rooms = me.rooms.borrow_mut();
             rooms.handle_timeouts(now, &mut transmits, &mut out);
             rooms.tick_speakers(now, &mut out);
+            rooms.tick_quality(now, &mut out);
         }
         if !me.flush(transmits, out).await {
             return;

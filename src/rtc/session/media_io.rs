@@ -10,7 +10,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Output};
 
-use super::{PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit};
+use super::{LinkStats, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit};
 
 /// Keyframe requests towards a publisher, per mid and rid, are at most this frequent.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -82,6 +82,22 @@ impl PeerSession {
                     events.push(SessionEvent::ChannelClose { label });
                 }
             }
+            Event::MediaEgressStats(m) => {
+                // Receiver-report loss and RTT: the fallback where TWCC gives none.
+                if m.loss.is_some() {
+                    self.rr_loss = m.loss;
+                }
+                if m.rtt.is_some() {
+                    self.rr_rtt = m.rtt;
+                }
+            }
+            Event::PeerStats(s) => events.push(SessionEvent::LinkStats(LinkStats {
+                egress_loss: s.egress_loss_fraction.or(self.rr_loss.take()),
+                ingress_loss: s.ingress_loss_fraction,
+                // RR round trips (DLSR) are exact; TWCC's include the feedback interval.
+                rtt: self.rr_rtt.take().or(s.rtt),
+                bytes_sent: s.peer_bytes_tx,
+            })),
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
             ) => events.push(SessionEvent::EgressBitrate {

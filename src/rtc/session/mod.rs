@@ -122,6 +122,20 @@ pub enum SessionEvent {
     EgressBitrate {
         bps: u64,
     },
+    /// Once a second: how the link behaves.
+    LinkStats(LinkStats),
+}
+
+/// Link figures of one PC over the last stats interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkStats {
+    /// Loss of what we sent, as the client's feedback reports it.
+    pub egress_loss: Option<f32>,
+    /// Loss of what the client sends us.
+    pub ingress_loss: Option<f32>,
+    pub rtt: Option<std::time::Duration>,
+    /// Bytes sent on this PC so far.
+    pub bytes_sent: u64,
 }
 
 /// Errors of a peer connection. Client input never panics; it ends up here.

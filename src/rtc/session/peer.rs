@@ -13,8 +13,11 @@ use str0m::{Candidate, Input, Rtc, RtcConfig};
 
 use super::candidate::{parse_trickle, to_trickle_json, Trickled};
 use super::offer::{Channels, SendTrack};
-use super::sdp_info::{first_mid, offered_media, parse_offer};
+use super::sdp_info::{first_mid, mark_rejected, offered_media, parse_offer};
 use super::{OfferedMedia, PeerRole, SessionError};
+
+/// How often str0m reports link figures (`SessionEvent::LinkStats`).
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One peer connection of a participant. See the module documentation for the drive loop.
 pub struct PeerSession {
@@ -40,6 +43,9 @@ pub struct PeerSession {
     pub(super) ufrag: String,
     /// The latest time we were given (for `accepts`, which takes none).
     pub(super) last_now: Instant,
+    /// The latest receiver-report loss and RTT of our sends (see `LinkStats`).
+    pub(super) rr_loss: Option<f32>,
+    pub(super) rr_rtt: Option<std::time::Duration>,
 }
 
 impl PeerSession {
@@ -62,11 +68,12 @@ impl PeerSession {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
-            .enable_av1(true);
-        // No bandwidth estimation on subscriber PCs until the stream allocator uses it:
-        // with BWE on, str0m paces and pads every video-carrying PC (~50 kbps of RTX
-        // padding, also on paused tracks, and ~370 wake-ups/s per session) for an
-        // estimate nothing reads yet. `SessionEvent::EgressBitrate` returns with it.
+            .enable_av1(true)
+            // Link figures once a second for the stream allocator and connection quality.
+            .set_stats_interval(Some(STATS_INTERVAL));
+        // No str0m BWE: it pads every video-carrying PC (~50 kbps of RTX padding, also
+        // on paused tracks, and ~370 wake-ups/s per session). The allocator estimates
+        // from loss and RTT instead (`rtc::bandwidth`).
         // Panics only on a bad config, and this one is fixed.
         let mut rtc = config.build(now);
         let mut local = Vec::with_capacity(local_candidates.len());
@@ -94,6 +101,8 @@ impl PeerSession {
             last_keyframe_request: Vec::new(),
             ufrag,
             last_now: now,
+            rr_loss: None,
+            rr_rtt: None,
         })
     }
 
@@ -117,13 +126,14 @@ impl PeerSession {
             return Err(SessionError::WrongRole(self.role));
         }
         let offer = parse_offer(sdp)?;
-        let media = offered_media(&offer);
+        let mut media = offered_media(&offer);
         let bundle = first_mid(&offer);
         let answer = self
             .rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SessionError::Negotiation(e.to_string()))?;
+        mark_rejected(&mut media, &self.rtc);
         self.bundle_mid = self.bundle_mid.or(bundle);
         self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
         for m in &media {
