@@ -1,0 +1,71 @@
+"""Connection quality through corelay with the official Python rtc SDK: on a clean
+loopback link both participants are scored EXCELLENT, and each hears about the other."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from livekit import api, rtc
+
+from conftest import Corelay
+
+ROOM = "quality-room"
+
+
+def token(c: Corelay, identity: str) -> str:
+    grants = api.VideoGrants(room_join=True, room=ROOM)
+    return (
+        api.AccessToken(c.api_key, c.api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .to_jwt()
+    )
+
+
+async def pump_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:
+    samples = 480
+    t = 0
+    while not stop.is_set():
+        wave = (np.sin(2 * np.pi * 440 * (np.arange(samples) + t) / 48000) * 8000).astype(np.int16)
+        await source.capture_frame(rtc.AudioFrame(wave.tobytes(), 48000, 1, samples))
+        t += samples
+
+
+async def scenario(c: Corelay) -> dict[str, object]:
+    alice, bob = rtc.Room(), rtc.Room()
+    seen: dict[str, object] = {}
+    both = asyncio.Event()
+
+    @bob.on("connection_quality_changed")
+    def _on_quality(participant, quality):  # type: ignore[no-untyped-def]
+        seen[participant.identity] = quality
+        if "alice" in seen and "bob" in seen:
+            both.set()
+
+    await bob.connect(c.url, token(c, "bob"))
+    await alice.connect(c.url, token(c, "alice"))
+    audio = rtc.AudioSource(48000, 1)
+    stop = asyncio.Event()
+    pump = asyncio.create_task(pump_audio(audio, stop))
+    try:
+        await alice.local_participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("mic", audio),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+        )
+        # Scores go out every 5 s once a PC has reported.
+        await asyncio.wait_for(both.wait(), 20)
+    finally:
+        stop.set()
+        pump.cancel()
+        await alice.disconnect()
+        await bob.disconnect()
+    return seen
+
+
+def test_connection_quality_reaches_the_other_side(corelay: Corelay) -> None:
+    seen = asyncio.run(scenario(corelay))
+    print(f"qualities seen by bob: {seen}")
+    excellent = rtc.ConnectionQuality.QUALITY_EXCELLENT
+    assert seen["alice"] == excellent, seen
+    assert seen["bob"] == excellent, seen
