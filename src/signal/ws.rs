@@ -5,10 +5,11 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::future::or;
 use futures_lite::{AsyncWriteExt, StreamExt};
@@ -29,9 +30,11 @@ const MAX_MESSAGE: usize = 2 * 1024 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(10);
 /// Clients ping every `ping_interval` (5 s); silence this long means the peer is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a close frame to a refused client may take to write.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 enum Step {
-    Frame(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+    Frame(Option<Result<Message, WsError>>),
     Event(Option<ConnEvent>),
     Ping,
 }
@@ -126,13 +129,21 @@ async fn run(
             Step::Frame(Some(Ok(Message::Binary(bytes)))) => {
                 match lk::SignalRequest::decode(bytes.as_ref()) {
                     Ok(request) => ctx.signal(conn, request).await,
-                    Err(e) => debug!(conn, error = %e, "undecodable signal request dropped"),
+                    Err(e) => {
+                        // LiveKit ends the signal connection on a frame it cannot decode.
+                        debug!(conn, error = %e, "undecodable signal request, closing");
+                        refuse(ws, CloseCode::Invalid, "malformed signal request").await;
+                        return;
+                    }
                 }
             }
             Step::Frame(Some(Ok(Message::Close(_)))) | Step::Frame(None) => return,
             Step::Frame(Some(Ok(_))) => {} // pings are answered by tungstenite; text is unsupported
             Step::Frame(Some(Err(e))) => {
                 debug!(conn, error = %e, "signal connection failed");
+                if let Some((code, reason)) = refusal(&e) {
+                    refuse(ws, code, reason).await;
+                }
                 return;
             }
             Step::Event(Some(ConnEvent::Signal(response))) => {
@@ -162,6 +173,33 @@ async fn run(
             }
         }
     }
+}
+
+/// How to tell a client why its connection ends when it broke the framing rules (too
+/// big a message, a protocol violation); `None` when the connection simply failed.
+fn refusal(e: &WsError) -> Option<(CloseCode, &'static str)> {
+    match e {
+        WsError::Capacity(_) => Some((CloseCode::Size, "message too big")),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some((CloseCode::Protocol, "protocol violation")),
+        WsError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8")),
+        _ => None,
+    }
+}
+
+/// Ends the session with a close frame saying why; the socket is dropped afterwards.
+/// A client that does not read cannot hold the session open: the frame is tiny, and
+/// a write that stalls anyway is abandoned after [`CLOSE_WRITE_TIMEOUT`].
+async fn refuse(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = or(async { ws.close(Some(frame)).await.is_ok() }, async {
+        glommio::timer::sleep(CLOSE_WRITE_TIMEOUT).await;
+        false
+    })
+    .await;
 }
 
 /// `reconnect=1`: the client wants to resume a session.
@@ -209,4 +247,25 @@ async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> 
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
     stream.write_all(&response.encode(false)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_tungstenite::tungstenite::error::CapacityError;
+
+    #[test]
+    fn framing_errors_name_their_close_code() {
+        let big = WsError::Capacity(CapacityError::MessageTooLong {
+            size: 3 << 20,
+            max_size: MAX_MESSAGE,
+        });
+        assert_eq!(refusal(&big).map(|r| r.0), Some(CloseCode::Size));
+        let unmasked = WsError::Protocol(ProtocolError::UnmaskedFrameFromClient);
+        assert_eq!(refusal(&unmasked).map(|r| r.0), Some(CloseCode::Protocol));
+        // A client that went away is not told anything.
+        let reset = WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(refusal(&reset), None);
+        assert_eq!(refusal(&WsError::ConnectionClosed), None);
+    }
 }

@@ -84,6 +84,14 @@ pub fn offered_media(offer: &SdpOffer) -> Vec<OfferedMedia> {
         .collect()
 }
 
+/// Marks as disabled the m-lines that str0m rejected in its answer (port 0: no codec
+/// in common), so that no track is published for media that can never arrive.
+pub fn mark_rejected(media: &mut [OfferedMedia], rtc: &str0m::Rtc) {
+    for m in media {
+        m.disabled |= rtc.media(m.mid).is_none_or(|answered| answered.disabled());
+    }
+}
+
 /// The mid of the first m-line (the BUNDLE tag), which trickled candidates refer to.
 pub fn first_mid(offer: &SdpOffer) -> Option<Mid> {
     offer.media_lines.first().map(|l| l.mid())

@@ -50,6 +50,48 @@ fn bad_sdp_is_an_error() {
     ));
 }
 
+/// `sdp` with its video m-line offering only a codec no server has.
+fn with_unknown_video_codec(sdp: &str) -> String {
+    let mut out = String::new();
+    let (mut in_video, mut replaced) = (false, false);
+    for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+            if in_video {
+                out.push_str("m=video 9 UDP/TLS/RTP/SAVPF 120\r\n");
+                continue;
+            }
+        }
+        let codec_line = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+            .iter()
+            .any(|p| line.starts_with(p));
+        if in_video && codec_line {
+            if !replaced {
+                out.push_str("a=rtpmap:120 FOOCODEC/90000\r\n");
+                replaced = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    assert!(replaced, "{sdp}");
+    out
+}
+
+#[test]
+fn m_line_without_a_known_codec_is_rejected_and_disabled() {
+    let sdp = with_unknown_video_codec(&client_offer_sdp());
+    let mut s = session(PeerRole::Publisher);
+    let (answer, media) = s.accept_offer(&sdp).expect("the rest is still answered");
+    let of_kind = |kind| media.iter().find(|m| m.kind == kind).expect("m-line");
+    // Nothing could receive it, so nothing may be published for it.
+    assert!(of_kind(MediaKind::Video).disabled);
+    assert!(!of_kind(MediaKind::Audio).disabled);
+    assert!(answer.contains("m=video 0 "), "{answer}");
+    assert!(answer.contains("m=audio 9 "), "{answer}");
+}
+
 #[test]
 fn blank_lines_and_lf_endings_keep_every_m_line() {
     let sdp = client_offer_sdp();
