@@ -11,7 +11,7 @@ use super::media::Side;
 use super::participant::{ConnId, DownTrack, PendingTrack};
 use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomEvent};
-use super::session::MediaKind;
+use super::session::{codec_order, Codec, MediaKind, OfferedMedia};
 use crate::ids;
 use crate::rtc::layers::{pick_quality, rid_for, track_layers, LayerState};
 
@@ -45,12 +45,13 @@ impl Rooms {
         let ufrag = session.local_ufrag();
         self.by_ufrag.retain(|_, k| *k != key);
         self.by_ufrag.insert(ufrag, key);
+        let answer = self.prefer_announced_codecs(conn, &offered, &answer);
         reply(
             out,
             conn,
             Resp::Answer(lk::SessionDescription {
                 r#type: "answer".into(),
-                sdp: answer,
+                sdp: answer.clone(),
                 id: offer.id,
                 ..Default::default()
             }),
@@ -80,6 +81,16 @@ impl Rooms {
                 let Some(i) = found else { continue };
                 let mut track = p.media.pending_tracks.remove(i).info;
                 track.mid = m.mid.to_string();
+                if track.mime_type.is_empty() && kind == lk::TrackType::Video {
+                    // Announced without a codec: the client sends the first of the
+                    // answer's codecs, which follow its own order.
+                    let mid = m.mid.to_string();
+                    let codec = codec_order::first_video_codec(&answer, &mid).unwrap_or(Codec::Vp8);
+                    track.mime_type = video_mime(codec).into();
+                    for c in track.codecs.iter_mut().filter(|c| c.mime_type.is_empty()) {
+                        c.mime_type = track.mime_type.clone();
+                    }
+                }
                 track.simulcast = m.rids.len() > 1;
                 p.media.published.insert(m.mid, track.sid.clone());
                 p.info.tracks.push(track.clone());
@@ -115,6 +126,29 @@ impl Rooms {
             self.subscribe_room_to(&room, conn, &track, now);
         }
         self.send_pending_offers(&room, out);
+    }
+
+    /// Our answer, with each new track's announced codec (AddTrackRequest
+    /// simulcast_codecs) first on its m-line: see `codec_order`.
+    fn prefer_announced_codecs(
+        &mut self,
+        conn: ConnId,
+        offered: &[OfferedMedia],
+        answer: &str,
+    ) -> String {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return answer.to_string();
+        };
+        let wanted: Vec<(String, Codec)> = offered
+            .iter()
+            .filter_map(|m| {
+                let cid = m.msid_track.as_deref()?;
+                let track = p.media.pending_tracks.iter().find(|t| t.cid == cid)?;
+                let codec = track.info.codecs.first()?;
+                Some((m.mid.to_string(), codec_order::codec_named(&codec.mime_type)?))
+            })
+            .collect();
+        codec_order::prefer_codecs(answer, &wanted)
     }
 
     /// The client's answer to our subscriber offer; a change queued meanwhile is offered now.
@@ -517,10 +551,12 @@ fn track_info(req: &lk::AddTrackRequest) -> lk::TrackInfo {
         .collect();
     if codecs.is_empty() {
         codecs.push(lk::SimulcastCodecInfo {
+            // A video codec is only known once negotiated (see `on_offer`); claiming
+            // VP8 here would make livekit-client drop the codec it asked for.
             mime_type: if audio {
                 "audio/opus".into()
             } else {
-                "video/VP8".into()
+                String::new()
             },
             cid: req.cid.clone(),
             layers: layers.clone(),
@@ -555,6 +591,15 @@ fn track_info(req: &lk::AddTrackRequest) -> lk::TrackInfo {
 }
 
 /// SDKs send codec names bare (`vp8`) or as MIME types.
+fn video_mime(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Vp9 => "video/VP9",
+        Codec::H264 => "video/H264",
+        Codec::Av1 => "video/AV1",
+        _ => "video/VP8",
+    }
+}
+
 fn mime(codec: &str, audio: bool) -> String {
     if codec.contains('/') {
         return codec.to_string();

@@ -9,6 +9,7 @@
 //! `handle_timeout` (the drain returns a past deadline to ask for it).
 
 mod candidate;
+pub mod codec_order;
 mod media_io;
 mod offer;
 mod peer;

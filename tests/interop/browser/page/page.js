@@ -244,6 +244,10 @@
     const publish = {};
     if (opts.simulcast !== undefined) publish.simulcast = opts.simulcast;
     if (opts.layers) publish.videoSimulcastLayers = opts.layers.map(preset);
+    // SVC: e.g. {videoCodec: 'vp9', scalabilityMode: 'L3T3_KEY'}
+    if (opts.videoCodec) publish.videoCodec = opts.videoCodec;
+    if (opts.scalabilityMode) publish.scalabilityMode = opts.scalabilityMode;
+    if (opts.backupCodec !== undefined) publish.backupCodec = opts.backupCodec;
     const pub = await lp.setCameraEnabled(true, capture, publish);
     const settings = pub?.track?.mediaStreamTrack?.getSettings?.() ?? {};
     const out = {
