@@ -2,7 +2,34 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use livekit_protocol as lk;
+
+/// A simulcast quality a subscriber asks for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubQuality {
+    Low,
+    Medium,
+    High,
+}
+
+impl SubQuality {
+    pub fn video_quality(self) -> lk::VideoQuality {
+        match self {
+            SubQuality::Low => lk::VideoQuality::Low,
+            SubQuality::Medium => lk::VideoQuality::Medium,
+            SubQuality::High => lk::VideoQuality::High,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SubQuality::Low => "low",
+            SubQuality::Medium => "medium",
+            SubQuality::High => "high",
+        }
+    }
+}
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -58,9 +85,25 @@ pub struct Args {
     /// Audio bitrate in kbit/s (20 ms packets).
     #[arg(long, default_value_t = 32)]
     pub audio_bitrate: u32,
-    /// Simulcast publishing: accepted, not implemented yet (publishes a single layer).
+    /// Publish video as three simulcast layers, like livekit-client: rids q/h/f at 1/4,
+    /// 1/2 and the full --video-resolution, at 15 %, 35 % and 100 % of --video-bitrate
+    /// (so a publisher sends 1.5× --video-bitrate in all).
     #[arg(long)]
     pub simulcast: bool,
+    /// Subscribers ask for this quality of every video track they subscribe to
+    /// (UpdateTrackSettings with the quality and that layer's size).
+    #[arg(long, value_enum)]
+    pub sub_quality: Option<SubQuality>,
+    /// The first N subscribers of each room receive through a narrow downlink: a token
+    /// bucket of --constrain-kbps with a small queue in front of their subscriber PC.
+    #[arg(long, default_value_t = 0)]
+    pub constrained_subs: u32,
+    /// Downlink rate of constrained subscribers, kbit/s (UDP payload bytes).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub constrain_kbps: u32,
+    /// Queue of the constrained downlink, in ms at its rate (datagrams beyond it are dropped).
+    #[arg(long, default_value_t = 100)]
+    pub constrain_queue_ms: u32,
     /// Joins per second (0 = all at once).
     #[arg(long, default_value_t = 20.0)]
     pub ramp: f64,
@@ -114,5 +157,22 @@ mod tests {
         assert_eq!(a.rooms, 2);
         assert_eq!(a.threads, 2);
         assert!(a.simulcast);
+        assert_eq!(a.sub_quality, None);
+        assert_eq!(a.constrained_subs, 0);
+        let a = Args::try_parse_from([
+            "loadtest",
+            "--sub-quality",
+            "low",
+            "--constrained-subs",
+            "2",
+            "--constrain-kbps",
+            "400",
+        ])
+        .unwrap();
+        assert_eq!(a.sub_quality, Some(SubQuality::Low));
+        assert_eq!(a.constrained_subs, 2);
+        assert_eq!(a.constrain_kbps, 400);
+        assert!(Args::try_parse_from(["loadtest", "--constrain-kbps", "0"]).is_err());
+        assert!(Args::try_parse_from(["loadtest", "--sub-quality", "ultra"]).is_err());
     }
 }

@@ -6,12 +6,13 @@ mod cli;
 mod client;
 mod clock;
 mod media;
+mod shaper;
 mod signal;
 mod stats;
+mod summary;
 mod token;
 mod worker;
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -19,8 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use cli::Args;
 use client::{Config, Role, Spec};
@@ -76,14 +76,18 @@ fn plan(args: &Args, prefix: &str) -> Vec<Spec> {
     roles.extend((0..args.audio_pubs).map(|i| (Role::Audio, format!("apub{i}"))));
     roles.extend((0..args.subs).map(|i| (Role::Sub, format!("sub{i}"))));
     let mut out = Vec::new();
-    // interleave the rooms, publishers first in each
-    for (role, name) in &roles {
+    // interleave the rooms, publishers first in each; the first --constrained-subs
+    // subscribers of each room get the narrow downlink
+    for (i, (role, name)) in roles.iter().enumerate() {
+        let sub_index = i.checked_sub((args.pubs + args.audio_pubs) as usize);
+        let constrained = sub_index.is_some_and(|k| k < args.constrained_subs as usize);
         for r in 0..args.rooms {
             let room = format!("{prefix}{r}");
             out.push(Spec {
                 identity: format!("{room}-{name}"),
                 room,
                 role: *role,
+                constrained,
             });
         }
     }
@@ -159,25 +163,6 @@ impl Progress {
     }
 }
 
-fn pct(h: &Histogram<u64>, q: f64) -> Value {
-    if h.is_empty() {
-        Value::Null
-    } else {
-        json!(round3(h.value_at_quantile(q) as f64 / 1000.0))
-    }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
-fn ms(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) => format!("{x:.3} ms"),
-        None => "-".into(),
-    }
-}
-
 fn main() {
     let args = Args::parse();
     install_sigint();
@@ -191,9 +176,6 @@ fn main() {
         .ok()
         .and_then(|e| local_ip_for(e.addr))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    if args.simulcast {
-        eprintln!("loadtest: --simulcast is not supported yet; publishing a single layer");
-    }
     let run_id = clock::wall_us() / 1_000_000 % 100_000;
     let prefix = args
         .room_prefix
@@ -214,6 +196,10 @@ fn main() {
         fps: args.fps.max(1),
         gop: args.gop.max(1),
         audio_kbps: args.audio_bitrate,
+        simulcast: args.simulcast,
+        sub_quality: args.sub_quality.map(cli::SubQuality::video_quality),
+        constrain_kbps: args.constrain_kbps,
+        constrain_queue_ms: args.constrain_queue_ms,
     });
 
     let cpu_start = args.server_pid.map(process_cpu_us);
@@ -291,145 +277,21 @@ fn main() {
     let cpu_end = args.server_pid.map(process_cpu_us);
 
     // --- summary ---
-    let per_room_tracks = (args.pubs + args.audio_pubs) as u64;
-    let tracks_expected: u64 = (args.pubs + args.audio_pubs) as u64
-        * per_room_tracks.saturating_sub(1)
-        * args.rooms as u64
-        + args.subs as u64 * per_room_tracks * args.rooms as u64;
-    let mut tracks_received = 0u64;
-    let mut tracks_offered = 0u64;
-    let (mut expected, mut received, mut lost, mut ooo, mut dups, mut keyframes) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut jitters = Vec::new();
-    let mut ever_ready = 0u64;
-    for c in &clients {
-        if c.was_ready() {
-            ever_ready += 1;
-        }
-        tracks_offered += c.offered.len() as u64;
-        let names: HashSet<&str> =
-            c.rx.values()
-                .filter(|t| t.unique > 0)
-                .map(|t| t.track.as_str())
-                .collect();
-        tracks_received += names.len() as u64;
-        for t in c.rx.values() {
-            expected += t.expected();
-            received += t.unique;
-            lost += t.lost();
-            ooo += t.out_of_order;
-            dups += t.duplicates;
-            keyframes += t.keyframes;
-            jitters.push(t.jitter_us / 1000.0);
-        }
-    }
-    let loss_pct = if expected > 0 {
-        100.0 * lost as f64 / expected as f64
-    } else {
-        0.0
-    };
-    let jitter_mean = if jitters.is_empty() {
-        Value::Null
-    } else {
-        json!(round3(jitters.iter().sum::<f64>() / jitters.len() as f64))
-    };
-    let jitter_max = jitters
-        .iter()
-        .cloned()
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    let (cpu_s, cpu_per_packet) = match (&cpu_start, &cpu_end) {
-        (Some(Ok(a)), Some(Ok(b))) => {
-            let us = b.saturating_sub(*a);
-            let per = if received > 0 {
-                json!(round3(us as f64 / received as f64))
-            } else {
-                Value::Null
-            };
-            (json!(round3(us as f64 / 1e6)), per)
-        }
-        (Some(Ok(_)), Some(Err(e))) => {
-            shared.error("server_pid", e.clone());
-            (Value::Null, Value::Null)
-        }
-        _ => (Value::Null, Value::Null),
-    };
-    let join = shared
-        .join_us
-        .lock()
-        .unwrap()
-        .take()
-        .unwrap_or_else(latency_histogram);
-    let ready = shared
-        .ready_us
-        .lock()
-        .unwrap()
-        .take()
-        .unwrap_or_else(latency_histogram);
-    let errors = shared.errors.lock().unwrap().clone();
-    let packets_sent = shared.packets_sent.load(Relaxed);
-    let summary = json!({
-        "url": args.url,
-        "config": {
-            "rooms": args.rooms,
-            "pubs": args.pubs,
-            "audio_pubs": args.audio_pubs,
-            "subs": args.subs,
-            "duration_s": args.duration,
-            "video_resolution": format!("{}x{}", args.video_resolution.0, args.video_resolution.1),
-            "video_bitrate_kbps": args.video_bitrate,
-            "fps": args.fps,
-            "gop": args.gop,
-            "audio_bitrate_kbps": args.audio_bitrate,
-            "simulcast": if args.simulcast { "requested, not supported: single layer" } else { "off" },
-            "ramp_per_s": args.ramp,
-            "threads": threads,
-        },
-        "wall_s": round3(wall_s),
-        "ramp_s": round3(ramp_s),
-        "media_s": round3(media_end.duration_since(t0).as_secs_f64() - ramp_s),
-        "participants": {
-            "planned": planned,
-            "started": shared.started.load(Relaxed),
-            "joined": shared.joined.load(Relaxed),
-            "connected": ever_ready,
-            "failed": shared.failed.load(Relaxed),
-        },
-        "tracks_expected": tracks_expected,
-        "tracks_offered": tracks_offered,
-        "tracks_received": tracks_received,
-        "packets_sent": packets_sent,
-        "bytes_sent": shared.payload_bytes_sent.load(Relaxed),
-        "packets_received": received,
-        "bytes_received": shared.payload_bytes_received.load(Relaxed),
-        "packets_expected": expected,
-        "packets_lost": lost,
-        "loss_pct": (loss_pct * 10_000.0).round() / 10_000.0,
-        "out_of_order": ooo,
-        "duplicates": dups,
-        "keyframes_received": keyframes,
-        "keyframe_requests": shared.keyframe_requests.load(Relaxed),
-        "udp_bytes_out": shared.udp_bytes_out.load(Relaxed),
-        "udp_bytes_in": shared.udp_bytes_in.load(Relaxed),
-        "latency_ms": {
-            "p50": pct(&latency, 0.5),
-            "p99": pct(&latency, 0.99),
-            "p999": pct(&latency, 0.999),
-            "max": if latency.is_empty() { Value::Null } else { json!(round3(latency.max() as f64 / 1000.0)) },
-            "mean": if latency.is_empty() { Value::Null } else { json!(round3(latency.mean() / 1000.0)) },
-            "count": latency.len(),
-        },
-        "jitter_ms": { "mean": jitter_mean, "max": jitter_max.map(round3) },
-        "join_ms": { "p50": pct(&join, 0.5), "p99": pct(&join, 0.99), "max": if join.is_empty() { Value::Null } else { json!(round3(join.max() as f64 / 1000.0)) } },
-        "ready_ms": { "p50": pct(&ready, 0.5), "p99": pct(&ready, 0.99), "max": if ready.is_empty() { Value::Null } else { json!(round3(ready.max() as f64 / 1000.0)) } },
-        "errors": errors.iter().map(|(k, e)| (k.clone(), json!(e.count))).collect::<serde_json::Map<_, _>>(),
-        "error_examples": errors.iter().map(|(k, e)| (k.clone(), json!(e.example))).collect::<serde_json::Map<_, _>>(),
-        "server_pid": args.server_pid,
-        "server_cpu_s": cpu_s,
-        "server_cpu_us_per_packet": cpu_per_packet,
-        "interrupted": INTERRUPTED.load(Relaxed),
+    let summary = summary::build(&summary::Run {
+        args: &args,
+        clients: &clients,
+        latency: &latency,
+        shared: &shared,
+        threads,
+        planned,
+        wall_s,
+        ramp_s,
+        media_s: media_end.duration_since(t0).as_secs_f64() - ramp_s,
+        cpu_start: &cpu_start,
+        cpu_end: &cpu_end,
+        interrupted: INTERRUPTED.load(Relaxed),
     });
-
-    print_summary(&summary);
+    summary::print(&summary);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&summary).expect("json");
         if let Err(e) = std::fs::write(path, text + "\n") {
@@ -437,97 +299,10 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let ok = ever_ready as usize == planned
-        && tracks_received >= tracks_expected
-        && errors.is_empty()
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    let ok = num(&summary["participants"]["connected"]) == planned as u64
+        && num(&summary["tracks_received"]) >= num(&summary["tracks_expected"])
+        && summary["errors"].as_object().is_some_and(|e| e.is_empty())
         && planned > 0;
     std::process::exit(if ok { 0 } else { 1 });
-}
-
-fn print_summary(s: &Value) {
-    let c = &s["config"];
-    let p = &s["participants"];
-    println!("== loadtest summary ==");
-    println!("url               {}", s["url"].as_str().unwrap_or(""));
-    println!(
-        "load              {} rooms x ({} video pubs + {} audio pubs + {} subs) = {} participants; video {} {} kbit/s @{} fps gop {}; audio {} kbit/s; simulcast {}",
-        c["rooms"], c["pubs"], c["audio_pubs"], c["subs"], p["planned"],
-        c["video_resolution"].as_str().unwrap_or(""), c["video_bitrate_kbps"], c["fps"], c["gop"],
-        c["audio_bitrate_kbps"], c["simulcast"].as_str().unwrap_or(""),
-    );
-    println!(
-        "time              {:.1} s wall: ramp {:.1} s, media {:.1} s after the ramp",
-        s["wall_s"].as_f64().unwrap_or(0.0),
-        s["ramp_s"].as_f64().unwrap_or(0.0),
-        s["media_s"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "participants      {} connected / {} planned ({} joined, {} failed)",
-        p["connected"], p["planned"], p["joined"], p["failed"]
-    );
-    println!(
-        "join time         p50 {}  p99 {}  max {}  (connect -> JoinResponse)",
-        ms(&s["join_ms"]["p50"]),
-        ms(&s["join_ms"]["p99"]),
-        ms(&s["join_ms"]["max"])
-    );
-    println!(
-        "ready time        p50 {}  p99 {}  max {}  (connect -> every peer connection up)",
-        ms(&s["ready_ms"]["p50"]),
-        ms(&s["ready_ms"]["p99"]),
-        ms(&s["ready_ms"]["max"])
-    );
-    println!(
-        "tracks            {} received / {} expected ({} offered)",
-        s["tracks_received"], s["tracks_expected"], s["tracks_offered"]
-    );
-    println!(
-        "packets           sent {}  received {}  lost {} of {} ({:.4} %)  out-of-order {}  duplicates {}",
-        s["packets_sent"], s["packets_received"], s["packets_lost"], s["packets_expected"],
-        s["loss_pct"].as_f64().unwrap_or(0.0), s["out_of_order"], s["duplicates"]
-    );
-    println!(
-        "bytes             RTP payload sent {:.2} MB received {:.2} MB; UDP out {:.2} MB in {:.2} MB",
-        s["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6,
-        s["bytes_received"].as_f64().unwrap_or(0.0) / 1e6,
-        s["udp_bytes_out"].as_f64().unwrap_or(0.0) / 1e6,
-        s["udp_bytes_in"].as_f64().unwrap_or(0.0) / 1e6
-    );
-    let l = &s["latency_ms"];
-    println!(
-        "latency (1-way)   p50 {}  p99 {}  p99.9 {}  max {}  mean {}",
-        ms(&l["p50"]),
-        ms(&l["p99"]),
-        ms(&l["p999"]),
-        ms(&l["max"]),
-        ms(&l["mean"])
-    );
-    println!(
-        "jitter            mean {}  max {}",
-        ms(&s["jitter_ms"]["mean"]),
-        ms(&s["jitter_ms"]["max"])
-    );
-    println!(
-        "keyframes         {} received, {} requests (PLI/FIR) reached publishers",
-        s["keyframes_received"], s["keyframe_requests"]
-    );
-    match (s["server_cpu_s"].as_f64(), s["server_cpu_us_per_packet"].as_f64()) {
-        (Some(cpu), Some(per)) => println!(
-            "server CPU        {cpu:.2} s = {per:.2} us per received packet (= CPU s per million packets)"
-        ),
-        (Some(cpu), None) => println!("server CPU        {cpu:.2} s (no packets received)"),
-        _ => println!("server CPU        - (no --server-pid)"),
-    }
-    let errors = s["errors"].as_object().cloned().unwrap_or_default();
-    if errors.is_empty() {
-        println!("errors            none");
-    } else {
-        println!("errors");
-        for (k, n) in errors {
-            println!(
-                "  {k:<22} {n:>6}  e.g. {}",
-                s["error_examples"][&k].as_str().unwrap_or("")
-            );
-        }
-    }
 }

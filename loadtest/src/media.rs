@@ -1,10 +1,18 @@
 //! Synthetic media: VP8-shaped video frames and Opus-sized audio packets, each RTP
-//! payload carrying a 16-byte probe (magic, publisher-local sequence, send time) that
-//! subscribers read back to measure latency, loss, jitter and reordering.
+//! payload carrying a 17-byte probe (magic, publisher-local sequence, send time,
+//! simulcast layer) that subscribers read back to measure latency, loss, jitter and
+//! reordering, and to tell which layer the SFU forwards them.
 
 /// "LTpr": marks a probe.
 pub const PROBE_MAGIC: u32 = 0x4c54_7072;
-pub const PROBE_LEN: usize = 16;
+pub const PROBE_LEN: usize = 17;
+
+/// Simulcast rids (LiveKit's names), lowest quality first; a probe's layer byte is the
+/// index in this list.
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+/// The layer byte of a track published without simulcast (and of audio).
+pub const LAYER_SINGLE: u8 = 0xff;
+
 /// Largest RTP payload we send (before SRTP/RTP headers), like browsers' ~1200 B MTU.
 pub const MAX_PAYLOAD: usize = 1100;
 
@@ -18,12 +26,15 @@ const KEY_HEADER_LEN: usize = 7;
 pub struct Probe {
     pub seq: u32,
     pub sent_us: u64,
+    /// Index in [`RIDS`], or [`LAYER_SINGLE`].
+    pub layer: u8,
 }
 
-fn put_probe(buf: &mut Vec<u8>, seq: u32, sent_us: u64) {
+fn put_probe(buf: &mut Vec<u8>, seq: u32, sent_us: u64, layer: u8) {
     buf.extend_from_slice(&PROBE_MAGIC.to_be_bytes());
     buf.extend_from_slice(&seq.to_be_bytes());
     buf.extend_from_slice(&sent_us.to_be_bytes());
+    buf.push(layer);
 }
 
 fn get_probe(b: &[u8]) -> Option<Probe> {
@@ -34,6 +45,7 @@ fn get_probe(b: &[u8]) -> Option<Probe> {
     Some(Probe {
         seq: u32::from_be_bytes(b[4..8].try_into().ok()?),
         sent_us: u64::from_be_bytes(b[8..16].try_into().ok()?),
+        layer: b[16],
     })
 }
 
@@ -98,8 +110,9 @@ pub struct Packet {
 }
 
 /// 30 fps (or `fps`) VP8-shaped frames: a keyframe every `gop` frames, about 6× a delta
-/// frame, sized so that the average matches the bitrate.
+/// frame, sized so that the average matches the bitrate. One per simulcast layer.
 pub struct VideoSource {
+    layer: u8,
     key_bytes: usize,
     delta_bytes: usize,
     gop: u64,
@@ -111,7 +124,8 @@ pub struct VideoSource {
 }
 
 impl VideoSource {
-    pub fn new(bitrate_kbps: u32, fps: u32, gop: u32, width: u32, height: u32) -> Self {
+    /// `layer`: written into every probe (index in [`RIDS`], or [`LAYER_SINGLE`]).
+    pub fn new(bitrate_kbps: u32, fps: u32, gop: u32, width: u32, height: u32, layer: u8) -> Self {
         let gop = gop.max(1) as u64;
         let bytes_per_frame = bitrate_kbps as f64 * 125.0 / fps.max(1) as f64;
         let gop_bytes = bytes_per_frame * gop as f64;
@@ -123,6 +137,7 @@ impl VideoSource {
         };
         let min = DESCRIPTOR_LEN + FRAME_TAG_LEN + KEY_HEADER_LEN + PROBE_LEN;
         VideoSource {
+            layer,
             key_bytes: (key as usize).max(min),
             delta_bytes: (delta as usize).max(min),
             gop,
@@ -137,10 +152,6 @@ impl VideoSource {
     /// A subscriber (through the SFU) asked for a keyframe: the next frame is one.
     pub fn request_keyframe(&mut self) {
         self.force_key = true;
-    }
-
-    pub fn frame_no(&self) -> u64 {
-        self.frame_no
     }
 
     /// The next frame's payloads; `seq` is the publisher-local probe sequence, advanced
@@ -177,7 +188,7 @@ impl VideoSource {
                     p.extend_from_slice(&self.height.to_le_bytes());
                 }
             }
-            put_probe(&mut p, *seq, sent_us);
+            put_probe(&mut p, *seq, sent_us, self.layer);
             *seq = seq.wrapping_add(1);
             if p.len() < target {
                 p.resize(target, 0);
@@ -197,7 +208,7 @@ impl VideoSource {
 pub fn audio_packet(bitrate_kbps: u32, seq: u32, sent_us: u64) -> Vec<u8> {
     let size = ((bitrate_kbps as usize * 125) / 50).clamp(PROBE_LEN, MAX_PAYLOAD);
     let mut p = Vec::with_capacity(size);
-    put_probe(&mut p, seq, sent_us);
+    put_probe(&mut p, seq, sent_us, LAYER_SINGLE);
     p.resize(size, 0);
     p
 }
@@ -208,7 +219,7 @@ mod tests {
 
     #[test]
     fn frames_roundtrip_and_keyframes_are_detectable() {
-        let mut v = VideoSource::new(800, 30, 60, 640, 360);
+        let mut v = VideoSource::new(800, 30, 60, 640, 360, 2);
         let mut seq = 7;
         let mut total = 0usize;
         let mut key_size = 0;
@@ -230,6 +241,7 @@ mod tests {
             for (k, p) in out.iter().enumerate() {
                 let parsed = parse_vp8(&p.payload).expect("probe");
                 assert_eq!(parsed.probe.sent_us, 1_000 + f);
+                assert_eq!(parsed.probe.layer, 2);
                 assert_eq!(parsed.keyframe, key && k == 0);
                 assert_eq!(
                     str0m::format::detect_vp8_keyframe(&p.payload),
@@ -248,7 +260,7 @@ mod tests {
 
     #[test]
     fn forced_keyframe_and_audio() {
-        let mut v = VideoSource::new(300, 30, 60, 320, 180);
+        let mut v = VideoSource::new(300, 30, 60, 320, 180, LAYER_SINGLE);
         let mut seq = 0;
         let mut out = Vec::new();
         v.next_frame(&mut seq, 0, &mut out);
@@ -263,22 +275,24 @@ mod tests {
             parse_audio(&a).unwrap().probe,
             Probe {
                 seq: 9,
-                sent_us: 42
+                sent_us: 42,
+                layer: LAYER_SINGLE,
             }
         );
         assert!(parse_vp8(&[0x10, 1, 2]).is_none());
-        assert!(parse_audio(&[0; 16]).is_none());
+        assert!(parse_audio(&[0; 17]).is_none());
     }
 
     #[test]
     fn parses_other_descriptor_forms() {
         // no extension, S=1, delta frame
         let mut p = vec![0x10, 0x01, 0, 0];
-        put_probe(&mut p, 5, 6);
+        put_probe(&mut p, 5, 6, 0);
         assert_eq!(parse_vp8(&p).unwrap().probe.seq, 5);
+        assert_eq!(parse_vp8(&p).unwrap().probe.layer, 0);
         // X with I (7-bit), L, T; continuation packet
         let mut p = vec![0x80, 0xe0, 0x05, 0x01, 0x40];
-        put_probe(&mut p, 8, 9);
+        put_probe(&mut p, 8, 9, 1);
         assert_eq!(parse_vp8(&p).unwrap().probe.seq, 8);
     }
 }

@@ -167,6 +167,64 @@ fn runs_end_to_end_against_corelay() {
     assert!(v["join_ms"]["p50"].is_number(), "{ctx}");
     assert!(v["server_cpu_s"].is_number(), "{ctx}");
     assert_eq!(v["errors"], serde_json::json!({}), "{ctx}");
+    // no simulcast: one layer
+    assert_eq!(v["layers"]["ended_on"]["single"], 2, "{ctx}");
+    assert!(out.status.success(), "{ctx}");
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn simulcast_subscribers_get_the_quality_they_ask_for() {
+    let server = start_corelay("simulcast");
+    let json = tmp("simulcast.json");
+    // one constrained subscriber, on a link wide enough for the low layer
+    let (out, v) = loadtest(
+        &server.url,
+        &[
+            "--pubs",
+            "1",
+            "--subs",
+            "2",
+            "--simulcast",
+            "--sub-quality",
+            "low",
+            "--constrained-subs",
+            "1",
+            "--constrain-kbps",
+            "3000",
+            "--duration",
+            "3",
+        ],
+        &json,
+    );
+    let ctx = format!(
+        "stdout:\n{}\nstderr:\n{}\ncorelay log: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log.display()
+    );
+    check_fields(&v);
+    assert_eq!(v["config"]["simulcast"], "on", "{ctx}");
+    assert_eq!(v["tracks_expected"], 2, "{ctx}");
+    assert_eq!(v["tracks_received"], v["tracks_expected"], "{ctx}");
+    assert_eq!(v["errors"], serde_json::json!({}), "{ctx}");
+    // both subscribers asked for LOW: they end on rid q
+    let layers = &v["layers"];
+    assert_eq!(layers["tracks"], 2, "{ctx}");
+    assert_eq!(layers["ended_on"]["q"], 2, "{ctx}");
+    assert!(layers["packets"]["q"].as_u64().unwrap_or(0) > 0, "{ctx}");
+    for side in ["constrained", "unconstrained"] {
+        assert_eq!(v[side]["subs"], 1, "{side}: {ctx}");
+        assert!(v[side]["layers"].is_object(), "{side}: {ctx}");
+        assert!(v[side]["loss_pct"].is_number(), "{side}: {ctx}");
+    }
+    assert!(
+        v["constrained"]["shaper"]["datagrams_passed"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{ctx}"
+    );
     assert!(out.status.success(), "{ctx}");
     let _ = std::fs::remove_file(json);
 }

@@ -1,10 +1,15 @@
 //! One simulated participant: the signal WebSocket, a subscriber peer connection (the
 //! server offers), and for publishers a publisher peer connection (we offer) that sends
 //! synthetic media. Everything is non-blocking; a worker calls [`Client::poll`] in a loop.
+//! The peer connection is in `pc`, the sending side in `publisher`, the receiving side
+//! in `subscriber`.
+
+mod pc;
+mod publisher;
+mod subscriber;
 
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind as IoKind;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -12,24 +17,22 @@ use hdrhistogram::Histogram;
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::Mid;
+use str0m::{Candidate, Event};
 
 use crate::clock::wall_us;
-use crate::media::{self, Packet, VideoSource};
+use crate::media::Packet;
+use crate::shaper::ShaperStats;
 use crate::signal::{Endpoint, Failure, Recv, Signal};
 use crate::stats::{RxTrack, Shared};
+use pc::{rtc_failure, Pc};
+use publisher::Sender;
 
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// From JoinResponse to every peer connection up.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const PING_INTERVAL: Duration = Duration::from_secs(5);
-/// A publisher further behind its media schedule than this skips ahead.
-const MAX_SEND_LAG: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -43,6 +46,8 @@ pub struct Spec {
     pub room: String,
     pub identity: String,
     pub role: Role,
+    /// Receives through a narrow downlink (`--constrained-subs`).
+    pub constrained: bool,
 }
 
 /// Fixed for the run.
@@ -60,6 +65,13 @@ pub struct Config {
     pub fps: u32,
     pub gop: u32,
     pub audio_kbps: u32,
+    /// Publish video as three simulcast layers (q/h/f).
+    pub simulcast: bool,
+    /// Ask for this quality of every subscribed video track.
+    pub sub_quality: Option<lk::VideoQuality>,
+    /// The constrained subscribers' downlink: rate and queue.
+    pub constrain_kbps: u32,
+    pub constrain_queue_ms: u32,
 }
 
 /// Worker-owned scratch and results the clients write into.
@@ -84,90 +96,6 @@ impl<'a> Ctx<'a> {
             frame: Vec::new(),
         }
     }
-}
-
-fn rtc_failure(kind: &'static str, e: impl std::fmt::Display) -> Failure {
-    Failure::new(kind, e.to_string())
-}
-
-/// One peer connection: a client-side (full ICE, RTP mode) str0m session on its own
-/// UDP socket.
-struct Pc {
-    rtc: Rtc,
-    sock: UdpSocket,
-    local: SocketAddr,
-    timeout: Instant,
-    connected: bool,
-    disconnected_reported: bool,
-}
-
-impl Pc {
-    fn new(local_ip: IpAddr, now: Instant) -> Result<Pc, Failure> {
-        let sock = UdpSocket::bind((local_ip, 0))
-            .map_err(|e| Failure::new("udp_error", format!("bind {local_ip}: {e}")))?;
-        sock.set_nonblocking(true)
-            .map_err(|e| Failure::new("udp_error", e.to_string()))?;
-        let local = sock
-            .local_addr()
-            .map_err(|e| Failure::new("udp_error", e.to_string()))?;
-        let mut rtc = RtcConfig::new()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| rtc_failure("rtc_error", e))?;
-        rtc.add_local_candidate(cand);
-        Ok(Pc {
-            rtc,
-            sock,
-            local,
-            timeout: now,
-            connected: false,
-            disconnected_reported: false,
-        })
-    }
-
-    /// Drain str0m after an input: send transmits, collect events, keep the deadline.
-    fn drain(&mut self, events: &mut Vec<Event>, shared: &Shared) -> Result<(), Failure> {
-        loop {
-            match self
-                .rtc
-                .poll_output()
-                .map_err(|e| rtc_failure("rtc_error", e))?
-            {
-                Output::Timeout(t) => {
-                    self.timeout = t;
-                    return Ok(());
-                }
-                Output::Transmit(t) => match self.sock.send_to(&t.contents, t.destination) {
-                    Ok(n) => Shared::add(&shared.udp_bytes_out, n as u64),
-                    Err(e) if e.kind() == IoKind::WouldBlock => {
-                        shared.error("udp_send_dropped", "UDP send buffer full");
-                    }
-                    Err(e) => shared.error("udp_send_error", format!("{}: {e}", t.destination)),
-                },
-                Output::Event(e) => events.push(e),
-            }
-        }
-    }
-
-    fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.sock.as_raw_fd()
-    }
-}
-
-struct Sender {
-    ssrc: Ssrc,
-    pt: Pt,
-    audio: bool,
-    rtp_seq: u64,
-    probe_seq: u32,
-    packets: u64,
-    next_at: Instant,
-    interval: Duration,
-    video: Option<VideoSource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +125,13 @@ pub struct Client {
     pub offered: HashSet<String>,
     /// Received tracks by SSRC.
     pub rx: HashMap<u32, RxTrack>,
+    /// Video tracks we sent UpdateTrackSettings for (`--sub-quality`).
+    quality_requested: HashSet<String>,
+    /// Wall clock (µs) of the first and latest new media packet received.
+    pub first_media_us: Option<u64>,
+    pub last_media_us: Option<u64>,
+    /// The subscriber PC's shaper, when constrained (kept when the PC goes).
+    pub shaper_stats: Option<ShaperStats>,
     next_ping: Instant,
 }
 
@@ -232,6 +167,10 @@ impl Client {
             mid_tracks: HashMap::new(),
             offered: HashSet::new(),
             rx: HashMap::new(),
+            quality_requested: HashSet::new(),
+            first_media_us: None,
+            last_media_us: None,
+            shaper_stats: None,
             next_ping: now + PING_INTERVAL,
         };
         let connect = cfg.endpoint.clone().and_then(|ep| {
@@ -285,7 +224,7 @@ impl Client {
         }
         let mut next = far.min(self.next_ping);
         for pc in [&self.sub, &self.publ].into_iter().flatten() {
-            next = next.min(pc.timeout);
+            next = next.min(pc.deadline());
         }
         if let Some(s) = &self.sender {
             if !ctx.shared.stop_media.load(Relaxed) {
@@ -397,29 +336,8 @@ impl Client {
                 }
                 if self.spec.role != Role::Sub && !self.add_track_sent {
                     self.add_track_sent = true;
-                    let audio = self.spec.role == Role::Audio;
-                    let (w, h) = if audio {
-                        (0, 0)
-                    } else {
-                        (ctx.cfg.width, ctx.cfg.height)
-                    };
-                    self.send(Req::AddTrack(lk::AddTrackRequest {
-                        cid: self.cid.clone(),
-                        name: if audio { "microphone" } else { "camera" }.into(),
-                        r#type: if audio {
-                            lk::TrackType::Audio
-                        } else {
-                            lk::TrackType::Video
-                        } as i32,
-                        source: if audio {
-                            lk::TrackSource::Microphone
-                        } else {
-                            lk::TrackSource::Camera
-                        } as i32,
-                        width: w,
-                        height: h,
-                        ..Default::default()
-                    }))?;
+                    let req = self.add_track_request(ctx.cfg);
+                    self.send(Req::AddTrack(req))?;
                 }
             }
             Resp::Offer(sd) => self.on_offer(sd, now, ctx)?,
@@ -467,6 +385,10 @@ impl Client {
                     format!("server sent leave: reason {} action {}", l.reason, l.action),
                 ));
             }
+            Resp::SubscribedQualityUpdate(_) => {
+                // dynacast: counted, not acted on (every layer keeps being sent)
+                Shared::add(&ctx.shared.quality_updates, 1);
+            }
             Resp::RequestResponse(r) if r.reason != 0 => {
                 ctx.shared.error(
                     "request_refused",
@@ -485,360 +407,6 @@ impl Client {
             _ => {}
         }
         Ok(())
-    }
-
-    /// The server offers the subscriber PC (first right after join, then as tracks come and go).
-    fn on_offer(
-        &mut self,
-        sd: lk::SessionDescription,
-        now: Instant,
-        ctx: &mut Ctx,
-    ) -> Result<(), Failure> {
-        if self.sub.is_none() {
-            self.sub = Some(Pc::new(ctx.cfg.local_ip, now)?);
-        }
-        // mid → track: the msid lines, then mid_to_track_id (which wins)
-        let mut mid: Option<&str> = None;
-        for line in sd.sdp.lines() {
-            if line.starts_with("m=") {
-                mid = None;
-            } else if let Some(m) = line.strip_prefix("a=mid:") {
-                mid = Some(m.trim());
-            } else if let Some(ms) = line.strip_prefix("a=msid:") {
-                if let (Some(m), Some(track)) = (mid, ms.split_whitespace().nth(1)) {
-                    self.mid_tracks.insert(m.to_owned(), track.to_owned());
-                }
-            }
-        }
-        for (m, t) in &sd.mid_to_track_id {
-            self.mid_tracks.insert(m.clone(), t.clone());
-        }
-        for line in sd.sdp.lines() {
-            if let Some(ms) = line.strip_prefix("a=msid:") {
-                if let Some(t) = ms.split_whitespace().nth(1) {
-                    self.offered.insert(t.to_owned());
-                }
-            }
-        }
-        let offer =
-            SdpOffer::from_sdp_string(&sd.sdp).map_err(|e| rtc_failure("subscriber_sdp", e))?;
-        let pc = self.sub.as_mut().expect("created above");
-        let answer = pc
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| rtc_failure("subscriber_sdp", e))?;
-        pc.timeout = now;
-        self.send(Req::Answer(lk::SessionDescription {
-            r#type: "answer".into(),
-            sdp: answer.to_sdp_string(),
-            id: sd.id,
-            ..Default::default()
-        }))
-    }
-
-    /// TrackPublishedResponse: create the publisher PC with one sendonly m-line whose msid
-    /// track id is our cid, and offer it.
-    fn start_publisher(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), Failure> {
-        let mut pc = Pc::new(ctx.cfg.local_ip, now)?;
-        let kind = if self.spec.role == Role::Audio {
-            MediaKind::Audio
-        } else {
-            MediaKind::Video
-        };
-        let mut api = pc.rtc.sdp_api();
-        let mid = api.add_media(
-            kind,
-            Direction::SendOnly,
-            Some(self.spec.identity.clone()),
-            Some(self.cid.clone()),
-            None,
-        );
-        let (offer, pending) = api
-            .apply()
-            .ok_or_else(|| Failure::new("publisher_sdp", "str0m produced no offer"))?;
-        self.pub_mid = Some(mid);
-        self.pub_pending = Some(pending);
-        pc.timeout = now;
-        self.publ = Some(pc);
-        self.send(Req::Offer(lk::SessionDescription {
-            r#type: "offer".into(),
-            sdp: offer.to_sdp_string(),
-            id: 1,
-            ..Default::default()
-        }))
-    }
-
-    /// Reads the PC's socket and runs its timers.
-    fn pump(&mut self, which: Which, now: Instant, ctx: &mut Ctx) -> Result<(), Failure> {
-        let slot = match which {
-            Which::Sub => &mut self.sub,
-            Which::Pub => &mut self.publ,
-        };
-        let Some(mut pc) = slot.take() else {
-            return Ok(());
-        };
-        let r = self.pump_pc(&mut pc, which, now, ctx);
-        match which {
-            Which::Sub => self.sub = Some(pc),
-            Which::Pub => self.publ = Some(pc),
-        }
-        r
-    }
-
-    fn pump_pc(
-        &mut self,
-        pc: &mut Pc,
-        which: Which,
-        now: Instant,
-        ctx: &mut Ctx,
-    ) -> Result<(), Failure> {
-        let mut events = std::mem::take(&mut ctx.events);
-        let mut buf = std::mem::take(&mut ctx.buf);
-        let r = (|| {
-            loop {
-                match pc.sock.recv_from(&mut buf) {
-                    Ok((n, source)) => {
-                        Shared::add(&ctx.shared.udp_bytes_in, n as u64);
-                        let wall = wall_us();
-                        let Ok(rx) = Receive::new(Protocol::Udp, source, pc.local, &buf[..n])
-                        else {
-                            continue;
-                        };
-                        pc.rtc
-                            .handle_input(Input::Receive(now, rx))
-                            .map_err(|e| rtc_failure("rtc_error", e))?;
-                        pc.drain(&mut events, ctx.shared)?;
-                        self.on_events(pc, which, &mut events, wall, ctx);
-                    }
-                    Err(e) if e.kind() == IoKind::WouldBlock => break,
-                    // ICMP port unreachable from an earlier send: the server is gone or
-                    // that candidate is dead; ICE/the signal tell the rest.
-                    Err(e) if e.kind() == IoKind::ConnectionRefused => continue,
-                    Err(e) => return Err(Failure::new("udp_error", e.to_string())),
-                }
-            }
-            if now >= pc.timeout {
-                pc.rtc
-                    .handle_input(Input::Timeout(now))
-                    .map_err(|e| rtc_failure("rtc_error", e))?;
-                pc.drain(&mut events, ctx.shared)?;
-                self.on_events(pc, which, &mut events, wall_us(), ctx);
-            }
-            Ok(())
-        })();
-        ctx.events = events;
-        ctx.buf = buf;
-        r
-    }
-
-    fn on_events(
-        &mut self,
-        pc: &mut Pc,
-        which: Which,
-        events: &mut Vec<Event>,
-        wall: u64,
-        ctx: &mut Ctx,
-    ) {
-        for e in events.drain(..) {
-            match e {
-                Event::Connected => {
-                    pc.connected = true;
-                    if which == Which::Pub {
-                        self.start_sender(pc, ctx);
-                    }
-                }
-                Event::IceConnectionStateChange(IceConnectionState::Disconnected)
-                    if !self.leaving && !pc.disconnected_reported =>
-                {
-                    pc.disconnected_reported = true;
-                    ctx.shared.error(
-                        "ice_disconnected",
-                        format!("{}: {which:?} PC ICE disconnected", self.spec.identity),
-                    );
-                }
-                Event::KeyframeRequest(_) => {
-                    Shared::add(&ctx.shared.keyframe_requests, 1);
-                    if let Some(v) = self.sender.as_mut().and_then(|s| s.video.as_mut()) {
-                        v.request_keyframe();
-                    }
-                }
-                Event::RtpPacket(p) if which == Which::Sub => {
-                    self.on_rtp(pc, p, wall, ctx);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn on_rtp(&mut self, pc: &mut Pc, p: str0m::rtp::RtpPacket, wall: u64, ctx: &mut Ctx) {
-        if p.payload.is_empty() {
-            return; // padding (bandwidth probes)
-        }
-        let ssrc = *p.header.ssrc;
-        if !self.rx.contains_key(&ssrc) {
-            let mid = pc
-                .rtc
-                .direct_api()
-                .stream_rx(&p.header.ssrc)
-                .map(|s| s.mid());
-            let audio = mid
-                .and_then(|m| pc.rtc.media(m))
-                .is_some_and(|m| m.kind() == MediaKind::Audio);
-            let track = mid
-                .and_then(|m| self.mid_tracks.get(&m.to_string()).cloned())
-                .unwrap_or_else(|| format!("ssrc:{ssrc}"));
-            self.rx.insert(ssrc, RxTrack::new(track, audio));
-        }
-        let t = self.rx.get_mut(&ssrc).expect("inserted above");
-        let parsed = if t.audio {
-            media::parse_audio(&p.payload)
-        } else {
-            media::parse_vp8(&p.payload)
-        };
-        let Some(parsed) = parsed else {
-            let head: Vec<String> = p
-                .payload
-                .iter()
-                .take(24)
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            ctx.shared.error(
-                "bad_payload",
-                format!(
-                    "no probe in a {} B payload on {} (pt {}): {}",
-                    p.payload.len(),
-                    t.track,
-                    *p.header.payload_type,
-                    head.join("")
-                ),
-            );
-            return;
-        };
-        let transit = wall as i64 - parsed.probe.sent_us as i64;
-        let lat = transit.max(1) as u64;
-        ctx.latency.saturating_record(lat);
-        ctx.shared.interval_max_latency_us.fetch_max(lat, Relaxed);
-        if lat > crate::stats::LATE_US {
-            Shared::add(&ctx.shared.interval_late, 1);
-        }
-        let (grow, new) = t.on_packet(parsed.probe.seq, transit);
-        if parsed.keyframe {
-            t.keyframes += 1;
-        }
-        Shared::add(&ctx.shared.packets_expected, grow);
-        if new {
-            Shared::add(&ctx.shared.packets_received, 1);
-            Shared::add(&ctx.shared.payload_bytes_received, p.payload.len() as u64);
-        }
-    }
-
-    fn start_sender(&mut self, pc: &mut Pc, ctx: &mut Ctx) {
-        if self.sender.is_some() {
-            return;
-        }
-        let Some(mid) = self.pub_mid else { return };
-        let audio = self.spec.role == Role::Audio;
-        let codec = if audio { Codec::Opus } else { Codec::Vp8 };
-        let remote: Vec<Pt> = pc
-            .rtc
-            .media(mid)
-            .map(|m| m.remote_pts().to_vec())
-            .unwrap_or_default();
-        let pt = pc
-            .rtc
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == codec && (remote.is_empty() || remote.contains(&p.pt())))
-            .map(|p| p.pt());
-        let ssrc = pc
-            .rtc
-            .direct_api()
-            .stream_tx_by_mid(mid, None)
-            .map(|s| s.ssrc());
-        let (Some(pt), Some(ssrc)) = (pt, ssrc) else {
-            ctx.shared.error(
-                "publisher_sdp",
-                format!("{}: no {codec:?} payload type or send stream", self.cid),
-            );
-            return;
-        };
-        let cfg = ctx.cfg;
-        self.sender = Some(Sender {
-            ssrc,
-            pt,
-            audio,
-            rtp_seq: 1,
-            probe_seq: 0,
-            packets: 0,
-            next_at: crate::clock::now(),
-            interval: if audio {
-                Duration::from_millis(20)
-            } else {
-                Duration::from_secs_f64(1.0 / cfg.fps.max(1) as f64)
-            },
-            video: (!audio)
-                .then(|| VideoSource::new(cfg.video_kbps, cfg.fps, cfg.gop, cfg.width, cfg.height)),
-        });
-    }
-
-    /// Writes the frames (or audio packets) that are due, then ticks the publisher PC so
-    /// that they go out.
-    fn send_media(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), Failure> {
-        if ctx.shared.stop_media.load(Relaxed) {
-            return Ok(());
-        }
-        let (Some(s), Some(pc)) = (self.sender.as_mut(), self.publ.as_mut()) else {
-            return Ok(());
-        };
-        if now < s.next_at {
-            return Ok(());
-        }
-        if now.duration_since(s.next_at) > MAX_SEND_LAG {
-            s.next_at = now; // we fell behind (overloaded machine): skip, don't burst
-        }
-        let mut frame = std::mem::take(&mut ctx.frame);
-        let mut written = 0u64;
-        let mut bytes = 0u64;
-        while now >= s.next_at {
-            let sent = wall_us();
-            frame.clear();
-            let ts = if let Some(v) = s.video.as_mut() {
-                let ts = (v.frame_no() * 90_000 / ctx.cfg.fps.max(1) as u64) as u32;
-                v.next_frame(&mut s.probe_seq, sent, &mut frame);
-                ts
-            } else {
-                let ts = (s.packets * 960) as u32;
-                frame.push(Packet {
-                    payload: media::audio_packet(ctx.cfg.audio_kbps, s.probe_seq, sent),
-                    marker: false,
-                });
-                s.probe_seq = s.probe_seq.wrapping_add(1);
-                ts
-            };
-            let mut api = pc.rtc.direct_api();
-            let Some(tx) = api.stream_tx(&s.ssrc) else {
-                return Err(Failure::new("rtc_error", "publisher send stream vanished"));
-            };
-            for p in frame.drain(..) {
-                bytes += p.payload.len() as u64;
-                tx.write_rtp(
-                    RtpWrite::new(s.pt, SeqNo::from(s.rtp_seq), ts, now, p.payload)
-                        .marker(p.marker)
-                        .nackable(!s.audio),
-                );
-                s.rtp_seq += 1;
-                written += 1;
-            }
-            s.packets += 1;
-            s.next_at += s.interval;
-        }
-        ctx.frame = frame;
-        Shared::add(&ctx.shared.packets_sent, written);
-        Shared::add(&ctx.shared.payload_bytes_sent, bytes);
-        pc.timeout = now; // write_rtp transmits on the next Timeout
-        self.pump(Which::Pub, now, ctx)
     }
 
     fn leave(&mut self, shared: &Shared) {
@@ -873,6 +441,9 @@ impl Client {
 
     fn finish(&mut self, shared: &Shared) {
         self.done = true;
+        if let Some(sh) = self.sub.as_ref().and_then(|pc| pc.shaper.as_ref()) {
+            self.shaper_stats = Some(sh.stats);
+        }
         self.sub = None;
         self.publ = None;
         self.sender = None;
