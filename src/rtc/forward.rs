@@ -79,6 +79,18 @@ impl Rooms {
             } else if down.layers.paused {
                 continue;
             }
+            let mut marker = rtp.marker;
+            if let (Some(svc), Some(layer)) = (down.svc.as_mut(), rtp.vp9) {
+                let d = svc.admit(layer, rtp.marker);
+                if svc.needs_keyframe() && !want_keyframes.contains(&None) {
+                    want_keyframes.push(None);
+                }
+                if !d.forward {
+                    down.munger.skip(rtp.seq);
+                    continue;
+                }
+                marker = d.marker;
+            }
             let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
                 continue;
             };
@@ -87,7 +99,7 @@ impl Rooms {
                 rtp.pt,
                 munged.seq,
                 munged.timestamp,
-                rtp.marker,
+                marker,
                 rtp.payload.clone(),
                 now,
                 rtp.audio_level,

@@ -24,6 +24,7 @@ pub mod session;
 pub mod speaker;
 mod speaker_room;
 mod subscription;
+pub mod svc;
 
 pub use participant::{ConnId, JoinParams};
 pub use room::{Counters, NodeInfo, RoomDefaults, RoomLimits, Rooms};

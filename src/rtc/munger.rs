@@ -8,7 +8,14 @@ pub struct Munger {
     state: Option<State>,
     /// Set by `switch_source`: the next packet re-anchors the offsets.
     pending_switch: Option<u32>,
+    /// Sequence offsets since the current source started, as (first incoming seq it
+    /// applies to, offset), oldest first: `skip` shifts the offset, and a late packet
+    /// must be numbered with the offset of its time.
+    history: std::collections::VecDeque<(u64, i64)>,
 }
+
+/// Offsets kept for late packets (several seconds of SVC pictures).
+const HISTORY: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 struct State {
@@ -57,6 +64,8 @@ impl Munger {
                     last_out_ts: in_ts,
                 };
                 self.state = Some(s);
+                self.history.clear();
+                self.history.push_back((in_seq, s.seq_offset));
                 return Some(Munged {
                     seq: FIRST_SEQ,
                     timestamp: in_ts,
@@ -74,6 +83,8 @@ impl Munger {
                     last_out_ts: out_ts,
                 };
                 self.state = Some(s);
+                self.history.clear();
+                self.history.push_back((in_seq, s.seq_offset));
                 return Some(Munged {
                     seq: out_seq,
                     timestamp: out_ts,
@@ -84,7 +95,17 @@ impl Munger {
         if in_seq < state.source_start {
             return None;
         }
-        let seq = (in_seq as i64 + state.seq_offset) as u64;
+        let offset = if in_seq > state.highest_in {
+            state.seq_offset
+        } else {
+            // Late: the offset in effect when it was sent; older than we remember, drop.
+            self.history
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= in_seq)
+                .map(|(_, o)| *o)?
+        };
+        let seq = (in_seq as i64 + offset) as u64;
         let timestamp = in_ts.wrapping_add(state.ts_offset);
         let s = self.state.as_mut()?;
         if in_seq > s.highest_in {
@@ -96,9 +117,52 @@ impl Munger {
     }
 }
 
+impl Munger {
+    /// `in_seq` is not forwarded although its source goes on (an SVC layer above the
+    /// subscriber's): the packets after it close the gap in the outgoing numbers.
+    pub fn skip(&mut self, in_seq: u64) {
+        let Some(s) = self.state.as_mut() else {
+            return;
+        };
+        if self.pending_switch.is_some() || in_seq <= s.highest_in {
+            return;
+        }
+        s.highest_in = in_seq;
+        s.seq_offset -= 1;
+        match self.history.back_mut() {
+            // a run of skips: one entry
+            Some(last) if last.0 == in_seq => *last = (in_seq + 1, s.seq_offset),
+            _ => self.history.push_back((in_seq + 1, s.seq_offset)),
+        }
+        if self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_packets_leave_no_gap_and_late_ones_keep_their_numbers() {
+        let mut m = Munger::new();
+        let seq = |m: &mut Munger, s: u64| m.munge(s, 0).map(|x| x.seq - FIRST_SEQ);
+        assert_eq!(seq(&mut m, 100), Some(0));
+        assert_eq!(seq(&mut m, 101), Some(1));
+        m.skip(102);
+        m.skip(103);
+        assert_eq!(seq(&mut m, 104), Some(2));
+        // 105 lost in the network, then skips and a forward
+        m.skip(106);
+        assert_eq!(seq(&mut m, 107), Some(4));
+        // late arrivals: each numbered with the offset of its own time
+        assert_eq!(seq(&mut m, 101), Some(1));
+        assert_eq!(seq(&mut m, 105), Some(3));
+        // skipping what was already passed changes nothing
+        m.skip(50);
+        assert_eq!(seq(&mut m, 108), Some(5));
+    }
 
     #[test]
     fn continuous_stream_keeps_spacing() {

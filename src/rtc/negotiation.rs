@@ -14,6 +14,7 @@ use super::room_ops::{reply, Outbound, RoomEvent};
 use super::session::{codec_order, Codec, MediaKind, OfferedMedia};
 use crate::ids;
 use crate::rtc::layers::{pick_quality, rid_for, track_layers, LayerState};
+use crate::rtc::svc::SvcSelector;
 
 impl Rooms {
     /// A publisher offer: answer it (echoing its id) and publish the announced tracks
@@ -145,7 +146,10 @@ impl Rooms {
                 let cid = m.msid_track.as_deref()?;
                 let track = p.media.pending_tracks.iter().find(|t| t.cid == cid)?;
                 let codec = track.info.codecs.first()?;
-                Some((m.mid.to_string(), codec_order::codec_named(&codec.mime_type)?))
+                Some((
+                    m.mid.to_string(),
+                    codec_order::codec_named(&codec.mime_type)?,
+                ))
             })
             .collect();
         codec_order::prefer_codecs(answer, &wanted)
@@ -419,9 +423,10 @@ impl Rooms {
         let stream_id = format!("{publisher_sid}|{}", track.sid);
         match session.add_send_track(kind, &stream_id, &track.sid) {
             Ok(()) => {
-                p.media
-                    .downtracks
-                    .insert(track.sid.clone(), DownTrack::new(kind, layers, requested));
+                p.media.downtracks.insert(
+                    track.sid.clone(),
+                    down_track(track, kind, layers, requested),
+                );
                 p.media.needs_offer = true;
             }
             Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),
@@ -591,6 +596,24 @@ fn track_info(req: &lk::AddTrackRequest) -> lk::TrackInfo {
 }
 
 /// SDKs send codec names bare (`vp8`) or as MIME types.
+/// A new downtrack; a VP9 track with layers but no simulcast rids is SVC.
+#[allow(deprecated)] // TrackInfo.simulcast: set from the offered rids at publish
+fn down_track(
+    track: &lk::TrackInfo,
+    kind: MediaKind,
+    layers: LayerState,
+    requested: Option<String>,
+) -> DownTrack {
+    let vp9 = codec_order::codec_named(&track.mime_type) == Some(Codec::Vp9);
+    let svc = vp9 && !track.simulcast && layers.order.len() > 1;
+    let mut down = DownTrack::new(kind, layers, requested);
+    if svc {
+        down.svc = Some(SvcSelector::new(0));
+        down.refresh();
+    }
+    down
+}
+
 fn video_mime(codec: Codec) -> &'static str {
     match codec {
         Codec::Vp9 => "video/VP9",

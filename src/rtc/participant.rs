@@ -11,6 +11,7 @@ use super::connection_quality::QualityInputs;
 use super::layers::LayerState;
 use super::munger::Munger;
 use super::session::{MediaKind, Mid, PeerSession};
+use super::svc::SvcSelector;
 
 /// Identifies one signal connection, so the control thread can route answers to it.
 pub type ConnId = u64;
@@ -64,6 +65,9 @@ pub struct DownTrack {
     /// The allocator's cap on the layer (`None`: no cap) and its bandwidth pause.
     pub cap: Option<String>,
     pub bw_paused: bool,
+    /// VP9 SVC: the spatial layers to forward of the one stream (`layers.order`
+    /// ranks map to spatial layers); `None` for simulcast and single-layer tracks.
+    pub svc: Option<SvcSelector>,
 }
 
 impl DownTrack {
@@ -77,6 +81,7 @@ impl DownTrack {
             disabled: false,
             cap: None,
             bw_paused: false,
+            svc: None,
         };
         d.refresh();
         d
@@ -98,7 +103,16 @@ impl DownTrack {
             (Some(want), Some(cap)) if cap < want => self.cap.clone(),
             _ => self.requested.clone(),
         };
-        self.layers.set_target(target);
+        match self.svc.as_mut() {
+            Some(svc) => {
+                // One stream: the layer choice is the selector's, not a rid switch.
+                let top = self.layers.order.len().saturating_sub(1);
+                let spatial = rank(&target).unwrap_or(top).min(7) as u8;
+                svc.set_target(spatial);
+                self.layers.set_target(None);
+            }
+            None => self.layers.set_target(target),
+        }
     }
 }
 

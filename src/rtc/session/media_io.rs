@@ -144,6 +144,9 @@ impl PeerSession {
             timestamp: h.timestamp,
             marker: h.marker,
             audio_level: h.ext_vals.audio_level,
+            vp9: (codec == Codec::Vp9 && !red)
+                .then(|| crate::rtc::svc::parse_vp9(&p.payload))
+                .flatten(),
             payload: p.payload,
             is_keyframe,
         })

@@ -87,6 +87,8 @@ pub struct RtpIn {
     pub audio_level: Option<i8>,
     /// Whether this packet starts a video keyframe (false for audio and RED).
     pub is_keyframe: bool,
+    /// VP9: the spatial/temporal layer fields of its payload descriptor.
+    pub vp9: Option<crate::rtc::svc::Vp9Layer>,
 }
 
 /// What happened on a peer connection, drained by [`PeerSession::drain`].

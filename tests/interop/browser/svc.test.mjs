@@ -1,0 +1,97 @@
+// Browser interop, VP9 SVC (issue 5, "SVC"): the official livekit-client JS SDK in
+// headless Chromium publishes its fake 1280x720 camera as one VP9 stream with three
+// spatial layers (L3T3_KEY); one subscriber asks for VideoQuality.LOW, another for
+// HIGH. The SFU forwards only the spatial layers each asked for, so the decoded
+// frameWidth differ (low < high) and both keep decoding.
+//
+// Run: node --test tests/interop/browser/   (see simulcast.test.mjs).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startCorelay } from './corelay.mjs';
+import { expectFramesRising, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+
+const TEST_TIMEOUT_MS = 180_000;
+const LAYER_WAIT_MS = 30_000;
+const CAMERA = { resolution: 'h720', videoCodec: 'vp9', scalabilityMode: 'L3T3_KEY', backupCodec: false };
+
+let env;
+
+before(async () => {
+  env = await startBrowser();
+});
+
+after(async () => {
+  await env?.close();
+});
+
+const brief = (v) =>
+  v && {
+    codec: v.codec,
+    frameWidth: v.frameWidth,
+    frameHeight: v.frameHeight,
+    framesDecoded: v.framesDecoded,
+    keyFramesDecoded: v.keyFramesDecoded,
+    packetsReceived: v.packetsReceived,
+    bytesReceived: v.bytesReceived,
+    packetsLost: v.packetsLost,
+    freezeCount: v.freezeCount,
+    pliCount: v.pliCount,
+  };
+
+describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
+  test('subscribers asking LOW and HIGH decode different spatial layers of one VP9 stream', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ROOM = 'svc-a';
+    const ctx = { pages: [], server: await startCorelay() };
+    const timeline = [];
+    ctx.extra = () => `--- timeline ---\n` + timeline.map((x) => JSON.stringify(x)).join('\n');
+    try {
+      await withDiagnostics(ctx, async () => {
+        const pub = await env.openPage('pub');
+        const low = await env.openPage('low');
+        const high = await env.openPage('high');
+        ctx.pages.push(pub, low, high);
+        const url = wsUrl(ctx.server);
+        await low.connect(url, await token('low', ROOM));
+        await high.connect(url, await token('high', ROOM));
+        await pub.connect(url, await token('pub', ROOM));
+        const published = await pub.publishCamera(CAMERA);
+        assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
+        for (const viewer of [low, high]) {
+          await waitFor(`${viewer.name} to play pub's video`, async () => {
+            const v = videoFrom(await viewer.stats(), 'pub');
+            return { ok: v && v.videoWidth > 0, info: brief(v) };
+          });
+        }
+        const requestedAt = Date.now();
+        await low.setVideoQuality('pub', 'LOW');
+        await high.setVideoQuality('pub', 'HIGH');
+        const differ = await waitFor(
+          'the LOW subscriber to decode a smaller frameWidth than the HIGH subscriber',
+          async () => {
+            const l = videoFrom(await low.stats(), 'pub');
+            const h = videoFrom(await high.stats(), 'pub');
+            const row = { ms: Date.now() - requestedAt, low: brief(l), high: brief(h) };
+            timeline.push(row);
+            const ok = l?.frameWidth > 0 && h?.frameWidth > 0 && l.frameWidth < h.frameWidth;
+            return { ok, info: row, row };
+          },
+          LAYER_WAIT_MS,
+          500,
+        );
+        assert.match(differ.row.low.codec ?? '', /vp9/i, 'the subscribers decode VP9');
+        const [lowRun, highRun] = await Promise.all([
+          expectFramesRising(low, 'pub'),
+          expectFramesRising(high, 'pub'),
+        ]);
+        assert.ok(lowRun.s2.frameWidth < highRun.s2.frameWidth, 'LOW stays below HIGH');
+        t.diagnostic(
+          `svc ${JSON.stringify({ published, differMs: differ.row.ms, low: { ...brief(lowRun.s2), fps: lowRun.fps }, high: { ...brief(highRun.s2), fps: highRun.fps } })}`,
+        );
+      });
+    } finally {
+      for (const p of ctx.pages) await p.close();
+      await ctx.server.stop();
+    }
+  });
+});
