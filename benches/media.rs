@@ -1,18 +1,23 @@
 //! Hot-path pieces of the media plane, each as ns per operation: demultiplexing a
 //! datagram, rewriting a packet for one downtrack, fanning one packet out to N
-//! downtracks (payload shared, header state per downtrack), and decoding signal
-//! requests.
+//! downtracks (payload shared, header state per downtrack; then again with each
+//! downtrack's str0m write, RTP packetization and SRTP encryption), and decoding
+//! signal requests.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use livekit_protocol as lk;
 use prost::Message;
 
 use corelay::rtc::media::stun_ufrag;
 use corelay::rtc::munger::Munger;
+
+#[path = "common/pair.rs"]
+mod pair;
 
 fn stun_request(username: &[u8]) -> Vec<u8> {
     let padded = username.len().div_ceil(4) * 4;
@@ -89,6 +94,99 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
+/// Wall time, to measure with (the clock rule in clippy.toml is for the code under test).
+#[allow(clippy::disallowed_methods)]
+fn wall() -> Instant {
+    Instant::now()
+}
+
+/// Packets between two untimed pumps of every pair (ICE consent, RTCP), and the
+/// synthetic time one packet takes (a 1 Mbps video track sends ~100 packets/s).
+const PUMP_EVERY: u64 = 64;
+const PACKET_SPACING: Duration = Duration::from_millis(10);
+
+/// One published packet to N connected subscriber PCs, as `forward_rtp` does it: share
+/// the payload, munge seq/ts, `write_rtp`, then tick and drain each session, which is
+/// where str0m builds the RTP packet and SRTP-encrypts it. Only that is timed; pumping
+/// datagrams to the in-memory clients (and their decryption) happens between samples.
+fn fan_out_srtp(c: &mut Criterion) {
+    let payload: Arc<[u8]> = vec![0x10; 1100].into();
+    let mut group = c.benchmark_group("fan_out_munge_srtp");
+    for n in [1usize, 10, 100] {
+        let mut now = corelay::clock::now().mono;
+        let mut downtracks: Vec<(pair::Downtrack, Munger)> = (0..n)
+            .map(|_| (pair::Downtrack::connect(&mut now), Munger::new()))
+            .collect();
+        let mut seq = 0u64;
+        let mut send_one = |downtracks: &mut Vec<(pair::Downtrack, Munger)>, now: Instant| {
+            seq += 1;
+            for (d, munger) in downtracks.iter_mut() {
+                let Some(m) = munger.munge(seq, (seq * 3000) as u32) else {
+                    continue;
+                };
+                d.server
+                    .write_rtp(
+                        d.mid,
+                        d.pt,
+                        m.seq,
+                        m.timestamp,
+                        true,
+                        payload.clone(),
+                        now,
+                        None,
+                    )
+                    .expect("write_rtp");
+                d.server.handle_timeout(now).expect("timeout");
+                d.drain_server();
+            }
+        };
+        // Every downtrack's client decrypts what it got: the SRTP is real.
+        now += PACKET_SPACING;
+        send_one(&mut downtracks, now);
+        for (d, _) in downtracks.iter_mut() {
+            d.pump(now);
+            assert_eq!(d.client_rtp, 1, "the client received the packet");
+        }
+        let (mut timed, mut packets) = (Duration::ZERO, 0u64);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for i in 0..iters {
+                    now += PACKET_SPACING;
+                    let start = wall();
+                    send_one(&mut downtracks, now);
+                    elapsed += wall() - start;
+                    if i % PUMP_EVERY == PUMP_EVERY - 1 {
+                        for (d, _) in downtracks.iter_mut() {
+                            d.pump(now);
+                        }
+                    }
+                }
+                for (d, _) in downtracks.iter_mut() {
+                    d.pump(now);
+                }
+                timed += elapsed;
+                packets += iters;
+                elapsed
+            })
+        });
+        let sent: usize = downtracks.iter().map(|(d, _)| d.client_rtp).sum();
+        assert!(
+            sent as u64 >= packets * n as u64,
+            "every packet reached every client ({sent} of {})",
+            packets * n as u64
+        );
+        if packets > 0 {
+            println!(
+                "fan_out_munge_srtp/{n}: {:.0} ns per downtrack (mean of {packets} packets)",
+                timed.as_nanos() as f64 / (packets * n as u64) as f64
+            );
+        }
+    }
+    group.finish();
+}
+
 fn signal_decode(c: &mut Criterion) {
     let trickle = lk::SignalRequest {
         message: Some(lk::signal_request::Message::Trickle(lk::TrickleRequest {
@@ -113,5 +211,12 @@ fn signal_decode(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, demux, munging, fan_out, signal_decode);
+criterion_group!(
+    benches,
+    demux,
+    munging,
+    fan_out,
+    fan_out_srtp,
+    signal_decode
+);
 criterion_main!(benches);
