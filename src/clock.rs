@@ -24,6 +24,11 @@ pub fn now() -> Now {
     }
 }
 
+/// The monotonic clock alone (the end of a shard's turn, where wall time is not needed).
+pub fn mono() -> Instant {
+    Instant::now()
+}
+
 pub fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -132,7 +132,7 @@ impl Control {
                 FromShard::Event(event) => self.on_room_event(*event),
                 FromShard::Stats(stats) => {
                     if let Some(s) = self.status.borrow_mut().get_mut(stats.shard) {
-                        s.stats = stats;
+                        s.stats = *stats;
                         s.last_seen = now();
                     }
                 }
@@ -296,8 +296,17 @@ impl Control {
 
     /// The Prometheus exposition of the latest shard reports.
     pub fn metrics_text(&self) -> String {
-        let stats: Vec<ShardStats> = self.status.borrow().iter().map(|s| s.stats).collect();
-        crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow())
+        let stats: Vec<ShardStats> = self
+            .status
+            .borrow()
+            .iter()
+            .map(|s| s.stats.clone())
+            .collect();
+        // The only bounded channels that drop are the webhook queues; the shards'
+        // channels make the sender wait.
+        let webhook = self.webhooks.as_ref().map_or(0, |w| w.dropped());
+        let drops = [("webhook", webhook)];
+        crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow(), &drops)
     }
 
     /// `None` when healthy, or the reason the node is not ready.

@@ -2,6 +2,8 @@
 //! share an atomic), gauges of what the node holds, and Twirp request outcomes.
 //! LiveKit's metric names are kept where one exists, so dashboards keep working.
 
+pub mod histogram;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -24,8 +26,16 @@ fn family(out: &mut String, f: &Family, samples: &[(String, f64)]) {
     }
 }
 
+/// Messages the control thread dropped because a bounded channel was full, by channel.
+pub type ChannelDrops<'a> = [(&'a str, u64)];
+
 /// Renders the whole exposition. `node_id` labels every sample, as LiveKit's do.
-pub fn render(node_id: &str, shards: &[ShardStats], twirp: &TwirpCounts) -> String {
+pub fn render(
+    node_id: &str,
+    shards: &[ShardStats],
+    twirp: &TwirpCounts,
+    drops: &ChannelDrops,
+) -> String {
     let node = format!("node_id=\"{node_id}\",node_type=\"SERVER\"");
     let sum = |f: &dyn Fn(&ShardStats) -> u64| shards.iter().map(f).sum::<u64>() as f64;
     let mut out = String::with_capacity(4096);
@@ -130,6 +140,89 @@ pub fn render(node_id: &str, shards: &[ShardStats], twirp: &TwirpCounts) -> Stri
             sum(&|s| s.counters.dropped_unknown_flow),
         )],
     );
+    family(
+        &mut out,
+        &Family {
+            name: "livekit_nack_total",
+            help: "NACK feedback messages (each can name several packets): incoming = sent \
+                   to publishers about media we receive, outgoing = received from \
+                   subscribers about media we send",
+            kind: "counter",
+        },
+        &directed(&|s| s.counters.nacks_sent, &|s| s.counters.nacks_received),
+    );
+    let mut lost = Vec::new();
+    for (direction, egress) in [("incoming", false), ("outgoing", true)] {
+        for (i, kind) in ["AUDIO", "VIDEO"].into_iter().enumerate() {
+            let n = sum(&|s| {
+                let c = &s.counters;
+                if egress {
+                    c.lost_out[i]
+                } else {
+                    c.lost_in[i]
+                }
+            });
+            lost.push((
+                format!("{node},direction=\"{direction}\",type=\"{kind}\""),
+                n,
+            ));
+        }
+    }
+    family(
+        &mut out,
+        &Family {
+            name: "livekit_packet_loss_total",
+            help: "RTP packets lost, from RTCP receiver reports once a second per stream: \
+                   outgoing = us to subscribers, as their reports' cumulative lost grows; \
+                   incoming = publishers to us, estimated as our reports' fraction lost x \
+                   packets received / (1 - fraction)",
+            kind: "counter",
+        },
+        &lost,
+    );
+    let dropped: Vec<(String, f64)> = drops
+        .iter()
+        .map(|(channel, n)| (format!("{node},channel=\"{channel}\""), *n as f64))
+        .collect();
+    family(
+        &mut out,
+        &Family {
+            name: "corelay_channel_drop_total",
+            help: "Messages dropped because a bounded channel was full or its receiver gone: \
+                   webhook = events not queued for a webhook URL (counted per URL). Channels \
+                   between shards and the control thread wait instead and never drop",
+            kind: "counter",
+        },
+        &dropped,
+    );
+    let busy: Vec<(String, f64)> = shards
+        .iter()
+        .map(|s| {
+            let labels = format!("{node},shard=\"{}\"", s.shard);
+            (labels, s.busy_us as f64 / 1e6)
+        })
+        .collect();
+    family(
+        &mut out,
+        &Family {
+            name: "corelay_shard_busy_seconds_total",
+            help: "Time each shard spent handling datagrams, timers and inbox messages \
+                   (flush included) rather than waiting for them",
+            kind: "counter",
+        },
+        &busy,
+    );
+    let mut latency = histogram::LatencyHistogram::default();
+    for s in shards {
+        latency.merge(&s.forward_latency);
+    }
+    latency.render(
+        &mut out,
+        "corelay_forward_latency_seconds",
+        "From a datagram's receipt to the flush of the RTP packets it had forwarded, all \
+         shards (bucket edges within ~1%: hdrhistogram, 2 significant digits)",
+        &node,
+    );
     let per_shard: Vec<(String, f64)> = shards
         .iter()
         .flat_map(|s| {
@@ -180,6 +273,43 @@ mod tests {
     use super::*;
     use crate::rtc::Counters;
 
+    /// The family a sample line belongs to: its name, or a histogram's name without
+    /// `_bucket`/`_sum`/`_count`.
+    fn family_of<'a>(text: &str, sample: &'a str) -> &'a str {
+        let name = sample.split(['{', ' ']).next().unwrap_or_default();
+        if text.contains(&format!("# TYPE {name} ")) {
+            return name;
+        }
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| text.contains(&format!("# TYPE {base} histogram\n")))
+            .unwrap_or(name)
+    }
+
+    fn assert_well_formed(text: &str) {
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(
+                    text.contains(&format!("# HELP {name} ")),
+                    "{name} has no HELP"
+                );
+                assert!(!declared.contains(&name), "{name} declared twice");
+                declared.push(name);
+            }
+            if let Some(help) = line.strip_prefix("# HELP ") {
+                assert!(!help.contains("  "), "HELP text spacing: {help:?}");
+            }
+        }
+        // Every sample line belongs to a family declared with HELP and TYPE.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let family = family_of(text, line);
+            assert!(declared.contains(&family), "{line:?} has no TYPE");
+        }
+    }
+
     #[test]
     fn sums_shards_and_types_every_family() {
         let shard = |id, packets_in| ShardStats {
@@ -194,21 +324,92 @@ mod tests {
         };
         let mut twirp = TwirpCounts::new();
         twirp.insert(("CreateRoom".into(), 200), 4);
-        let text = render("ND_x", &[shard(0, 10), shard(1, 5)], &twirp);
+        let text = render("ND_x", &[shard(0, 10), shard(1, 5)], &twirp, &[]);
         assert!(text.contains("livekit_room_total{node_id=\"ND_x\",node_type=\"SERVER\"} 4\n"));
         assert!(text.contains(
             "livekit_packet_total{node_id=\"ND_x\",node_type=\"SERVER\",direction=\"incoming\"} 15\n"
         ));
         assert!(text.contains("method=\"CreateRoom\",status=\"200\"} 4\n"));
-        // Every sample line belongs to a family declared with HELP and TYPE.
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let name = line.split('{').next().unwrap();
-            assert!(
-                text.contains(&format!("# TYPE {name} ")),
-                "{name} has no TYPE"
-            );
-        }
+        assert_well_formed(&text);
         assert!(text.contains("# TYPE livekit_packet_total counter"));
         assert!(text.contains("# TYPE livekit_participant_total gauge"));
+    }
+
+    #[test]
+    fn media_quality_load_and_latency_families() {
+        let shard = |id, busy_us, latency_us: &[u64]| {
+            let mut forward_latency = histogram::LatencyHistogram::default();
+            for us in latency_us {
+                forward_latency.record_us(*us);
+            }
+            ShardStats {
+                shard: id,
+                counters: Counters {
+                    nacks_sent: 2,
+                    nacks_received: 3,
+                    lost_in: [1, 10],
+                    lost_out: [0, 7],
+                    ..Default::default()
+                },
+                busy_us,
+                forward_latency,
+                ..Default::default()
+            }
+        };
+        let shards = [shard(0, 1_500_000, &[40, 900]), shard(1, 250, &[40, 3_000])];
+        let text = render("N", &shards, &TwirpCounts::new(), &[("webhook", 6)]);
+        assert_well_formed(&text);
+        let node = "node_id=\"N\",node_type=\"SERVER\"";
+        for expected in [
+            format!("livekit_nack_total{{{node},direction=\"incoming\"}} 4\n"),
+            format!("livekit_nack_total{{{node},direction=\"outgoing\"}} 6\n"),
+            format!(
+                "livekit_packet_loss_total{{{node},direction=\"incoming\",type=\"AUDIO\"}} 2\n"
+            ),
+            format!(
+                "livekit_packet_loss_total{{{node},direction=\"incoming\",type=\"VIDEO\"}} 20\n"
+            ),
+            format!(
+                "livekit_packet_loss_total{{{node},direction=\"outgoing\",type=\"AUDIO\"}} 0\n"
+            ),
+            format!(
+                "livekit_packet_loss_total{{{node},direction=\"outgoing\",type=\"VIDEO\"}} 14\n"
+            ),
+            format!("corelay_channel_drop_total{{{node},channel=\"webhook\"}} 6\n"),
+            format!("corelay_shard_busy_seconds_total{{{node},shard=\"0\"}} 1.5\n"),
+            format!("corelay_shard_busy_seconds_total{{{node},shard=\"1\"}} 0.00025\n"),
+            format!("corelay_forward_latency_seconds_bucket{{{node},le=\"0.00005\"}} 2\n"),
+            format!("corelay_forward_latency_seconds_bucket{{{node},le=\"0.001\"}} 3\n"),
+            format!("corelay_forward_latency_seconds_bucket{{{node},le=\"+Inf\"}} 4\n"),
+            format!("corelay_forward_latency_seconds_count{{{node}}} 4\n"),
+            format!("corelay_forward_latency_seconds_sum{{{node}}} 0.00398\n"),
+        ] {
+            assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+        }
+        for kind in ["counter", "histogram"] {
+            let name = match kind {
+                "counter" => "livekit_nack_total",
+                _ => "corelay_forward_latency_seconds",
+            };
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")));
+        }
+        // Buckets are cumulative, in order, and the last (+Inf) is the count.
+        let buckets: Vec<(String, f64)> = text
+            .lines()
+            .filter(|l| l.starts_with("corelay_forward_latency_seconds_bucket"))
+            .map(|l| {
+                let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+                let n = l.rsplit(' ').next().unwrap().parse().unwrap();
+                (le.to_string(), n)
+            })
+            .collect();
+        assert_eq!(buckets.last().map(|b| b.0.as_str()), Some("+Inf"));
+        assert_eq!(buckets.last().map(|b| b.1), Some(4.0));
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1));
+        let edges: Vec<f64> = buckets[..buckets.len() - 1]
+            .iter()
+            .map(|b| b.0.parse().unwrap())
+            .collect();
+        assert!(edges.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -278,6 +278,7 @@ impl Rooms {
                 self.relay_keyframe_request(key.0, mid, now);
             }
             SessionEvent::LinkStats(stats) => self.on_link_stats(key, stats, now, out),
+            SessionEvent::StreamCounts(c) => self.counters.add_stream(&c),
             SessionEvent::ChannelData { label, data, .. } if key.1 == Side::Publisher => {
                 self.relay_data(key.0, &label, &data, touched);
             }

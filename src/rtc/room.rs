@@ -43,6 +43,38 @@ pub struct Counters {
     pub data_packets: u64,
     /// Downtracks the stream allocator paused for bandwidth.
     pub bandwidth_pauses: u64,
+    /// NACK feedback messages sent to publishers (about media we receive).
+    pub nacks_sent: u64,
+    /// NACK feedback messages received from subscribers (about media we send).
+    pub nacks_received: u64,
+    /// Packets lost from publishers to us, audio and video: estimated from the loss
+    /// fraction of our receiver reports (see `session::Loss`).
+    pub lost_in: [u64; 2],
+    /// Packets lost from us to subscribers, audio and video, as their receiver reports
+    /// count them.
+    pub lost_out: [u64; 2],
+}
+
+impl Counters {
+    /// Index of `lost_in` / `lost_out` for a media kind (unknown counts as video).
+    pub fn kind_index(kind: Option<super::session::MediaKind>) -> usize {
+        usize::from(kind != Some(super::session::MediaKind::Audio))
+    }
+
+    /// Adds one stream's report (`SessionEvent::StreamCounts`).
+    pub fn add_stream(&mut self, c: &super::session::StreamCounts) {
+        let kind = Self::kind_index(c.kind);
+        match c.flow {
+            super::session::Flow::Ingress => {
+                self.nacks_sent += c.nacks;
+                self.lost_in[kind] += c.lost;
+            }
+            super::session::Flow::Egress => {
+                self.nacks_received += c.nacks;
+                self.lost_out[kind] += c.lost;
+            }
+        }
+    }
 }
 
 /// What this node says about itself in JoinResponse.server_info.
@@ -453,5 +485,23 @@ mod tests {
         assert_eq!(rooms.expire(t0 + Duration::from_secs(5)), ["short"]);
         assert_eq!(rooms.len(), 1);
         assert_eq!(rooms.expire(t0 + Duration::from_secs(300)), ["long"]);
+    }
+
+    #[test]
+    fn stream_counts_add_up_by_direction_and_kind() {
+        use crate::rtc::session::{Flow, MediaKind, StreamCounts};
+        let mut c = Counters::default();
+        let counts = |flow, kind, nacks, lost| StreamCounts {
+            flow,
+            kind,
+            nacks,
+            lost,
+        };
+        c.add_stream(&counts(Flow::Ingress, Some(MediaKind::Audio), 1, 2));
+        c.add_stream(&counts(Flow::Ingress, Some(MediaKind::Video), 3, 4));
+        c.add_stream(&counts(Flow::Egress, Some(MediaKind::Video), 5, 6));
+        c.add_stream(&counts(Flow::Egress, None, 0, 1));
+        assert_eq!((c.nacks_sent, c.nacks_received), (4, 5));
+        assert_eq!((c.lost_in, c.lost_out), ([2, 4], [0, 7]));
     }
 }

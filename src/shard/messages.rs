@@ -3,6 +3,7 @@
 
 use livekit_protocol as lk;
 
+use crate::metrics::histogram::LatencyHistogram;
 use crate::rtc::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 
 #[derive(Debug)]
@@ -33,10 +34,10 @@ pub enum FromShard {
     /// Something happened in a room (webhooks).
     Event(Box<RoomEvent>),
     /// Sent every second; its absence tells the control thread a shard is stuck.
-    Stats(ShardStats),
+    Stats(Box<ShardStats>),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardStats {
     pub shard: usize,
     pub rooms: usize,
@@ -45,4 +46,8 @@ pub struct ShardStats {
     pub subscribed: usize,
     pub bytes_per_sec: u64,
     pub counters: Counters,
+    /// Microseconds the shard spent in turns rather than waiting (see `shard::busy`).
+    pub busy_us: u64,
+    /// From a datagram's receipt to the flush of the packets it had forwarded.
+    pub forward_latency: LatencyHistogram,
 }

@@ -1,6 +1,7 @@
 //! Shard workers: one pinned glommio executor per shard, owning its rooms. The media
 //! plane (UDP sockets, str0m sessions, forwarding) will live here too.
 
+pub mod busy;
 pub mod messages;
 pub mod udp_io;
 pub mod worker;

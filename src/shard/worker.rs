@@ -10,9 +10,11 @@ use std::time::Duration;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use tracing::{debug, info, warn};
 
+use super::busy::Busy;
 use super::messages::{FromShard, ShardStats, ToShard};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
+use crate::metrics::histogram::LatencyHistogram;
 use crate::rtc::session::Transmit;
 use crate::rtc::{Outbound, Rooms};
 
@@ -27,6 +29,10 @@ struct Shard {
     rooms: RefCell<Rooms>,
     outbox: ConnectedSender<FromShard>,
     sockets: Sockets,
+    /// Time in turns, for `corelay_shard_busy_seconds_total`.
+    busy: RefCell<Busy>,
+    /// Datagram receipt to the flush of what it forwarded, in µs.
+    forward_latency: RefCell<LatencyHistogram>,
 }
 
 impl Shard {
@@ -71,6 +77,8 @@ pub async fn run(
         rooms: RefCell::new(rooms),
         outbox,
         sockets,
+        busy: RefCell::new(Busy::default()),
+        forward_latency: RefCell::new(LatencyHistogram::default()),
     });
     glommio::spawn_local(stats_loop(me.clone())).detach();
     glommio::spawn_local(timer_loop(me.clone())).detach();
@@ -80,6 +88,7 @@ pub async fn run(
 
     while let Some(msg) = inbox.recv().await {
         let now = clock::now();
+        me.busy.borrow_mut().begin(now.mono);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
         let reply = {
@@ -115,6 +124,7 @@ pub async fn run(
                 break;
             }
         }
+        me.busy.borrow_mut().end(clock::mono());
     }
     info!(shard, "shard stopped");
 }
@@ -132,21 +142,33 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
             }
         };
         let now = clock::now();
+        me.busy.borrow_mut().begin(now.mono);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
-        let known = me.rooms.borrow_mut().handle_datagram(
-            now.mono,
-            source,
-            destination,
-            &buf[..len],
-            &mut transmits,
-            &mut out,
-        );
+        let (known, forwarded) = {
+            let mut rooms = me.rooms.borrow_mut();
+            let before = rooms.counters.forwarded;
+            let known = rooms.handle_datagram(
+                now.mono,
+                source,
+                destination,
+                &buf[..len],
+                &mut transmits,
+                &mut out,
+            );
+            (known, rooms.counters.forwarded != before)
+        };
         if !known {
             debug!(shard = me.id, from = %source, "datagram for no session dropped");
         }
         if !me.flush(transmits, out).await {
             return;
+        }
+        let done = clock::mono();
+        me.busy.borrow_mut().end(done);
+        if forwarded {
+            let us = done.saturating_duration_since(now.mono).as_micros();
+            me.forward_latency.borrow_mut().record_us(us as u64);
         }
     }
 }
@@ -163,6 +185,7 @@ async fn timer_loop(me: Rc<Shard>) {
             glommio::timer::sleep(sleep).await;
         }
         let now = clock::now().mono;
+        me.busy.borrow_mut().begin(now);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
         {
@@ -174,6 +197,7 @@ async fn timer_loop(me: Rc<Shard>) {
         if !me.flush(transmits, out).await {
             return;
         }
+        me.busy.borrow_mut().end(clock::mono());
     }
 }
 
@@ -207,9 +231,12 @@ async fn stats_loop(me: Rc<Shard>) {
                 subscribed,
                 bytes_per_sec,
                 counters: rooms.counters,
+                busy_us: me.busy.borrow().total_us(),
+                forward_latency: me.forward_latency.borrow().clone(),
             }
         };
-        if me.outbox.send(FromShard::Stats(stats)).await.is_err() {
+        let msg = FromShard::Stats(Box::new(stats));
+        if me.outbox.send(msg).await.is_err() {
             return;
         }
     }

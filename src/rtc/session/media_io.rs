@@ -10,7 +10,9 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Output};
 
-use super::{LinkStats, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit};
+use super::{
+    Flow, LinkStats, Loss, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit,
+};
 
 /// Keyframe requests towards a publisher, per mid and rid, are at most this frequent.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -90,6 +92,22 @@ impl PeerSession {
                 if m.rtt.is_some() {
                     self.rr_rtt = m.rtt;
                 }
+                // NACKs from the subscriber, loss as its receiver reports count it.
+                let kind = self.rtc.media(m.mid).map(|x| x.kind());
+                let lost = Loss::Cumulative(m.remote.map(|r| r.packets_lost));
+                let totals = (m.nacks, m.packets);
+                let counts =
+                    (self.stream_totals).update(Flow::Egress, (m.mid, m.rid), kind, totals, lost);
+                events.extend(counts.map(SessionEvent::StreamCounts));
+            }
+            Event::MediaIngressStats(m) => {
+                // NACKs we sent, and loss estimated from the receiver reports we sent.
+                let kind = self.rtc.media(m.mid).map(|x| x.kind());
+                let lost = Loss::Fraction(m.loss);
+                let totals = (m.nacks, m.packets);
+                let counts =
+                    (self.stream_totals).update(Flow::Ingress, (m.mid, m.rid), kind, totals, lost);
+                events.extend(counts.map(SessionEvent::StreamCounts));
             }
             Event::PeerStats(s) => events.push(SessionEvent::LinkStats(LinkStats {
                 egress_loss: s.egress_loss_fraction.or(self.rr_loss.take()),

@@ -14,6 +14,7 @@ mod media_io;
 mod offer;
 mod peer;
 mod sdp_info;
+mod stream_stats;
 
 #[cfg(test)]
 mod harness;
@@ -21,6 +22,8 @@ mod harness;
 mod tests;
 #[cfg(test)]
 mod tests_input;
+#[cfg(test)]
+mod tests_stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use str0m::format::Codec;
 pub use str0m::media::{MediaKind, Mid};
+pub use stream_stats::{Flow, Loss, StreamCounts};
 
 /// Which of a participant's two peer connections this is (LiveKit v0, dual PC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,6 +131,8 @@ pub enum SessionEvent {
     },
     /// Once a second: how the link behaves.
     LinkStats(LinkStats),
+    /// Once a second per RTP stream that saw NACKs or loss since its last report.
+    StreamCounts(StreamCounts),
 }
 
 /// Link figures of one PC over the last stats interval.

@@ -46,6 +46,8 @@ pub struct PeerSession {
     /// The latest receiver-report loss and RTT of our sends (see `LinkStats`).
     pub(super) rr_loss: Option<f32>,
     pub(super) rr_rtt: Option<std::time::Duration>,
+    /// Running NACK and packet totals of each stream, for the shard's counters.
+    pub(super) stream_totals: super::stream_stats::StreamTotals,
 }
 
 impl PeerSession {
@@ -103,6 +105,7 @@ impl PeerSession {
             last_now: now,
             rr_loss: None,
             rr_rtt: None,
+            stream_totals: Default::default(),
         })
     }
 

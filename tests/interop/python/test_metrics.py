@@ -30,11 +30,45 @@ def scrape(url: str) -> dict[str, float]:
             m = SAMPLE_RE.match(line)
             assert m, f"not a Prometheus sample line: {line!r}"
             name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
-            assert name in declared, f"{name} has no # TYPE"
+            assert family(name, declared) in declared, f"{name} has no # TYPE"
             samples[name + labels] = value
     assert declared.get("livekit_packet_total") == "counter"
     assert declared.get("livekit_participant_total") == "gauge"
+    for name in ("livekit_nack_total", "livekit_packet_loss_total", "corelay_channel_drop_total"):
+        assert declared.get(name) == "counter", name
+    assert declared.get("corelay_shard_busy_seconds_total") == "counter"
+    assert declared.get(LATENCY) == "histogram"
+    check_histogram(samples, LATENCY)
     return samples
+
+
+LATENCY = "corelay_forward_latency_seconds"
+
+
+def family(name: str, declared: dict[str, str]) -> str:
+    """A sample's family: its name, or a histogram's without _bucket/_sum/_count."""
+    if name in declared:
+        return name
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = name.removesuffix(suffix)
+        if base != name and declared.get(base) == "histogram":
+            return base
+    return name
+
+
+def check_histogram(samples: dict[str, float], name: str) -> None:
+    """Buckets in increasing le, cumulative, ending in +Inf equal to _count."""
+    buckets = []
+    for key, value in samples.items():
+        if key.split("{")[0] == name + "_bucket":
+            le = re.search(r'le="([^"]+)"', key)
+            assert le, key
+            buckets.append((float(le.group(1)), value))
+    buckets.sort()
+    assert buckets and buckets[-1][0] == float("inf"), buckets
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts), f"{name} buckets are not cumulative: {buckets}"
+    assert buckets[-1][1] == total(samples, name + "_count")
 
 
 def total(samples: dict[str, float], name: str, **labels: str) -> float:
@@ -76,6 +110,27 @@ async def media(url: str, metrics_url: str) -> None:
         )
     assert total(during, "corelay_forwarded_packet_total") > 50
     assert total(during, "livekit_participant_join_total") == 2
+    # Forwarding latency: every forwarded datagram is timed.
+    assert total(during, LATENCY + "_count") > total(before, LATENCY + "_count")
+    assert total(during, LATENCY + "_sum") > 0
+    assert total(during, "corelay_shard_busy_seconds_total") > total(
+        before, "corelay_shard_busy_seconds_total"
+    )
+    # NACK and loss families have a series per direction (zero on a clean loopback).
+    for direction in ("incoming", "outgoing"):
+        assert any(
+            k.startswith("livekit_nack_total{") and f'direction="{direction}"' in k for k in during
+        ), direction
+        for kind in ("AUDIO", "VIDEO"):
+            assert any(
+                k.startswith("livekit_packet_loss_total{")
+                and f'direction="{direction}"' in k
+                and f'type="{kind}"' in k
+                for k in during
+            ), (direction, kind)
+    assert any(
+        k.startswith("corelay_channel_drop_total{") and 'channel="webhook"' in k for k in during
+    )
     await a.disconnect()
     await b.disconnect()
 
