@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
+use tracing::debug;
 
 use super::allocator::{allocate, desired_bps, Demand, Grant};
 use super::bandwidth::LinkReport;
@@ -86,7 +87,18 @@ impl Rooms {
             .map(|sid| demand(&p.media.downtracks[sid], facts.get(sid)))
             .collect();
         if let Some(report) = report {
-            p.media.link.on_report(now, report, desired_bps(&demands));
+            let before = p.media.link.estimate();
+            let after = p.media.link.on_report(now, report, desired_bps(&demands));
+            if before != after {
+                debug!(
+                    conn,
+                    loss = ?report.loss,
+                    rtt = ?report.rtt,
+                    sent_bps = p.media.link.sent_bps(),
+                    estimate = ?after,
+                    "downlink estimate"
+                );
+            }
         }
         let grants = allocate(p.media.link.estimate(), &demands);
         let mut changed = Vec::new();

@@ -32,6 +32,13 @@ const GROWTH_PER_SEC: f64 = 1.08;
 const GROWTH_ADD_BPS: f64 = 20_000.0;
 /// Back-off on queueing delay (no loss yet), as a share of the sent rate.
 const DELAY_BACKOFF: f64 = 0.85;
+/// After congestion, growth stays below the rate that congested for this long; each
+/// congestion soon after the last doubles it (up to `MAX_HOLD`), so a link that
+/// cannot take the next layer is probed ever more rarely.
+const FIRST_HOLD: Duration = Duration::from_secs(8);
+const MAX_HOLD: Duration = Duration::from_secs(64);
+/// Growth during the hold stops this far below the congested rate.
+const HOLD_MARGIN: f64 = 0.85;
 /// Never estimate below this (audio and the lowest video layer still get through).
 pub const MIN_ESTIMATE_BPS: u64 = 50_000;
 /// Reports over shorter spans than this carry too few packets to judge.
@@ -58,6 +65,9 @@ pub struct LinkEstimator {
     sent_bps: f64,
     rtt_inflated: bool,
     trend: Trend,
+    /// The rate that last congested, and until when growth stays below it.
+    hold: Option<(f64, Instant)>,
+    hold_for: Duration,
 }
 
 impl Default for LinkEstimator {
@@ -68,6 +78,8 @@ impl Default for LinkEstimator {
             last: None,
             sent_bps: 0.0,
             rtt_inflated: false,
+            hold: None,
+            hold_for: FIRST_HOLD,
             trend: Trend::Unconstrained,
         }
     }
@@ -127,10 +139,23 @@ impl LinkEstimator {
             let current = self.estimate.unwrap_or(f64::MAX);
             self.estimate = Some(current.min(target).max(floor));
             self.trend = Trend::Decreased;
+            // Congested again soon after the last hold ended: wait longer next time.
+            self.hold_for = match self.hold {
+                Some((_, until)) if now < until + self.hold_for * 2 => {
+                    (self.hold_for * 2).min(MAX_HOLD)
+                }
+                _ => FIRST_HOLD,
+            };
+            self.hold = Some((sent, now + self.hold_for));
         } else if let Some(e) = self.estimate {
             if loss < LOSS_LOW {
                 let grown = e * GROWTH_PER_SEC.powf(span.as_secs_f64()) + GROWTH_ADD_BPS;
-                let cap = (desired_bps as f64 * 1.5).max(e);
+                let mut cap = (desired_bps as f64 * 1.5).max(e);
+                if let Some((congested, until)) = self.hold {
+                    if now < until {
+                        cap = cap.min((congested * HOLD_MARGIN).max(e));
+                    }
+                }
                 self.estimate = Some(grown.min(cap));
                 self.trend = Trend::Increasing;
             } else {
@@ -209,7 +234,7 @@ mod tests {
                 step(0.20, 20, 1000),
                 // moderate loss: hold
                 step(0.05, 20, 800),
-                // clean: grow 8 % + 20 kbit/s a second
+                // clean: growth is held below the rate that congested
                 step(0.0, 20, 800),
                 step(0.0, 20, 800),
             ],
@@ -219,8 +244,9 @@ mod tests {
         assert_eq!(got[1], Some(1700));
         assert_eq!(got[2], Some(900));
         assert_eq!(got[3], Some(900));
-        assert_eq!(got[4], Some(992));
-        assert_eq!(got[5], Some(1091));
+        // clean, but held at what it had (below 1000 * 0.85 it would not grow)
+        assert_eq!(got[4], Some(900));
+        assert_eq!(got[5], Some(900));
         assert_eq!(e.trend(), Trend::Increasing);
     }
 
@@ -250,6 +276,36 @@ mod tests {
         let got = run(&mut e, &steps, 400);
         assert_eq!(got[0], Some(MIN_ESTIMATE_BPS / 1000));
         assert_eq!(*got.last().unwrap(), Some(600));
+    }
+
+    #[test]
+    fn after_congestion_growth_holds_below_it_and_the_hold_doubles() {
+        let mut e = LinkEstimator::default();
+        // congested at 1000 kbit/s: estimate 750, then clean at 270 sent
+        let mut steps = vec![step(0.5, 20, 1000)];
+        steps.extend((0..20).map(|_| step(0.0, 20, 270)));
+        let got = run(&mut e, &steps, 2000);
+        assert_eq!(got[0], Some(750));
+        // held under 850 (1000 * 0.85) for 8 s ...
+        assert!(got[1..=7].iter().all(|g| g.unwrap() <= 850), "{got:?}");
+        assert_eq!(got[6], Some(850));
+        // ... then free to grow (the probe)
+        assert!(got[12].unwrap() > 900, "{got:?}");
+        // congested again within the next hold: 16 s this time
+        let t = crate::clock::now().mono + Duration::from_secs(40);
+        let mut e2 = e.clone();
+        let r = |bytes| LinkReport {
+            loss: Some(0.5),
+            rtt: None,
+            bytes_sent: bytes,
+        };
+        let _ = e2.on_report(t, r(u64::MAX / 2), 2_000_000);
+        assert_eq!(
+            e2.hold_for, FIRST_HOLD,
+            "late enough: back to the first hold"
+        );
+        let _ = e.on_report(t - Duration::from_secs(18), r(10_000_000), 2_000_000);
+        assert_eq!(e.hold_for, FIRST_HOLD * 2);
     }
 
     #[test]
