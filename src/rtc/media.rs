@@ -74,16 +74,27 @@ impl Rooms {
         self.counters.bytes_in += datagram.len() as u64;
         let key = match self.by_addr.get(&source) {
             Some(k) => *k,
-            None => match stun_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
-                Some(k) => {
-                    self.by_addr.insert(source, *k);
-                    *k
+            None => {
+                let key = stun_ufrag(datagram)
+                    .and_then(|u| self.by_ufrag.get(u))
+                    .copied();
+                // Remember the address only for an authentic request: one that merely
+                // names our ufrag must not grow the table.
+                let authentic = key.is_some_and(|k| {
+                    self.session_mut(k)
+                        .is_some_and(|(s, _)| s.accepts(source, datagram))
+                });
+                match key {
+                    Some(k) if authentic => {
+                        self.by_addr.insert(source, k);
+                        k
+                    }
+                    _ => {
+                        self.counters.dropped_unknown_flow += 1;
+                        return false;
+                    }
                 }
-                None => {
-                    self.counters.dropped_unknown_flow += 1;
-                    return false;
-                }
-            },
+            }
         };
         let mut drained = Vec::new();
         let mut sent = (0, 0);

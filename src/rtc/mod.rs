@@ -7,6 +7,8 @@ mod allocator_room;
 mod allocator_tests;
 pub mod bandwidth;
 pub mod connection_quality;
+#[cfg(test)]
+mod demux_tests;
 pub mod dynacast;
 mod forward;
 pub mod layers;

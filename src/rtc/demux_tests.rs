@@ -1,0 +1,68 @@
+//! Demultiplexing new flows: a STUN request that names one of our ufrags but is not
+//! signed with our ICE password is dropped and leaves no address behind, so a
+//! stranger cannot grow the address table.
+
+use std::net::SocketAddr;
+
+use livekit_protocol as lk;
+use lk::signal_request::Message as Req;
+
+use super::negotiation_tests::{client_offer, join, request, rooms};
+
+/// A STUN binding request with USERNAME `ufrag:x` and no MESSAGE-INTEGRITY.
+fn forged_binding_request(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:x");
+    let padded = username.len().div_ceil(4) * 4;
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&[7; 12]);
+    m.extend_from_slice(&0x0006u16.to_be_bytes());
+    m.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    m.extend_from_slice(username.as_bytes());
+    m.resize(20 + 4 + padded, 0);
+    m
+}
+
+#[test]
+fn a_forged_request_naming_our_ufrag_leaves_no_address() {
+    let t0 = crate::clock::now().mono;
+    let mut rooms = rooms();
+    let mut out = Vec::new();
+    rooms.join(1, &join("pub"), t0, 0, &mut out).unwrap();
+    let offer = lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp: client_offer("cam-1"),
+        id: 1,
+        ..Default::default()
+    };
+    rooms.signal(1, request(Req::Offer(offer)), t0, 0, &mut out);
+    let ufrags: Vec<String> = rooms.by_ufrag.keys().cloned().collect();
+    assert!(!ufrags.is_empty(), "the publisher PC registered its ufrag");
+    let server: SocketAddr = "10.0.0.2:7882".parse().unwrap();
+    let mut transmits = Vec::new();
+    for (i, ufrag) in ufrags.iter().enumerate() {
+        for port in 0..50u16 {
+            let from: SocketAddr = format!("10.9.{i}.1:{}", 10_000 + port).parse().unwrap();
+            let known = rooms.handle_datagram(
+                t0,
+                from,
+                server,
+                &forged_binding_request(ufrag),
+                &mut transmits,
+                &mut out,
+            );
+            assert!(!known, "a forged request is not a known flow");
+        }
+    }
+    assert!(
+        rooms.by_addr.is_empty(),
+        "{} addresses kept",
+        rooms.by_addr.len()
+    );
+    assert!(transmits.is_empty(), "nothing is answered");
+    assert_eq!(
+        rooms.counters.dropped_unknown_flow,
+        50 * ufrags.len() as u64
+    );
+}
