@@ -19,6 +19,7 @@ mod negotiation;
 mod negotiation_tests;
 pub mod participant;
 mod quality_room;
+pub mod red;
 pub mod room;
 pub mod room_ops;
 mod room_signal;

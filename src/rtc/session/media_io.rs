@@ -195,22 +195,42 @@ impl PeerSession {
         now: Instant,
         audio_level: Option<i8>,
     ) -> Result<(), SessionError> {
-        let (kind, local_pt) = {
+        let (kind, local_pt, unwrap_red) = {
             let media = self.rtc.media(mid).ok_or(SessionError::UnknownMid(mid))?;
             let not_negotiated = SessionError::CodecNotNegotiated {
                 mid,
                 codec: pt.codec(),
             };
-            let local = self.rtc.codec_config().match_params(pt.params);
-            let local_pt = match local {
-                Some(l) if pt.red => l.red(),
-                Some(l) => Some(l.pt()),
-                None => None,
-            };
-            match local_pt {
-                Some(p) if media.remote_pts().contains(&p) => (media.kind(), p),
-                _ => return Err(not_negotiated),
+            let local = self
+                .rtc
+                .codec_config()
+                .match_params(pt.params)
+                .ok_or(not_negotiated)?;
+            let negotiated =
+                |p: Option<str0m::media::Pt>| p.filter(|p| media.remote_pts().contains(p));
+            // RED goes out as RED where the subscriber took it, else unwrapped.
+            match (
+                pt.red,
+                negotiated(local.red()),
+                negotiated(Some(local.pt())),
+            ) {
+                (true, Some(red), _) => (media.kind(), red, false),
+                (true, None, Some(plain)) => (media.kind(), plain, true),
+                (false, _, Some(plain)) => (media.kind(), plain, false),
+                _ => {
+                    return Err(SessionError::CodecNotNegotiated {
+                        mid,
+                        codec: pt.codec(),
+                    })
+                }
             }
+        };
+        let payload = if unwrap_red {
+            let primary = crate::rtc::red::primary(&payload)
+                .ok_or_else(|| SessionError::Datagram("malformed RED payload".into()))?;
+            Arc::from(primary)
+        } else {
+            payload
         };
         let mut api = self.rtc.direct_api();
         let tx = api

@@ -58,15 +58,14 @@ impl PeerSession {
         local_candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, SessionError> {
-        // No RED on publisher PCs: publishers then send plain Opus, which every
-        // subscriber can take (RED is forwarded only where both sides negotiated it, and
-        // the SDKs' receivers often do not; unwrapping RED is not implemented).
-        let red = role == PeerRole::Subscriber;
+        // RED on both sides: publishers that offer it send Opus with redundancy, which
+        // goes on as RED to subscribers that took it and unwrapped to the others
+        // (`write_rtp`).
         let config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, red)
+            .enable_opus(true, true)
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)

@@ -303,7 +303,24 @@ describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
         const aliceSees = (await alice.stats()).identities;
         assert.ok(aliceSees.includes('bob'), `alice's remote participants lack bob: ${JSON.stringify(aliceSees)}`);
 
-        const report = { connectBothMs: connectMs, published: pubs, ...video };
+        // Alice's microphone is decoded too: samples keep arriving, mostly not
+        // concealment (the SFU passes her RED-wrapped Opus through).
+        const audioFrom = (s) => s.audios.find((a) => a.identity === 'alice');
+        const first = await waitFor('bob to receive audio samples from alice', async () => {
+          const a = audioFrom(await bob.stats());
+          return { ok: a && a.totalSamplesReceived > 0, info: a, a };
+        });
+        const a1 = first.a;
+        const audio = await waitFor('bob\'s audio samples from alice to keep rising', async () => {
+          const a = audioFrom(await bob.stats());
+          return { ok: a && a.totalSamplesReceived >= a1.totalSamplesReceived + 48_000, info: a, a };
+        });
+        const a2 = audio.a;
+        const received = a2.totalSamplesReceived - a1.totalSamplesReceived;
+        const concealed = a2.concealedSamples - a1.concealedSamples;
+        assert.ok(concealed < received / 2, `most audio was concealment: ${JSON.stringify({ a1, a2 })}`);
+
+        const report = { connectBothMs: connectMs, published: pubs, ...video, audio: { codec: a2.codec, received, concealed } };
         t.diagnostic(`browser->browser ${JSON.stringify(report)}`);
       });
     } finally {

@@ -50,6 +50,14 @@
           document.getElementById('remote').appendChild(el);
           el.play().catch((e) => log(`video play() rejected: ${e}`));
           entry.el = el;
+        } else if (track.kind === Track.Kind.Audio) {
+          // Rendered (muted) so that Chrome decodes it and counts the samples.
+          const el = track.attach();
+          el.muted = true;
+          el.autoplay = true;
+          document.getElementById('remote').appendChild(el);
+          el.play().catch((e) => log(`audio play() rejected: ${e}`));
+          entry.audioEl = el;
         }
         state.remote.set(pub.trackSid, entry);
       })
@@ -176,10 +184,32 @@
         codec,
       });
     }
+    // Decoded audio: samples received and concealed, and the codec on the wire
+    // (audio/red when the publisher's RED is passed through).
+    const audios = [];
+    for (const [sid, entry] of state.remote) {
+      if (entry.kind !== 'audio') continue;
+      const a = { sid, identity: entry.identity, codec: null, packetsReceived: null, totalSamplesReceived: null, concealedSamples: null };
+      try {
+        const report = await entry.track.getRTCStatsReport();
+        report?.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+            a.packetsReceived = s.packetsReceived ?? null;
+            a.totalSamplesReceived = s.totalSamplesReceived ?? null;
+            a.concealedSamples = s.concealedSamples ?? null;
+            if (s.codecId && report.get(s.codecId)) a.codec = report.get(s.codecId).mimeType;
+          }
+        });
+      } catch (e) {
+        log(`audio getRTCStatsReport failed: ${e}`);
+      }
+      audios.push(a);
+    }
     return {
       state: room ? room.state : 'none',
       identities: room ? [...room.remoteParticipants.values()].map((p) => p.identity) : [],
       videos,
+      audios,
       data: state.data,
       errors: state.errors,
     };
