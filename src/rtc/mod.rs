@@ -28,6 +28,7 @@ pub mod speaker;
 mod speaker_room;
 mod subscription;
 pub mod svc;
+mod track_info;
 
 pub use participant::{ConnId, JoinParams};
 pub use room::{Counters, NodeInfo, RoomDefaults, RoomLimits, Rooms};
