@@ -7,21 +7,12 @@ use std::net::SocketAddr;
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 
+use super::media::tests::stun;
 use super::negotiation_tests::{client_offer, join, request, rooms};
 
 /// A STUN binding request with USERNAME `ufrag:x` and no MESSAGE-INTEGRITY.
 fn forged_binding_request(ufrag: &str) -> Vec<u8> {
-    let username = format!("{ufrag}:x");
-    let padded = username.len().div_ceil(4) * 4;
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-    m.extend_from_slice(&[7; 12]);
-    m.extend_from_slice(&0x0006u16.to_be_bytes());
-    m.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    m.extend_from_slice(username.as_bytes());
-    m.resize(20 + 4 + padded, 0);
-    m
+    stun(format!("{ufrag}:x").as_bytes())
 }
 
 #[test]

@@ -371,10 +371,11 @@ pub fn stun_ufrag(datagram: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn stun(username: &[u8]) -> Vec<u8> {
+    /// A STUN binding request with this USERNAME and no MESSAGE-INTEGRITY.
+    pub(in crate::rtc) fn stun(username: &[u8]) -> Vec<u8> {
         let padded = username.len().div_ceil(4) * 4;
         let mut m = vec![0x00, 0x01];
         m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());

@@ -242,3 +242,24 @@ export async function expectFramesRising(viewer, fromIdentity, gapMs = 2_000, mi
   );
   return { s1, s2, fps: +fps.toFixed(1) };
 }
+
+/** The inbound-rtp fields the layer tests compare and report. */
+export const briefVideo = (v) =>
+  v && {
+    codec: v.codec,
+    frameWidth: v.frameWidth,
+    frameHeight: v.frameHeight,
+    videoWidth: v.videoWidth,
+    framesDecoded: v.framesDecoded,
+    keyFramesDecoded: v.keyFramesDecoded,
+    packetsReceived: v.packetsReceived,
+    bytesReceived: v.bytesReceived,
+    headerBytesReceived: v.headerBytesReceived,
+    retransmittedPacketsReceived: v.retransmittedPacketsReceived,
+    retransmittedBytesReceived: v.retransmittedBytesReceived,
+    packetsLost: v.packetsLost,
+    framesDropped: v.framesDropped,
+    freezeCount: v.freezeCount,
+    pliCount: v.pliCount,
+    ssrc: v.ssrc,
+  };

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startCorelay } from './corelay.mjs';
-import { expectFramesRising, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+import { briefVideo as brief, expectFramesRising, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 240_000;
 const LAYER_WAIT_MS = 30_000; // for the two subscribers' resolutions to differ
@@ -49,25 +49,6 @@ async function waitForVideo(viewer, from, since) {
   });
   return Date.now() - since;
 }
-
-const brief = (v) =>
-  v && {
-    frameWidth: v.frameWidth,
-    frameHeight: v.frameHeight,
-    videoWidth: v.videoWidth,
-    framesDecoded: v.framesDecoded,
-    keyFramesDecoded: v.keyFramesDecoded,
-    packetsReceived: v.packetsReceived,
-    bytesReceived: v.bytesReceived,
-    headerBytesReceived: v.headerBytesReceived,
-    retransmittedPacketsReceived: v.retransmittedPacketsReceived,
-    retransmittedBytesReceived: v.retransmittedBytesReceived,
-    packetsLost: v.packetsLost,
-    framesDropped: v.framesDropped,
-    freezeCount: v.freezeCount,
-    pliCount: v.pliCount,
-    ssrc: v.ssrc,
-  };
 
 const briefLayers = (pl) =>
   pl && {

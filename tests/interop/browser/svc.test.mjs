@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startCorelay } from './corelay.mjs';
-import { expectFramesRising, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+import { briefVideo as brief, expectFramesRising, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 180_000;
 const LAYER_WAIT_MS = 30_000;
@@ -24,20 +24,6 @@ before(async () => {
 after(async () => {
   await env?.close();
 });
-
-const brief = (v) =>
-  v && {
-    codec: v.codec,
-    frameWidth: v.frameWidth,
-    frameHeight: v.frameHeight,
-    framesDecoded: v.framesDecoded,
-    keyFramesDecoded: v.keyFramesDecoded,
-    packetsReceived: v.packetsReceived,
-    bytesReceived: v.bytesReceived,
-    packetsLost: v.packetsLost,
-    freezeCount: v.freezeCount,
-    pliCount: v.pliCount,
-  };
 
 describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
   test('subscribers asking LOW and HIGH decode different spatial layers of one VP9 stream', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -18,7 +18,6 @@ from typing import NamedTuple, Optional
 from urllib.parse import urlsplit
 
 import aiohttp
-from livekit import api
 from livekit.protocol import rtc as pb
 
 from conftest import Corelay
@@ -33,13 +32,7 @@ CANDIDATE_RE = re.compile(
 
 
 def token(c: Corelay, room: str, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=room)
-    return (
-        api.AccessToken(c.api_key, c.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    return c.join_token(room, identity)
 
 
 def rtc_url(c: Corelay, room: str, identity: str) -> str:

@@ -17,13 +17,7 @@ WANT_AUDIO_FRAMES = 20
 
 
 def token(c: Corelay, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=ROOM)
-    return (
-        api.AccessToken(c.api_key, c.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    return c.join_token(ROOM, identity)
 
 
 async def pump_video(source: rtc.VideoSource, stop: asyncio.Event) -> None:
@@ -175,13 +169,7 @@ async def live_admin(c: Corelay) -> None:
     room = "admin-room"
 
     def tok(identity: str) -> str:
-        grants = api.VideoGrants(room_join=True, room=room)
-        return (
-            api.AccessToken(c.api_key, c.api_secret)
-            .with_identity(identity)
-            .with_grants(grants)
-            .to_jwt()
-        )
+        return c.join_token(room, identity)
 
     alice, bob = rtc.Room(), rtc.Room()
     muted: asyncio.Event = asyncio.Event()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from livekit import api, rtc
+from livekit import rtc
 
 from conftest import Corelay
 
@@ -14,13 +14,7 @@ ROOM = "quality-room"
 
 
 def token(c: Corelay, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=ROOM)
-    return (
-        api.AccessToken(c.api_key, c.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    return c.join_token(ROOM, identity)
 
 
 async def pump_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:

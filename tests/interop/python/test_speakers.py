@@ -14,7 +14,7 @@ import asyncio
 from typing import Callable
 
 import numpy as np
-from livekit import api, rtc
+from livekit import rtc
 
 from conftest import Corelay
 
@@ -26,13 +26,7 @@ SPEAK_WITHIN_S = 10
 
 
 def token(c: Corelay, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=ROOM)
-    return (
-        api.AccessToken(c.api_key, c.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    return c.join_token(ROOM, identity)
 
 
 class Mic:
