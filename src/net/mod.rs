@@ -2,4 +2,5 @@
 //! way a shard needs them.
 
 pub mod addrs;
+pub mod batch;
 pub mod udp;

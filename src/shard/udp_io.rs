@@ -1,12 +1,14 @@
 //! A shard's UDP sockets inside its executor: receive a datagram, hand it to the
 //! rooms, send what they produced. One socket per advertised address.
 
+use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 
 use glommio::net::UdpSocket;
 use tracing::debug;
 
+use crate::net::batch::{send_batch, BATCH};
 use crate::rtc::session::Transmit;
 
 /// Datagrams bigger than this are not WebRTC (MTU-sized packets, ~1200 bytes).
@@ -53,20 +55,48 @@ impl Sockets {
             .map_err(std::io::Error::from)
     }
 
-    /// Sends each transmit from the socket advertised as its source. Failures are per
-    /// packet (a peer gone away) and never stop the shard.
+    /// Sends each transmit from the socket advertised as its source: runs of packets
+    /// from one socket go out [`BATCH`] per `sendmmsg`. Failures are per packet (a
+    /// peer gone away) and never stop the shard; a full socket buffer is waited out.
     pub async fn send_all(&self, transmits: &mut Vec<Transmit>) {
-        for t in transmits.drain(..) {
-            let index = self
-                .advertised
+        let mut at = 0;
+        while at < transmits.len() {
+            let index = self.index_of(transmits[at].source);
+            let run = transmits[at..]
                 .iter()
-                .position(|a| *a == t.source)
-                .unwrap_or(0);
-            if let Some(socket) = self.sockets.get(index) {
-                if let Err(e) = socket.send_to(&t.contents, t.destination).await {
-                    debug!(to = %t.destination, error = %e, "send failed");
+                .take(BATCH)
+                .take_while(|t| self.index_of(t.source) == index)
+                .count();
+            let Some(socket) = self.sockets.get(index) else {
+                at += run;
+                continue;
+            };
+            let packets: Vec<(SocketAddr, &[u8])> = transmits[at..at + run]
+                .iter()
+                .map(|t| (t.destination, t.contents.as_slice()))
+                .collect();
+            match send_batch(socket.as_raw_fd(), &packets) {
+                Ok(n) => at += n.max(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let t = &transmits[at];
+                    if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                        debug!(to = %t.destination, error = %e, "send failed");
+                    }
+                    at += 1;
+                }
+                Err(e) => {
+                    debug!(to = %transmits[at].destination, error = %e, "send failed");
+                    at += 1;
                 }
             }
         }
+        transmits.clear();
+    }
+
+    fn index_of(&self, source: SocketAddr) -> usize {
+        self.advertised
+            .iter()
+            .position(|a| *a == source)
+            .unwrap_or(0)
     }
 }

@@ -1,0 +1,169 @@
+//! Batched UDP sends on a non-blocking socket: `sendmmsg` sends up to [`BATCH`]
+//! datagrams in one syscall, so a packet fanned out to many subscribers costs a few
+//! syscalls, not one each (architecture rule 5). It never waits: the caller falls
+//! back to a waiting send when the socket buffer is full.
+//!
+//! Receiving stays one datagram per call through glommio (a non-blocking attempt,
+//! then io_uring): `recvmmsg` behind a readiness peek measured 5-20 % more server
+//! CPU per packet at this project's loads, where a wake-up finds one or two datagrams.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+/// Datagrams per syscall (quinn-udp's batch size).
+pub const BATCH: usize = 32;
+
+/// Sends `packets` (destination, bytes) with `sendmmsg`, up to [`BATCH`] at a time.
+/// Returns how many leading packets the kernel took; `WouldBlock` if it took none
+/// because the socket buffer is full. Any other error is for the first packet only.
+pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    let n = packets.len().min(BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: plain old data, zeroed is a valid empty value.
+    let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+    let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    for (i, (to, bytes)) in packets.iter().take(n).enumerate() {
+        let len = to_storage(*to, &mut addrs[i]);
+        iovecs[i] = libc::iovec {
+            // sendmmsg only reads through this pointer.
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+        hdr.msg_namelen = len;
+        hdr.msg_iov = &mut iovecs[i];
+        hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the headers point at `addrs`, `iovecs` and the callers' slices, all
+    // alive for the call; the kernel does not write through the data pointers.
+    let sent =
+        unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+/// The reverse of `to_storage`, for the tests.
+#[cfg(test)]
+fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    match s.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which fits in it.
+            let a: &libc::sockaddr_in = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn to_storage(addr: SocketAddr, s: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, which is suitably aligned.
+            let out: &mut libc::sockaddr_in =
+                unsafe { &mut *(s as *mut libc::sockaddr_storage).cast() };
+            out.sin_family = libc::AF_INET as libc::sa_family_t;
+            out.sin_port = a.port().to_be();
+            out.sin_addr = libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let out: &mut libc::sockaddr_in6 =
+                unsafe { &mut *(s as *mut libc::sockaddr_storage).cast() };
+            out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            out.sin6_port = a.port().to_be();
+            out.sin6_flowinfo = a.flowinfo();
+            out.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            out.sin6_scope_id = a.scope_id();
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    fn pair() -> (UdpSocket, UdpSocket) {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn batches_go_out_in_order() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let packets: Vec<(SocketAddr, &[u8])> =
+            payloads.iter().map(|p| (to, p.as_slice())).collect();
+        let first = send_batch(a.as_raw_fd(), &packets).unwrap();
+        assert_eq!(first, BATCH, "one call takes a whole batch");
+        let mut sent = first;
+        while sent < packets.len() {
+            sent += send_batch(a.as_raw_fd(), &packets[sent..]).unwrap();
+        }
+        let mut buf = [0u8; 2048];
+        for want in &payloads {
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!(from, a.local_addr().unwrap());
+            assert_eq!(&buf[..n], want.as_slice());
+        }
+        assert_eq!(send_batch(a.as_raw_fd(), &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_bad_first_destination_is_an_error_for_it_alone() {
+        let (a, b) = pair();
+        let good = b.local_addr().unwrap();
+        // IPv6 from an IPv4 socket: refused by the kernel for that message only.
+        let bad: SocketAddr = "[::1]:9".parse().unwrap();
+        let packets: Vec<(SocketAddr, &[u8])> = vec![(bad, b"x"), (good, b"y")];
+        assert!(send_batch(a.as_raw_fd(), &packets).is_err());
+        assert_eq!(send_batch(a.as_raw_fd(), &packets[1..]).unwrap(), 1);
+    }
+
+    #[test]
+    fn addresses_round_trip() {
+        let v6: SocketAddr = "[2001:db8::1]:7882".parse().unwrap();
+        // SAFETY: plain old data.
+        let mut s: libc::sockaddr_storage = unsafe { zeroed() };
+        to_storage(v6, &mut s);
+        assert_eq!(from_storage(&s), Some(v6));
+        let v4: SocketAddr = "192.0.2.7:9".parse().unwrap();
+        to_storage(v4, &mut s);
+        assert_eq!(from_storage(&s), Some(v4));
+    }
+}
