@@ -286,6 +286,7 @@ impl Rooms {
                 continue;
             };
             down.disabled = settings.disabled;
+            down.fps = settings.fps;
             let announced = track_layers(&track);
             if !settings.disabled && announced.len() > 1 {
                 let quality = pick_quality(announced, &settings);

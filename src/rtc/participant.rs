@@ -11,7 +11,11 @@ use super::connection_quality::QualityInputs;
 use super::layers::LayerState;
 use super::munger::Munger;
 use super::session::{MediaKind, Mid, PeerSession};
-use super::svc::SvcSelector;
+use super::svc::{temporal_for_fps, SvcSelector};
+
+/// The frame rate publishers capture at, as far as temporal layers are concerned
+/// (TrackInfo does not carry it; the SDKs' camera presets use 30).
+const FULL_FPS: u32 = 30;
 
 /// Identifies one signal connection, so the control thread can route answers to it.
 pub type ConnId = u64;
@@ -68,6 +72,8 @@ pub struct DownTrack {
     /// VP9 SVC: the spatial layers to forward of the one stream (`layers.order`
     /// ranks map to spatial layers); `None` for simulcast and single-layer tracks.
     pub svc: Option<SvcSelector>,
+    /// The frame rate the subscriber asked for (0: full), for SVC temporal layers.
+    pub fps: u32,
 }
 
 impl DownTrack {
@@ -82,6 +88,7 @@ impl DownTrack {
             cap: None,
             bw_paused: false,
             svc: None,
+            fps: 0,
         };
         d.refresh();
         d
@@ -109,6 +116,7 @@ impl DownTrack {
                 let top = self.layers.order.len().saturating_sub(1);
                 let spatial = rank(&target).unwrap_or(top).min(7) as u8;
                 svc.set_target(spatial);
+                svc.set_temporal_target(temporal_for_fps(self.fps, FULL_FPS));
                 self.layers.set_target(None);
             }
             None => self.layers.set_target(target),

@@ -9,6 +9,10 @@
 //! downtrack can drop to a lower layer at any picture start, but can climb only at a
 //! keyframe. The marker bit must end each picture as the subscriber sees it: on the
 //! last packet of the highest layer forwarded.
+//!
+//! Temporal layers (the frame rate, UpdateTrackSettings.fps) drop at any picture and
+//! climb at a base-layer (TL0) picture: in the T3 patterns every frame references a
+//! frame of its own or a lower temporal layer since the last TL0.
 
 /// The layer fields of one packet's VP9 payload descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,23 @@ pub struct SvcDecision {
 pub struct SvcSelector {
     target: u8,
     current: Option<u8>,
+    target_temporal: u8,
+    current_temporal: u8,
+}
+
+/// Every temporal layer (the descriptor's TID has 3 bits).
+pub const ALL_TEMPORAL: u8 = 7;
+
+/// The temporal layers to forward for a requested frame rate, out of `full_fps`
+/// (T3: each layer below the top halves the rate); 0 asks for the full rate.
+pub fn temporal_for_fps(fps: u32, full_fps: u32) -> u8 {
+    if fps == 0 || full_fps == 0 || fps * 2 > full_fps {
+        ALL_TEMPORAL
+    } else if fps * 4 > full_fps {
+        1
+    } else {
+        0
+    }
 }
 
 impl SvcSelector {
@@ -81,11 +102,17 @@ impl SvcSelector {
         SvcSelector {
             target,
             current: None,
+            target_temporal: ALL_TEMPORAL,
+            current_temporal: ALL_TEMPORAL,
         }
     }
 
     pub fn set_target(&mut self, spatial: u8) {
         self.target = spatial;
+    }
+
+    pub fn set_temporal_target(&mut self, temporal: u8) {
+        self.target_temporal = temporal;
     }
 
     pub fn current(&self) -> Option<u8> {
@@ -100,10 +127,20 @@ impl SvcSelector {
     pub fn admit(&mut self, layer: Vp9Layer, marker: bool) -> SvcDecision {
         if layer.starts_keyframe() {
             self.current = Some(self.target);
+            self.current_temporal = self.target_temporal;
         } else if layer.starts_picture() {
             if let Some(c) = self.current {
                 self.current = Some(c.min(self.target));
             }
+            if layer.temporal == 0 || self.target_temporal < self.current_temporal {
+                self.current_temporal = self.target_temporal;
+            }
+        }
+        if layer.temporal > self.current_temporal {
+            return SvcDecision {
+                forward: false,
+                marker: false,
+            };
         }
         match self.current {
             Some(c) if layer.spatial <= c => SvcDecision {
@@ -216,6 +253,66 @@ mod tests {
         s.set_target(0);
         assert_eq!(run(&mut s, true), (vec![0], vec![0]), "drops at once");
         assert_eq!(s.current(), Some(0));
+    }
+
+    /// One single-spatial-layer picture of temporal layer `tid`: (forwarded).
+    fn temporal_picture(s: &mut SvcSelector, tid: u8, key: bool) -> bool {
+        let mut first = 0x20 | 0x10 | 0x08 | 0x04;
+        if !key {
+            first |= 0x40;
+        }
+        let l = parse_vp9(&[first, tid << 5]).unwrap();
+        s.admit(l, true).forward
+    }
+
+    #[test]
+    fn temporal_layers_drop_at_once_and_climb_at_a_base_picture() {
+        let mut s = SvcSelector::new(0);
+        // L1T3 pattern 0 2 1 2 | 0 2 1 2 ...
+        let pattern = [0u8, 2, 1, 2];
+        assert!(temporal_picture(&mut s, 0, true));
+        for tid in &pattern[1..] {
+            assert!(
+                temporal_picture(&mut s, *tid, false),
+                "all layers by default"
+            );
+        }
+        s.set_temporal_target(0);
+        let sent: Vec<bool> = pattern
+            .iter()
+            .map(|t| temporal_picture(&mut s, *t, false))
+            .collect();
+        assert_eq!(sent, [true, false, false, false], "quarter rate at once");
+        s.set_temporal_target(1);
+        // mid-cycle: the TL1 picture waits for the next base picture
+        assert!(!temporal_picture(&mut s, 2, false));
+        assert!(!temporal_picture(&mut s, 1, false));
+        let sent: Vec<bool> = pattern
+            .iter()
+            .map(|t| temporal_picture(&mut s, *t, false))
+            .collect();
+        assert_eq!(
+            sent,
+            [true, false, true, false],
+            "half rate from the base picture"
+        );
+    }
+
+    #[test]
+    fn fps_maps_to_temporal_layers() {
+        let table = [
+            (0, 30, ALL_TEMPORAL),
+            (30, 30, ALL_TEMPORAL),
+            (16, 30, ALL_TEMPORAL),
+            (15, 30, 1),
+            (8, 30, 1),
+            (7, 30, 0),
+            (1, 30, 0),
+            (10, 0, ALL_TEMPORAL),
+        ];
+        for (fps, full, want) in table {
+            assert_eq!(temporal_for_fps(fps, full), want, "{fps} of {full}");
+        }
     }
 
     #[test]

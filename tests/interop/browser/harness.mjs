@@ -129,6 +129,7 @@ export async function startBrowser() {
       publishCamera: (opts) => page.evaluate((o) => window.lkPublishCamera(o), opts),
       setVideoQuality: (identity, q) => page.evaluate(([i, x]) => window.lkSetVideoQuality(i, x), [identity, q]),
       setEnabled: (identity, on) => page.evaluate(([i, x]) => window.lkSetEnabled(i, x), [identity, on]),
+      setVideoFPS: (identity, fps) => page.evaluate(([i, x]) => window.lkSetVideoFPS(i, x), [identity, fps]),
       publisherLayers: () => page.evaluate(() => window.lkPublisherLayers()),
       stats: () => page.evaluate(() => window.lkStats()),
       events: () => page.evaluate(() => window.lkEvents()),

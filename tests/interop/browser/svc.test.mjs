@@ -2,7 +2,9 @@
 // headless Chromium publishes its fake 1280x720 camera as one VP9 stream with three
 // spatial layers (L3T3_KEY); one subscriber asks for VideoQuality.LOW, another for
 // HIGH. The SFU forwards only the spatial layers each asked for, so the decoded
-// frameWidth differ (low < high) and both keep decoding.
+// frameWidth differ (low < high) and both keep decoding. A third subscriber asks for
+// HIGH at 5 fps: it decodes full size at a fraction of the frame rate (temporal
+// layers dropped).
 //
 // Run: node --test tests/interop/browser/   (see simulcast.test.mjs).
 import { after, before, describe, test } from 'node:test';
@@ -36,14 +38,16 @@ describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }
         const pub = await env.openPage('pub');
         const low = await env.openPage('low');
         const high = await env.openPage('high');
-        ctx.pages.push(pub, low, high);
+        const slow = await env.openPage('slow');
+        ctx.pages.push(pub, low, high, slow);
         const url = wsUrl(ctx.server);
         await low.connect(url, await token('low', ROOM));
         await high.connect(url, await token('high', ROOM));
+        await slow.connect(url, await token('slow', ROOM));
         await pub.connect(url, await token('pub', ROOM));
         const published = await pub.publishCamera(CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
-        for (const viewer of [low, high]) {
+        for (const viewer of [low, high, slow]) {
           await waitFor(`${viewer.name} to play pub's video`, async () => {
             const v = videoFrom(await viewer.stats(), 'pub');
             return { ok: v && v.videoWidth > 0, info: brief(v) };
@@ -52,6 +56,8 @@ describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }
         const requestedAt = Date.now();
         await low.setVideoQuality('pub', 'LOW');
         await high.setVideoQuality('pub', 'HIGH');
+        await slow.setVideoQuality('pub', 'HIGH');
+        await slow.setVideoFPS('pub', 5);
         const differ = await waitFor(
           'the LOW subscriber to decode a smaller frameWidth than the HIGH subscriber',
           async () => {
@@ -71,8 +77,19 @@ describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }
           expectFramesRising(high, 'pub'),
         ]);
         assert.ok(lowRun.s2.frameWidth < highRun.s2.frameWidth, 'LOW stays below HIGH');
+        // The 5 fps subscriber: full size, well under the full rate (and not frozen).
+        const slowRun = await waitFor(
+          'the 5 fps subscriber to decode full size at under 60 % of the full rate',
+          async () => {
+            const run = await expectFramesRising(slow, 'pub', 2_000, 1);
+            const ok = run.s2.frameWidth === highRun.s2.frameWidth && run.fps < highRun.fps * 0.6;
+            return { ok, info: { slow: { ...brief(run.s2), fps: run.fps }, highFps: highRun.fps }, run };
+          },
+          20_000,
+          0,
+        );
         t.diagnostic(
-          `svc ${JSON.stringify({ published, differMs: differ.row.ms, low: { ...brief(lowRun.s2), fps: lowRun.fps }, high: { ...brief(highRun.s2), fps: highRun.fps } })}`,
+          `svc ${JSON.stringify({ published, differMs: differ.row.ms, low: { ...brief(lowRun.s2), fps: lowRun.fps }, high: { ...brief(highRun.s2), fps: highRun.fps }, slow: { ...brief(slowRun.run.s2), fps: slowRun.run.fps } })}`,
         );
       });
     } finally {

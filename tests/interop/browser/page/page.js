@@ -308,6 +308,14 @@
     return { sid: pub.trackSid, requested: quality, videoQuality: pub.videoQuality };
   };
 
+  // Sends UpdateTrackSettings.fps (SVC temporal layers).
+  window.lkSetVideoFPS = (identity, fps) => {
+    const pub = remoteVideoPublication(identity);
+    pub.setVideoFPS(fps);
+    log(`setVideoFPS(${fps}) on ${identity}'s ${pub.trackSid}`);
+    return { sid: pub.trackSid, fps };
+  };
+
   // Sends UpdateTrackSettings.disabled = !enabled.
   window.lkSetEnabled = (identity, enabled) => {
     const pub = remoteVideoPublication(identity);
