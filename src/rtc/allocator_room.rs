@@ -138,12 +138,15 @@ impl Rooms {
         }
     }
 
-    /// Every track others publish in `conn`'s room, with its publisher and priority.
+    /// The tracks `conn` subscribes to, with their publishers and priorities.
     fn track_facts(&self, conn: ConnId) -> HashMap<String, TrackFacts> {
-        let Some((room, _)) = self.conns.get(&conn) else {
+        let Some((room, identity)) = self.conns.get(&conn) else {
             return HashMap::new();
         };
         let Some(r) = self.rooms.get(room) else {
+            return HashMap::new();
+        };
+        let Some(subscribed) = r.participants.get(identity).map(|p| &p.media.downtracks) else {
             return HashMap::new();
         };
         let speaking: HashSet<String> = self
@@ -153,7 +156,12 @@ impl Rooms {
             .unwrap_or_default();
         let mut facts = HashMap::new();
         for p in r.participants.values().filter(|p| p.conn != conn) {
-            for t in &p.info.tracks {
+            for t in p
+                .info
+                .tracks
+                .iter()
+                .filter(|t| subscribed.contains_key(&t.sid))
+            {
                 let priority = if t.source == lk::TrackSource::ScreenShare as i32 {
                     2
                 } else if speaking.contains(&p.info.sid) {

@@ -1,6 +1,7 @@
 //! Forwarding: a publisher's RTP to its subscribers' downtracks (one shared payload,
 //! per-downtrack munging), keyframe requests upstream, and data packets across.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use livekit_protocol as lk;
@@ -10,6 +11,7 @@ use tracing::debug;
 use super::layers::Admit;
 use super::media::Side;
 use super::participant::ConnId;
+use super::red;
 use super::room::Rooms;
 use super::session::{MediaKind, Mid, RtpIn};
 use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
@@ -52,6 +54,8 @@ impl Rooms {
         };
         // Layers some downtrack waits for a keyframe of (rid None = no simulcast).
         let mut want_keyframes: Vec<Option<String>> = Vec::new();
+        // RED's primary block, taken out once for every subscriber without RED.
+        let mut primary: Option<Option<Arc<[u8]>>> = None;
         let mut forwarded = 0;
         for p in room_state.participants.values_mut() {
             if p.conn == publisher {
@@ -91,16 +95,28 @@ impl Rooms {
                 }
                 marker = d.marker;
             }
+            let (pt, payload) = if rtp.pt.red && !session.takes_red(mid, rtp.pt) {
+                let block = primary
+                    .get_or_insert_with(|| red::primary(&rtp.payload).map(Arc::from))
+                    .clone();
+                let Some(block) = block else {
+                    debug!(conn = publisher, "malformed RED payload dropped");
+                    continue;
+                };
+                (rtp.pt.with_red(false), block)
+            } else {
+                (rtp.pt, rtp.payload.clone())
+            };
             let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
                 continue;
             };
             let written = session.write_rtp(
                 mid,
-                rtp.pt,
+                pt,
                 munged.seq,
                 munged.timestamp,
                 marker,
-                rtp.payload.clone(),
+                payload,
                 now,
                 rtp.audio_level,
             );

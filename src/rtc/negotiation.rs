@@ -12,7 +12,7 @@ use super::participant::{ConnId, PendingTrack};
 use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomEvent};
 use super::session::{codec_order, Codec, MediaKind, OfferedMedia};
-use super::track_info::{down_track, layer_rid, track_info, track_type, video_mime};
+use super::track_info::{down_track, layer_rid, track_info, track_type};
 use crate::rtc::layers::{pick_quality, track_layers, LayerState};
 
 impl Rooms {
@@ -86,7 +86,7 @@ impl Rooms {
                     // answer's codecs, which follow its own order.
                     let mid = m.mid.to_string();
                     let codec = codec_order::first_video_codec(&answer, &mid).unwrap_or(Codec::Vp8);
-                    track.mime_type = video_mime(codec).into();
+                    track.mime_type = format!("video/{codec}");
                     for c in track.codecs.iter_mut().filter(|c| c.mime_type.is_empty()) {
                         c.mime_type = track.mime_type.clone();
                     }

@@ -123,15 +123,6 @@ pub(super) fn down_track(
     down
 }
 
-pub(super) fn video_mime(codec: Codec) -> &'static str {
-    match codec {
-        Codec::Vp9 => "video/VP9",
-        Codec::H264 => "video/H264",
-        Codec::Av1 => "video/AV1",
-        _ => "video/VP8",
-    }
-}
-
 pub(super) fn mime(codec: &str, audio: bool) -> String {
     if codec.contains('/') {
         return codec.to_string();

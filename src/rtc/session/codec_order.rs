@@ -78,16 +78,10 @@ fn codec_of(section: &[&str], pt: &str) -> Option<Codec> {
     codec_named(rtpmap.split('/').next()?)
 }
 
-/// A codec from its SDP or mime name (`VP9`, `video/vp9`).
+/// A video codec from its SDP or mime name (`VP9`, `video/vp9`), by str0m's names.
 pub fn codec_named(name: &str) -> Option<Codec> {
-    let name = name.rsplit('/').next().unwrap_or(name);
-    match name.to_ascii_uppercase().as_str() {
-        "VP8" => Some(Codec::Vp8),
-        "VP9" => Some(Codec::Vp9),
-        "H264" => Some(Codec::H264),
-        "AV1" => Some(Codec::Av1),
-        _ => None,
-    }
+    let codec = Codec::from(name.rsplit('/').next().unwrap_or(name));
+    codec.is_video().then_some(codec)
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::BweKind;
 use str0m::format::{self, Codec};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Output};
 
@@ -116,11 +115,6 @@ impl PeerSession {
                 rtt: self.rr_rtt.take().or(s.rtt),
                 bytes_sent: s.peer_bytes_tx,
             })),
-            Event::EgressBitrateEstimate(
-                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
-            ) => events.push(SessionEvent::EgressBitrate {
-                bps: estimate.as_u64(),
-            }),
             _ => {}
         }
     }
@@ -195,43 +189,7 @@ impl PeerSession {
         now: Instant,
         audio_level: Option<i8>,
     ) -> Result<(), SessionError> {
-        let (kind, local_pt, unwrap_red) = {
-            let media = self.rtc.media(mid).ok_or(SessionError::UnknownMid(mid))?;
-            let not_negotiated = SessionError::CodecNotNegotiated {
-                mid,
-                codec: pt.codec(),
-            };
-            let local = self
-                .rtc
-                .codec_config()
-                .match_params(pt.params)
-                .ok_or(not_negotiated)?;
-            let negotiated =
-                |p: Option<str0m::media::Pt>| p.filter(|p| media.remote_pts().contains(p));
-            // RED goes out as RED where the subscriber took it, else unwrapped.
-            match (
-                pt.red,
-                negotiated(local.red()),
-                negotiated(Some(local.pt())),
-            ) {
-                (true, Some(red), _) => (media.kind(), red, false),
-                (true, None, Some(plain)) => (media.kind(), plain, true),
-                (false, _, Some(plain)) => (media.kind(), plain, false),
-                _ => {
-                    return Err(SessionError::CodecNotNegotiated {
-                        mid,
-                        codec: pt.codec(),
-                    })
-                }
-            }
-        };
-        let payload = if unwrap_red {
-            let primary = crate::rtc::red::primary(&payload)
-                .ok_or_else(|| SessionError::Datagram("malformed RED payload".into()))?;
-            Arc::from(primary)
-        } else {
-            payload
-        };
+        let (kind, local_pt) = self.local_pt(mid, pt)?;
         let mut api = self.rtc.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, None)
@@ -247,6 +205,35 @@ impl PeerSession {
                 .ext_vals(ext_vals),
         );
         Ok(())
+    }
+
+    /// Whether `mid` negotiated RED for `pt`'s codec: a RED packet goes out as it came
+    /// where it did; elsewhere the caller forwards its primary block (`rtc::red`).
+    pub fn takes_red(&self, mid: Mid, pt: PayloadType) -> bool {
+        self.local_pt(mid, pt.with_red(true)).is_ok()
+    }
+
+    /// The media kind of `mid` and the PT it negotiated for `pt` (RED or plain).
+    fn local_pt(&self, mid: Mid, pt: PayloadType) -> Result<(MediaKind, Pt), SessionError> {
+        let not_negotiated = || SessionError::CodecNotNegotiated {
+            mid,
+            codec: pt.codec(),
+        };
+        let media = self.rtc.media(mid).ok_or(SessionError::UnknownMid(mid))?;
+        let local = self
+            .rtc
+            .codec_config()
+            .match_params(pt.params)
+            .ok_or_else(not_negotiated)?;
+        let local_pt = if pt.red {
+            local.red()
+        } else {
+            Some(local.pt())
+        };
+        match local_pt {
+            Some(p) if media.remote_pts().contains(&p) => Ok((media.kind(), p)),
+            _ => Err(not_negotiated()),
+        }
     }
 
     /// Publisher PC: asks the client for a keyframe (PLI) on `mid`/`rid`. Returns false

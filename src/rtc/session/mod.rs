@@ -70,6 +70,11 @@ impl PayloadType {
     pub fn codec(&self) -> Codec {
         self.params.spec().codec
     }
+
+    /// The same codec, RED-wrapped or not.
+    pub fn with_red(self, red: bool) -> Self {
+        PayloadType { red, ..self }
+    }
 }
 
 /// One RTP packet received on a publisher PC.
@@ -124,10 +129,6 @@ pub enum SessionEvent {
     },
     ChannelClose {
         label: String,
-    },
-    /// Bandwidth estimate towards the client (subscriber PC, TWCC or REMB).
-    EgressBitrate {
-        bps: u64,
     },
     /// Once a second: how the link behaves.
     LinkStats(LinkStats),
