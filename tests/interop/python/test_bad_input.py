@@ -16,12 +16,12 @@ import socket
 import struct
 from typing import AsyncIterator, Awaitable, Callable
 
-import numpy as np
 from livekit import api, rtc
 from livekit.protocol import models as mpb
 from livekit.protocol import rtc as pb
 
 from conftest import Corelay
+from sources import HEIGHT, WIDTH, publish_camera_and_mic, pump_audio, pump_video
 from raw_signal import (
     UNKNOWN_FIELD,
     RawSignal,
@@ -34,7 +34,6 @@ from raw_signal import (
     token,
 )
 
-WIDTH, HEIGHT = 320, 240
 MB = 1024 * 1024
 # The server's signal read timeout is 30 s: a socket it closes sooner was refused, not
 # waited on.
@@ -61,26 +60,6 @@ class Media:
         assert "alice" in self.bob.remote_participants
 
 
-async def pump_video(source: rtc.VideoSource) -> None:
-    n = 0
-    while True:
-        shade = (n * 7) % 255
-        data = bytearray([shade, 255 - shade, 128, 255] * (WIDTH * HEIGHT))
-        source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, data))
-        n += 1
-        await asyncio.sleep(1 / 30)
-
-
-async def pump_audio(source: rtc.AudioSource) -> None:
-    samples, t = 480, 0
-    while True:
-        wave = np.sin(2 * np.pi * 440 * (np.arange(samples) + t) / 48000) * 8000
-        await source.capture_frame(
-            rtc.AudioFrame(wave.astype(np.int16).tobytes(), 48000, 1, samples)
-        )
-        t += samples
-
-
 @contextlib.asynccontextmanager
 async def media_room(c: Corelay, room: str) -> AsyncIterator[Media]:
     alice, bob = rtc.Room(), rtc.Room()
@@ -102,14 +81,7 @@ async def media_room(c: Corelay, room: str) -> AsyncIterator[Media]:
     video, audio = rtc.VideoSource(WIDTH, HEIGHT), rtc.AudioSource(48000, 1)
     tasks = [asyncio.create_task(f) for f in (pump_video(video), pump_audio(audio), count())]
     try:
-        await alice.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("cam", video),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
-        )
-        await alice.local_participant.publish_track(
-            rtc.LocalAudioTrack.create_audio_track("mic", audio),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
-        )
+        await publish_camera_and_mic(alice.local_participant, video, audio)
         await asyncio.wait_for(asyncio.shield(video_track), 20)
         await media.keeps_flowing(more=10)
         yield media

@@ -5,40 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np  # noqa: F401  (the rtc SDK needs it for frames)
 from livekit import api, rtc
 
 from conftest import Corelay
+from sources import HEIGHT, WIDTH, publish_camera_and_mic, pump_audio, pump_video
 
 ROOM = "media-room"
-WIDTH, HEIGHT = 320, 240
 WANT_VIDEO_FRAMES = 60
 WANT_AUDIO_FRAMES = 20
 
 
 def token(c: Corelay, identity: str) -> str:
     return c.join_token(ROOM, identity)
-
-
-async def pump_video(source: rtc.VideoSource, stop: asyncio.Event) -> None:
-    n = 0
-    while not stop.is_set():
-        shade = (n * 7) % 255
-        data = bytearray([shade, 255 - shade, 128, 255] * (WIDTH * HEIGHT))
-        frame = rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, data)
-        source.capture_frame(frame)
-        n += 1
-        await asyncio.sleep(1 / 30)
-
-
-async def pump_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:
-    samples = 480  # 10 ms at 48 kHz
-    t = 0
-    while not stop.is_set():
-        wave = (np.sin(2 * np.pi * 440 * (np.arange(samples) + t) / 48000) * 8000).astype(np.int16)
-        frame = rtc.AudioFrame(wave.tobytes(), 48000, 1, samples)
-        await source.capture_frame(frame)
-        t += samples
 
 
 async def count_frames(stream, want: int, got: list[int], span: list[float]) -> None:
@@ -94,14 +72,7 @@ async def scenario(c: Corelay) -> None:
         asyncio.create_task(pump_audio(audio, stop)),
     ]
     try:
-        await alice.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("cam", video),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
-        )
-        await alice.local_participant.publish_track(
-            rtc.LocalAudioTrack.create_audio_track("mic", audio),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
-        )
+        await publish_camera_and_mic(alice.local_participant, video, audio)
 
         tracks = {}
         while len(tracks) < 2:

@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 from livekit import rtc
 
 from conftest import Corelay
+from sources import pump_audio
 
 ROOM = "quality-room"
 
 
 def token(c: Corelay, identity: str) -> str:
     return c.join_token(ROOM, identity)
-
-
-async def pump_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:
-    samples = 480
-    t = 0
-    while not stop.is_set():
-        wave = (np.sin(2 * np.pi * 440 * (np.arange(samples) + t) / 48000) * 8000).astype(np.int16)
-        await source.capture_frame(rtc.AudioFrame(wave.tobytes(), 48000, 1, samples))
-        t += samples
 
 
 async def scenario(c: Corelay) -> dict[str, object]:

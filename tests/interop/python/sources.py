@@ -1,0 +1,48 @@
+"""Synthetic media for the Python interop tests: a moving RGBA pattern at 30 fps, a
+440 Hz tone in 10 ms frames, and publishing them as camera and microphone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+import numpy as np
+from livekit import rtc
+
+WIDTH, HEIGHT = 320, 240
+RATE = 48000
+SAMPLES = 480  # 10 ms
+
+
+async def pump_video(source: rtc.VideoSource, stop: Optional[asyncio.Event] = None) -> None:
+    """Frames until `stop` is set (or the task is cancelled)."""
+    n = 0
+    while stop is None or not stop.is_set():
+        shade = (n * 7) % 255
+        data = bytearray([shade, 255 - shade, 128, 255] * (WIDTH * HEIGHT))
+        source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, data))
+        n += 1
+        await asyncio.sleep(1 / 30)
+
+
+async def pump_audio(source: rtc.AudioSource, stop: Optional[asyncio.Event] = None) -> None:
+    """A tone until `stop` is set (or the task is cancelled); capture_frame paces it."""
+    t = 0
+    while stop is None or not stop.is_set():
+        wave = np.sin(2 * np.pi * 440 * (np.arange(SAMPLES) + t) / RATE) * 8000
+        await source.capture_frame(rtc.AudioFrame(wave.astype(np.int16).tobytes(), RATE, 1, SAMPLES))
+        t += SAMPLES
+
+
+async def publish_camera_and_mic(
+    participant: rtc.LocalParticipant, video: rtc.VideoSource, audio: rtc.AudioSource
+) -> None:
+    """Publishes `video` as a single-layer camera and `audio` as the microphone."""
+    await participant.publish_track(
+        rtc.LocalVideoTrack.create_video_track("cam", video),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
+    )
+    await participant.publish_track(
+        rtc.LocalAudioTrack.create_audio_track("mic", audio),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+    )
