@@ -7,7 +7,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use anyhow::{bail, Context, Result};
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::api::server::{serve as serve_http, Surface};
 use crate::auth::{self, KeyStore};
@@ -103,6 +103,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
                 .name(&format!("shard-{shard}"))
                 .spawn(move || async move {
+                    debug!(shard, "shard executor running");
                     let inbox = to_rx.connect().await;
                     let outbox = from_tx.connect().await;
                     worker::run(shard, inbox, outbox, rooms, udp).await;
@@ -125,10 +126,12 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let control = LocalExecutorBuilder::new(placement(&allowed, plan.control_core, "control"))
         .name("control")
         .spawn(move || async move {
+            debug!("control executor running");
             let mut senders = Vec::new();
             for tx in to_shards {
                 senders.push(tx.connect().await);
             }
+            debug!("control connected to the shards");
             let ctx = Control::new(
                 config,
                 keys,
@@ -165,11 +168,31 @@ fn serve(args: &ServerArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
     // The executors run until the process exits; the main thread waits for a signal
-    // and drains. Their handles are dropped, not joined.
-    drop(handles);
-    drop(control);
+    // and drains. Each is watched instead of joined: glommio returns an executor that
+    // could not even be built (its io_uring setup failed) only through its handle, and
+    // unseen that leaves a node that listens but never answers.
+    for (i, handle) in handles.into_iter().enumerate() {
+        watch_executor(format!("shard {i}"), handle);
+    }
+    watch_executor("control".to_string(), control);
     lifecycle::wait_for_shutdown(&lifecycle, drain_timeout)?;
     Ok(())
+}
+
+/// A thread that waits for an executor to end and stops the process if it failed.
+fn watch_executor(name: String, handle: glommio::ExecutorJoinHandle<()>) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("watch {name}"))
+        .spawn(move || {
+            if let Err(e) = handle.join() {
+                error!(executor = %name, error = %e, "executor failed; exiting");
+                eprintln!("corelay: the {name} executor failed: {e}");
+                std::process::exit(1);
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot watch an executor");
+    }
 }
 
 /// Binds a shard's media sockets: one per local IPv4 address on the shard's port, or

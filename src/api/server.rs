@@ -52,6 +52,7 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
                 buf.drain(..consumed);
+                let started = crate::clock::mono();
                 if surface == Surface::Metrics {
                     let response = metrics(&request, &ctx);
                     if write(&mut stream, &response, request.keep_alive)
@@ -69,12 +70,14 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
                     match join_check(&request, &ctx) {
                         Ok(claims) => crate::signal::ws::serve(stream, &request, claims, ctx).await,
                         Err(response) => {
+                            log_request(&request, response.status, started);
                             let _ = write(&mut stream, &response, false).await;
                         }
                     }
                     return;
                 }
                 let response = handle(&request, &ctx).await;
+                log_request(&request, response.status, started);
                 let keep_alive = request.keep_alive;
                 if write(&mut stream, &response, keep_alive).await.is_err() || !keep_alive {
                     return;
@@ -94,6 +97,17 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
             }
         }
     }
+}
+
+/// One line per answered request, without the query string (it may carry a token).
+fn log_request(request: &super::http::Request, status: u16, started: std::time::Instant) {
+    debug!(
+        method = %request.method,
+        path = %request.path,
+        status,
+        ms = crate::clock::mono().saturating_duration_since(started).as_millis() as u64,
+        "http request"
+    );
 }
 
 fn metrics(request: &super::http::Request, ctx: &Control) -> Response {

@@ -63,6 +63,7 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
     let room = params.room.clone();
     let identity = params.identity.clone();
     let (conn, events) = ctx.open_conn();
+    let started = crate::clock::mono();
     let joined = ctx
         .room_op(RoomOp::Join {
             conn,
@@ -81,12 +82,16 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
                 Err(e) => Response::text(500, format!("could not join: {e}")),
                 Ok(reply) => Response::text(500, format!("unexpected join reply {reply:?}")),
             };
+            info!(conn, %room, %identity, status = response.status, "join refused");
             let _ = write_response(&mut stream, &response).await;
             return;
         }
     };
     ctx.bind_conn(conn, &room);
-    info!(conn, %room, %identity, "participant joined");
+    let join_ms = crate::clock::mono()
+        .saturating_duration_since(started)
+        .as_millis() as u64;
+    info!(conn, %room, %identity, join_ms, "participant joined");
 
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     if write_upgrade(&mut stream, &accept).await.is_err() {

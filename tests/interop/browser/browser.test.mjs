@@ -12,187 +12,26 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { AccessToken } from 'livekit-server-sdk';
-import { chromium } from 'playwright-core';
-
 import { REPO_ROOT, startCorelay } from './corelay.mjs';
+import { WAIT_MS, startBrowser, token, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const PYTHON = path.join(REPO_ROOT, 'target', 'interop', 'venv', 'bin', 'python');
 const PY_PEER = path.join(HERE, 'py_peer.py');
-const LK_LOG_LEVEL = process.env.LK_LOG_LEVEL || 'debug';
 
-const WAIT_MS = 30_000; // every single wait
 const TEST_TIMEOUT_MS = 180_000;
 const SAMPLE_GAP_MS = 2_000; // between the two frame-count samples (>= 1 s)
 // Both sources send 20-30 fps; a forwarder that passes only keyframes gives ~2.
 const MIN_DECODED_FPS = 5;
 const PY_WANT_FRAMES = 20;
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  // Real host candidates instead of mDNS names: no multicast leaves the machine.
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
-
-// --- static page ------------------------------------------------------------
-// Only these files are served; everything else is a 404.
-const ASSETS = {
-  '/': [path.join(HERE, 'page', 'page.html'), 'text/html; charset=utf-8'],
-  '/page.js': [path.join(HERE, 'page', 'page.js'), 'text/javascript; charset=utf-8'],
-  '/node_modules/livekit-client/dist/livekit-client.umd.js': [
-    path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js'),
-    'text/javascript; charset=utf-8',
-  ],
-  '/node_modules/livekit-client/dist/livekit-client.umd.js.map': [
-    path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js.map'),
-    'application/json',
-  ],
-};
-
-async function startPageServer() {
-  const [umd] = ASSETS['/node_modules/livekit-client/dist/livekit-client.umd.js'];
-  if (!existsSync(umd)) {
-    throw new Error(`${umd} missing: run \`npm ci\` in tests/interop/browser`);
-  }
-  const server = http.createServer((req, res) => {
-    const pathname = new URL(req.url, 'http://x').pathname;
-    if (pathname === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    const asset = ASSETS[pathname];
-    if (!asset || !existsSync(asset[0])) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': asset[1], 'cache-control': 'no-store' });
-    res.end(readFileSync(asset[0]));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
-// --- browser pages ------------------------------------------------------------
-let browser;
-let pageServer;
-let userDataDir;
-
-async function openPage(name) {
-  const context = await browser.newContext();
-  await context.grantPermissions(['camera', 'microphone'], { origin: pageServer.url });
-  const page = await context.newPage();
-  const consoleLines = [];
-  const push = (line) => {
-    consoleLines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
-    if (consoleLines.length > 3000) consoleLines.splice(0, 1000);
-  };
-  page.on('console', (m) => push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => push(`[pageerror] ${e.stack || e}`));
-  page.on('requestfailed', (r) => push(`[requestfailed] ${r.url()} ${r.failure()?.errorText}`));
-  await page.goto(pageServer.url);
-  await page.waitForFunction(() => window.lkReady === true && !!window.LivekitClient, null, {
-    timeout: WAIT_MS,
-  });
-  await page.evaluate((lvl) => window.lkSetLogLevel(lvl), LK_LOG_LEVEL);
-  const tail = (n = 150) => consoleLines.slice(-n).join('\n');
-  return {
-    name,
-    page,
-    context,
-    consoleLines,
-    tail,
-    connect: (url, token) => page.evaluate(([u, t]) => window.lkConnect(u, t), [url, token]),
-    publish: (opts) => page.evaluate((o) => window.lkPublish(o), opts),
-    sendData: (text, topic) => page.evaluate(([x, tp]) => window.lkSendData(x, tp), [text, topic]),
-    stats: () => page.evaluate(() => window.lkStats()),
-    events: () => page.evaluate(() => window.lkEvents()),
-    transportStats: () => page.evaluate(() => window.lkTransportStats()),
-    close: async () => {
-      await page.evaluate(() => window.lkDisconnect()).catch(() => {});
-      await context.close().catch(() => {});
-    },
-  };
-}
-
-async function describePage(p) {
-  const safe = async (fn) => {
-    try {
-      return JSON.stringify(await fn(), null, 1);
-    } catch (e) {
-      return `(unavailable: ${e.message})`;
-    }
-  };
-  return [
-    `--- page ${p.name}: lkStats ---`,
-    await safe(p.stats),
-    `--- page ${p.name}: peer connection getStats (summary) ---`,
-    await safe(p.transportStats),
-    `--- page ${p.name}: events ---`,
-    await safe(p.events),
-    `--- page ${p.name}: console (last 150 lines) ---`,
-    p.tail(),
-  ].join('\n');
-}
-
-/** Runs body(ctx); on failure rethrows with the server log, each page's state and console. */
-async function withDiagnostics(ctx, body) {
-  try {
-    return await body();
-  } catch (e) {
-    const parts = [e.stack || String(e)];
-    for (const p of ctx.pages) parts.push(await describePage(p));
-    if (ctx.extra) parts.push(ctx.extra());
-    if (ctx.server) parts.push(ctx.server.logs());
-    const err = new Error(parts.join('\n\n'));
-    err.cause = e;
-    throw err;
-  }
-}
-
-/** Polls fn() until it returns a truthy value; fails with `what` and the last value. */
-async function waitFor(what, fn, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last?.ok) return last;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${JSON.stringify(last?.info ?? last)}`,
-      );
-    }
-    await sleep(200);
-  }
-}
-
-function token(identity, room) {
-  const at = new AccessToken('devkey', 'secret', { identity });
-  at.addGrant({ roomJoin: true, room });
-  return at.toJwt();
-}
-
-const wsUrl = (server) => server.url.replace(/^http/, 'ws');
+let env;
+const openPage = (name) => env.openPage(name);
 
 /**
  * Waits until `viewer` has a playing video from `fromIdentity` (videoWidth > 0)
@@ -251,26 +90,11 @@ async function expectDecodedVideo(viewer, fromIdentity, startedAt) {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} missing: apt-get install chromium (or set CHROMIUM_BIN)`);
-  }
-  pageServer = await startPageServer();
-  // launch() gives the browser a fresh temporary profile; this dir holds its
-  // crash dumps etc. so nothing is written to the user's home.
-  userDataDir = mkdtempSync(path.join(os.tmpdir(), 'corelay-chromium-'));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    env: { ...process.env, HOME: userDataDir },
-    timeout: WAIT_MS,
-  });
+  env = await startBrowser();
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  await pageServer?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await env?.close();
 });
 
 describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {

@@ -127,5 +127,6 @@ export async function startCorelay() {
     });
   });
 
-  return { url, apiKey: API_KEY, apiSecret: API_SECRET, logs, stop, process: child };
+  const fullLog = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  return { url, apiKey: API_KEY, apiSecret: API_SECRET, logs, fullLog, stop, process: child };
 }

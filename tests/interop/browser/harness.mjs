@@ -117,15 +117,32 @@ export async function startBrowser() {
     });
     await page.evaluate((lvl) => window.lkSetLogLevel(lvl), LK_LOG_LEVEL);
     const tail = (n = 150) => consoleLines.slice(-n).join('\n');
+    const connectNotes = [];
     return {
       name,
       page,
       context,
       consoleLines,
       tail,
-      connect: (url, tok, roomOptions) =>
-        page.evaluate(([u, t, o]) => window.lkConnect(u, t, o), [url, tok, roomOptions ?? null]),
+      connectNotes,
+      connect: async (url, tok, roomOptions) => {
+        const attempt = () => page.evaluate(([u, t, o]) => window.lkConnect(u, t, o), [url, tok, roomOptions ?? null]);
+        const started = Date.now();
+        try {
+          return await attempt();
+        } catch (e) {
+          // A signal connect that never completed is retried once, as an app would; the
+          // first failure stays on record (describePage, stderr) so a pattern shows.
+          const message = String(e?.message ?? e).split('\n')[0];
+          if (!/could not establish signal connection/.test(message)) throw e;
+          const note = `${name}: connect failed after ${Date.now() - started} ms (${message}); retried`;
+          connectNotes.push(note);
+          console.error(`# ${note}`);
+          return await attempt();
+        }
+      },
       publish: (opts) => page.evaluate((o) => window.lkPublish(o), opts),
+      sendData: (text, topic) => page.evaluate(([x, tp]) => window.lkSendData(x, tp), [text, topic]),
       publishCamera: (opts) => page.evaluate((o) => window.lkPublishCamera(o), opts),
       setVideoQuality: (identity, q) => page.evaluate(([i, x]) => window.lkSetVideoQuality(i, x), [identity, q]),
       setEnabled: (identity, on) => page.evaluate(([i, x]) => window.lkSetEnabled(i, x), [identity, on]),
@@ -159,6 +176,7 @@ export async function describePage(p) {
     }
   };
   return [
+    ...(p.connectNotes.length ? [`--- page ${p.name}: connect retries ---`, ...p.connectNotes] : []),
     `--- page ${p.name}: lkStats ---`,
     await safe(p.stats),
     `--- page ${p.name}: publisher video layers (outbound-rtp per rid) ---`,
@@ -172,12 +190,24 @@ export async function describePage(p) {
   ].join('\n');
 }
 
+/** The server's request, join and signal-close lines (at most 20), for a failure's first lines. */
+function signalSummary(log) {
+  const lines = log
+    .split('\n')
+    .filter((l) => /http request|participant joined|join refused|signal connection closed|ERROR|WARN/.test(l))
+    .map((l) => l.replace(/^\S*T(\d\d:\d\d:\d\d\.\d{3})\d*Z/, '$1').slice(0, 200));
+  const shown = lines.length > 20 ? [...lines.slice(0, 20), `... ${lines.length - 20} more`] : lines;
+  return `--- server: requests and joins ---\n${shown.join('\n') || '(none logged)'}`;
+}
+
 /** Runs body(); on failure rethrows with ctx.extra(), each page's state and console, and the server log. */
 export async function withDiagnostics(ctx, body) {
   try {
     return await body();
   } catch (e) {
-    const parts = [e.stack || String(e)];
+    const [first, ...rest] = (e.stack || String(e)).split('\n');
+    // What the server made of the signal requests, right after the message: CI shows the start.
+    const parts = [first, ...(ctx.server ? [signalSummary(ctx.server.fullLog())] : []), rest.join('\n')];
     if (ctx.extra) {
       try {
         parts.push(await ctx.extra());
