@@ -15,6 +15,7 @@ use prost::Message;
 
 use corelay::rtc::media::stun_ufrag;
 use corelay::rtc::munger::Munger;
+use corelay::rtc::vp8_munger::Vp8Munger;
 
 #[path = "common/pair.rs"]
 mod pair;
@@ -66,6 +67,32 @@ fn munging(c: &mut Criterion) {
             m.munge(black_box(seq), black_box(ts))
         })
     });
+}
+
+/// VP8 descriptor rewriting per packet per downtrack: free on the first layer, one
+/// payload copy once a downtrack has switched layers.
+fn vp8_munging(c: &mut Criterion) {
+    let packet = |picture_id: u16| -> Vec<u8> {
+        let mut p = vec![
+            0x90,
+            0xe0,
+            0x80 | (picture_id >> 8) as u8,
+            picture_id as u8,
+            7,
+        ];
+        p.resize(1100, 0xaa);
+        p
+    };
+    let mut group = c.benchmark_group("vp8_munge_1100B");
+    for (name, switched) in [("first_layer", false), ("after_switch", true)] {
+        let mut m = Vp8Munger::new();
+        if switched {
+            let _ = m.munge(1, &packet(20_000));
+        }
+        let p = packet(300);
+        group.bench_function(name, |b| b.iter(|| black_box(m.munge(2, black_box(&p)))));
+    }
+    group.finish();
 }
 
 /// The SFU-side work per packet per downtrack that is ours rather than str0m's: share
@@ -215,6 +242,7 @@ criterion_group!(
     benches,
     demux,
     munging,
+    vp8_munging,
     fan_out,
     fan_out_srtp,
     signal_decode

@@ -13,7 +13,7 @@ use super::media::Side;
 use super::participant::ConnId;
 use super::red;
 use super::room::Rooms;
-use super::session::{MediaKind, Mid, RtpIn};
+use super::session::{Codec, MediaKind, Mid, RtpIn};
 use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 
 impl Rooms {
@@ -72,7 +72,11 @@ impl Rooms {
                     down.layers
                         .admit(rtp.rid.as_deref(), rtp.is_keyframe, now, &mut down.munger);
                 if decision == Admit::NeedKeyframe || down.layers.switch_pending() {
-                    let rid = down.layers.target.clone().or_else(|| rtp.rid.clone());
+                    let rid = down
+                        .layers
+                        .aim()
+                        .map(str::to_string)
+                        .or_else(|| rtp.rid.clone());
                     if !want_keyframes.contains(&rid) {
                         want_keyframes.push(rid);
                     }
@@ -109,6 +113,11 @@ impl Rooms {
             };
             let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
                 continue;
+            };
+            // Only a downtrack that has switched layers gets its own copy.
+            let payload = match rtp.codec {
+                Codec::Vp8 => down.vp8.munge(rtp.ssrc, &payload).unwrap_or(payload),
+                _ => payload,
             };
             let written = session.write_rtp(
                 mid,

@@ -81,6 +81,11 @@ pub struct LayerState {
     /// is not being sent (e.g. `f` held back for bandwidth: `h` beats `q`).
     pub order: Vec<String>,
     last_forwarded: Option<Instant>,
+    /// When each rid last had a packet, to notice a layer the publisher stopped sending.
+    seen: Vec<(String, Instant)>,
+    /// The rank (in `order`) of the flowing layer nearest the wanted one, while the
+    /// wanted one has stopped arriving; `None` when the wanted layer flows.
+    detour: Option<usize>,
 }
 
 /// 90 kHz RTP clock of video.
@@ -88,6 +93,12 @@ const VIDEO_CLOCK_PER_MS: u64 = 90;
 /// When nothing was forwarded for a while, the first timestamp after a switch is
 /// spaced by the elapsed time, capped so a long pause does not jump too far ahead.
 const MAX_GAP: Duration = Duration::from_secs(5);
+/// A layer without a packet for this long counts as stopped: browsers drop their top
+/// simulcast layers when their uplink estimate falls, and a downtrack left on such a
+/// layer would freeze until it came back. Any real encoder sends faster than 2 fps.
+const LAYER_STALL: Duration = Duration::from_millis(500);
+/// More rids than any simulcast has: a publisher inventing rids cannot grow `seen`.
+const MAX_SEEN: usize = 4;
 
 impl LayerState {
     pub fn pause(&mut self) {
@@ -113,6 +124,7 @@ impl LayerState {
         now: Instant,
         munger: &mut Munger,
     ) -> Admit {
+        self.note_seen(rid, now);
         if self.paused {
             if self.started {
                 // The next packet after resume starts a new source.
@@ -121,7 +133,11 @@ impl LayerState {
             return Admit::Skip;
         }
         let wanted = self.target.as_deref().or(self.current.as_deref());
-        let is_wanted = wanted.is_none() || wanted == rid;
+        self.detour = self.detour_for(wanted, now);
+        let is_wanted = match self.detour {
+            Some(rank) => rid == Some(self.order[rank].as_str()),
+            None => wanted.is_none() || wanted == rid,
+        };
         if !self.started {
             // First start (or resume): the wanted layer's keyframe, or, while nothing
             // flows yet, any layer's keyframe so the subscriber sees video at once.
@@ -148,27 +164,68 @@ impl LayerState {
         Admit::Skip
     }
 
-    /// Whether the downtrack waits for a layer it does not forward yet.
-    pub fn switch_pending(&self) -> bool {
-        !self.paused && self.target.is_some() && (self.target != self.current || !self.started)
+    /// The layer this downtrack heads for: the target, or while the target (or, without
+    /// one, the current layer) has stopped arriving, the flowing layer nearest to it.
+    pub fn aim(&self) -> Option<&str> {
+        match self.detour {
+            Some(rank) => Some(self.order[rank].as_str()),
+            None => self.target.as_deref(),
+        }
     }
 
-    /// Whether `rid` is nearer the target than the current layer (by quality order).
+    /// Whether the downtrack waits for a layer it does not forward yet.
+    pub fn switch_pending(&self) -> bool {
+        let aim = self.aim();
+        !self.paused && aim.is_some() && (aim != self.current.as_deref() || !self.started)
+    }
+
+    fn rank(&self, rid: Option<&str>) -> Option<usize> {
+        rid.and_then(|r| self.order.iter().position(|o| o == r))
+    }
+
+    /// Whether `rid` is nearer the aim than the current layer (by quality order).
     fn closer_to_target(&self, rid: Option<&str>) -> bool {
-        let rank = |r: Option<&str>| r.and_then(|r| self.order.iter().position(|o| o == r));
-        match (
-            rank(rid),
-            rank(self.current.as_deref()),
-            rank(self.target.as_deref()),
-        ) {
-            (Some(candidate), Some(current), Some(target)) => {
-                candidate.abs_diff(target) < current.abs_diff(target)
+        let aim = self.detour.or_else(|| self.rank(self.target.as_deref()));
+        match (self.rank(rid), self.rank(self.current.as_deref()), aim) {
+            (Some(candidate), Some(current), Some(aim)) => {
+                candidate.abs_diff(aim) < current.abs_diff(aim)
             }
             _ => false,
         }
     }
 
+    fn note_seen(&mut self, rid: Option<&str>, now: Instant) {
+        let Some(rid) = rid else {
+            return;
+        };
+        if let Some(entry) = self.seen.iter_mut().find(|(r, _)| r == rid) {
+            entry.1 = now;
+        } else if self.seen.len() < MAX_SEEN {
+            self.seen.push((rid.to_string(), now));
+        }
+    }
+
+    fn flowing(&self, rid: &str, now: Instant) -> bool {
+        self.seen
+            .iter()
+            .any(|(r, at)| r == rid && now.saturating_duration_since(*at) < LAYER_STALL)
+    }
+
+    /// When `wanted` has stopped arriving but other layers flow: the rank of the flowing
+    /// layer nearest below it, else nearest above (a capped subscriber's budget is not
+    /// exceeded while anything within it flows).
+    fn detour_for(&self, wanted: Option<&str>, now: Instant) -> Option<usize> {
+        let wanted_rank = self.rank(wanted)?;
+        if self.flowing(&self.order[wanted_rank], now) {
+            return None;
+        }
+        (0..self.order.len())
+            .filter(|&r| self.flowing(&self.order[r], now))
+            .min_by_key(|&r| (r > wanted_rank, r.abs_diff(wanted_rank)))
+    }
+
     fn begin(&mut self, rid: Option<&str>, now: Instant, munger: &mut Munger) {
+        tracing::debug!(from = ?self.current, to = ?rid, target = ?self.target, "layer start");
         if let Some(last) = self.last_forwarded {
             let gap = now.saturating_duration_since(last).min(MAX_GAP);
             let ticks = (gap.as_millis() as u64 * VIDEO_CLOCK_PER_MS).max(1);
@@ -303,7 +360,8 @@ mod tests {
             &mut m,
             &[
                 (Some("q"), true, Admit::Forward),
-                (Some("h"), false, Admit::Skip),
+                // f is not sent: h, the nearest layer that flows, is asked for.
+                (Some("h"), false, Admit::NeedKeyframe),
                 (Some("h"), true, Admit::Forward),
                 (Some("q"), true, Admit::Skip),
                 (Some("h"), false, Admit::Forward),
@@ -323,6 +381,123 @@ mod tests {
             ],
         );
         assert_eq!(s.current.as_deref(), Some("q"));
+    }
+
+    /// Like `run`, with each packet's time (ms from the start) given.
+    fn run_at(s: &mut LayerState, m: &mut Munger, t0: Instant, steps: &[(u64, &str, bool, Admit)]) {
+        for (i, (ms, rid, key, want)) in steps.iter().enumerate() {
+            let now = t0 + Duration::from_millis(*ms);
+            assert_eq!(
+                s.admit(Some(rid), *key, now, m),
+                *want,
+                "step {i} ({ms} ms, {rid})"
+            );
+        }
+    }
+
+    fn simulcast(target: &str) -> LayerState {
+        let mut s = LayerState {
+            order: vec!["q".into(), "h".into(), "f".into()],
+            ..Default::default()
+        };
+        s.set_target(Some(target.into()));
+        s
+    }
+
+    #[test]
+    fn a_layer_the_publisher_stops_is_left_for_the_nearest_flowing_one() {
+        let mut s = simulcast("f");
+        let mut m = Munger::new();
+        let t0 = crate::clock::now().mono;
+        run_at(
+            &mut s,
+            &mut m,
+            t0,
+            &[
+                (0, "f", true, Admit::Forward),
+                (10, "h", false, Admit::Skip),
+                (20, "q", false, Admit::Skip),
+                (40, "f", false, Admit::Forward),
+                // f stops; h and q keep flowing. Within the stall window nothing moves.
+                (300, "h", true, Admit::Skip),
+                // Past it, h (nearest to f) is aimed for: its delta asks for a keyframe,
+                // q is not taken, h's keyframe switches.
+                (600, "h", false, Admit::NeedKeyframe),
+                (610, "q", true, Admit::Skip),
+                (620, "h", true, Admit::Forward),
+                (650, "h", false, Admit::Forward),
+            ],
+        );
+        assert_eq!(s.current.as_deref(), Some("h"));
+        assert!(
+            !s.switch_pending(),
+            "on the nearest flowing layer: nothing to wait for"
+        );
+        // f comes back (browsers restart a layer with a keyframe): up again at once.
+        run_at(
+            &mut s,
+            &mut m,
+            t0,
+            &[
+                (700, "f", true, Admit::Forward),
+                (710, "h", false, Admit::Skip),
+            ],
+        );
+        assert_eq!(s.current.as_deref(), Some("f"));
+    }
+
+    #[test]
+    fn a_target_that_never_flows_asks_for_nothing() {
+        let mut s = simulcast("f");
+        let mut m = Munger::new();
+        let t0 = crate::clock::now().mono;
+        run_at(
+            &mut s,
+            &mut m,
+            t0,
+            &[
+                (0, "q", true, Admit::Forward),
+                (30, "h", true, Admit::Forward),
+                (60, "q", false, Admit::Skip),
+                (90, "h", false, Admit::Forward),
+            ],
+        );
+        // f was never seen: h is as near as it gets, so no keyframe of f is chased.
+        assert_eq!(s.aim(), Some("h"));
+        assert!(!s.switch_pending());
+    }
+
+    #[test]
+    fn a_stopped_middle_layer_is_replaced_from_below_first() {
+        let mut s = simulcast("h");
+        let mut m = Munger::new();
+        let t0 = crate::clock::now().mono;
+        run_at(
+            &mut s,
+            &mut m,
+            t0,
+            &[
+                (0, "h", true, Admit::Forward),
+                (10, "q", false, Admit::Skip),
+                (20, "f", false, Admit::Skip),
+                // h stops; q and f flow: q keeps a capped subscriber within its budget.
+                (550, "q", false, Admit::NeedKeyframe),
+                (560, "f", true, Admit::Skip),
+                (570, "q", true, Admit::Forward),
+            ],
+        );
+        assert_eq!(s.current.as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn with_everything_stopped_the_target_stays() {
+        let mut s = simulcast("f");
+        let mut m = Munger::new();
+        let t0 = crate::clock::now().mono;
+        run_at(&mut s, &mut m, t0, &[(0, "f", true, Admit::Forward)]);
+        // Seconds later the first packet is of f again: still the layer to forward.
+        run_at(&mut s, &mut m, t0, &[(5_000, "f", false, Admit::Forward)]);
+        assert_eq!(s.aim(), Some("f"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod speaker_room;
 mod subscription;
 pub mod svc;
 mod track_info;
+pub mod vp8_munger;
 
 pub use participant::{ConnId, JoinParams};
 pub use room::{Counters, NodeInfo, RoomDefaults, RoomLimits, Rooms};

@@ -12,6 +12,7 @@ use super::layers::LayerState;
 use super::munger::Munger;
 use super::session::{MediaKind, Mid, PeerSession};
 use super::svc::{temporal_for_fps, SvcSelector};
+use super::vp8_munger::Vp8Munger;
 
 /// The frame rate publishers capture at, as far as temporal layers are concerned
 /// (TrackInfo does not carry it; the SDKs' camera presets use 30).
@@ -60,6 +61,8 @@ pub struct DownTrack {
     pub mid: Option<Mid>,
     pub kind: MediaKind,
     pub munger: Munger,
+    /// VP8 picture numbering kept continuous across simulcast switches.
+    pub vp8: Vp8Munger,
     /// Which simulcast layer flows, and whether the track is paused.
     pub layers: LayerState,
     /// The layer the subscriber asked for (`None`: whatever flows).
@@ -82,6 +85,7 @@ impl DownTrack {
             mid: None,
             kind,
             munger: Munger::new(),
+            vp8: Vp8Munger::new(),
             layers,
             requested,
             disabled: false,
