@@ -16,6 +16,7 @@ use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+use crate::shard::connect::connected;
 use crate::shard::{worker, FromShard, ToShard};
 use crate::{clock, ids, net};
 
@@ -104,8 +105,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
                 .name(&format!("shard-{shard}"))
                 .spawn(move || async move {
                     debug!(shard, "shard executor running");
-                    let inbox = to_rx.connect().await;
-                    let outbox = from_tx.connect().await;
+                    let inbox = connected(to_rx.connect()).await;
+                    let outbox = connected(from_tx.connect()).await;
                     worker::run(shard, inbox, outbox, rooms, udp).await;
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
@@ -129,7 +130,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
             debug!("control executor running");
             let mut senders = Vec::new();
             for tx in to_shards {
-                senders.push(tx.connect().await);
+                senders.push(connected(tx.connect()).await);
             }
             debug!("control connected to the shards");
             let ctx = Control::new(
@@ -143,7 +144,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
             );
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
-                let rx = rx.connect().await;
+                let rx = connected(rx.connect()).await;
                 glommio::spawn_local(ctx.clone().pump(rx, || clock::now().mono)).detach();
             }
             let mut servers = Vec::new();

@@ -2,6 +2,7 @@
 //! plane (UDP sockets, str0m sessions, forwarding) will live here too.
 
 pub mod busy;
+pub mod connect;
 pub mod messages;
 pub mod udp_io;
 pub mod worker;
