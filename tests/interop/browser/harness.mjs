@@ -117,30 +117,14 @@ export async function startBrowser() {
     });
     await page.evaluate((lvl) => window.lkSetLogLevel(lvl), LK_LOG_LEVEL);
     const tail = (n = 150) => consoleLines.slice(-n).join('\n');
-    const connectNotes = [];
     return {
       name,
       page,
       context,
       consoleLines,
       tail,
-      connectNotes,
-      connect: async (url, tok, roomOptions) => {
-        const attempt = () => page.evaluate(([u, t, o]) => window.lkConnect(u, t, o), [url, tok, roomOptions ?? null]);
-        const started = Date.now();
-        try {
-          return await attempt();
-        } catch (e) {
-          // A signal connect that never completed is retried once, as an app would; the
-          // first failure stays on record (describePage, stderr) so a pattern shows.
-          const message = String(e?.message ?? e).split('\n')[0];
-          if (!/could not establish signal connection/.test(message)) throw e;
-          const note = `${name}: connect failed after ${Date.now() - started} ms (${message}); retried`;
-          connectNotes.push(note);
-          console.error(`# ${note}`);
-          return await attempt();
-        }
-      },
+      connect: (url, tok, roomOptions) =>
+        page.evaluate(([u, t, o]) => window.lkConnect(u, t, o), [url, tok, roomOptions ?? null]),
       publish: (opts) => page.evaluate((o) => window.lkPublish(o), opts),
       sendData: (text, topic) => page.evaluate(([x, tp]) => window.lkSendData(x, tp), [text, topic]),
       publishCamera: (opts) => page.evaluate((o) => window.lkPublishCamera(o), opts),
@@ -176,7 +160,6 @@ export async function describePage(p) {
     }
   };
   return [
-    ...(p.connectNotes.length ? [`--- page ${p.name}: connect retries ---`, ...p.connectNotes] : []),
     `--- page ${p.name}: lkStats ---`,
     await safe(p.stats),
     `--- page ${p.name}: publisher video layers (outbound-rtp per rid) ---`,
