@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use glommio::GlommioError;
 use tracing::warn;
 
 use crate::auth::KeyStore;
@@ -47,8 +48,14 @@ pub enum ConnEvent {
 
 struct Conn {
     shard: Option<usize>,
-    events: LocalSender<ConnEvent>,
+    /// `None` once the queue overflowed: the connection task then ends, and with it
+    /// the participant (a client that does not read cannot make the node buffer
+    /// without bound).
+    events: Option<LocalSender<ConnEvent>>,
 }
+
+/// Signal messages queued for one connection before it counts as not reading.
+pub const CONN_QUEUE: usize = 1024;
 
 struct ShardStatus {
     stats: ShardStats,
@@ -193,12 +200,12 @@ impl Control {
     pub fn open_conn(&self) -> (ConnId, LocalReceiver<ConnEvent>) {
         let conn = self.next_conn.get();
         self.next_conn.set(conn + 1);
-        let (events, rx) = local_channel::new_unbounded();
+        let (events, rx) = local_channel::new_bounded(CONN_QUEUE);
         self.conns.borrow_mut().insert(
             conn,
             Conn {
                 shard: None,
-                events,
+                events: Some(events),
             },
         );
         self.lifecycle.conn_opened();
@@ -242,8 +249,21 @@ impl Control {
     }
 
     fn deliver(&self, conn: ConnId, event: ConnEvent) {
-        if let Some(c) = self.conns.borrow().get(&conn) {
-            let _ = c.events.try_send(event);
+        let mut conns = self.conns.borrow_mut();
+        let Some(c) = conns.get_mut(&conn) else {
+            return;
+        };
+        let overflowed = c
+            .events
+            .as_ref()
+            .is_some_and(|tx| matches!(tx.try_send(event), Err(GlommioError::WouldBlock(_))));
+        if overflowed {
+            warn!(
+                conn,
+                queued = CONN_QUEUE,
+                "signal connection not reading; closing it"
+            );
+            c.events = None;
         }
     }
 
@@ -262,8 +282,13 @@ impl Control {
             lk::DisconnectReason::ServerShutdown,
             lk::leave_request::Action::Disconnect,
         );
-        for c in self.conns.borrow().values() {
-            let _ = c.events.try_send(ConnEvent::Close(leave.clone()));
+        for tx in self
+            .conns
+            .borrow()
+            .values()
+            .filter_map(|c| c.events.as_ref())
+        {
+            let _ = tx.try_send(ConnEvent::Close(leave.clone()));
         }
     }
 

@@ -30,6 +30,8 @@ const MAX_MESSAGE: usize = 2 * 1024 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(10);
 /// Clients ping every `ping_interval` (5 s); silence this long means the peer is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one signal message may take to write before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a close frame to a refused client may take to write.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -137,7 +139,7 @@ async fn run(
                     Err(e) => {
                         // LiveKit ends the signal connection on a frame it cannot decode.
                         debug!(conn, error = %e, "undecodable signal request, closing");
-                        refuse(ws, CloseCode::Invalid, "malformed signal request").await;
+                        close_with(ws, CloseCode::Invalid, "malformed signal request").await;
                         return;
                     }
                 }
@@ -147,7 +149,7 @@ async fn run(
             Step::Frame(Some(Err(e))) => {
                 debug!(conn, error = %e, "signal connection failed");
                 if let Some((code, reason)) = refusal(&e) {
-                    refuse(ws, code, reason).await;
+                    close_with(ws, code, reason).await;
                 }
                 return;
             }
@@ -160,19 +162,15 @@ async fn run(
                 let msg = lk::SignalResponse {
                     message: Some(lk::signal_response::Message::Leave(leave)),
                 };
-                send(ws, &msg).await;
-                let _ = ws
-                    .close(Some(CloseFrame {
-                        code: CloseCode::Normal,
-                        reason: "".into(),
-                    }))
-                    .await;
+                if send(ws, &msg).await {
+                    close_with(ws, CloseCode::Normal, "").await;
+                }
                 return;
             }
             Step::Event(None) => return,
             Step::Ping => {
                 ping = glommio::timer::Timer::new(PING_EVERY);
-                if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if !write_frame(ws, Message::Ping(Vec::new().into())).await {
                     return;
                 }
             }
@@ -195,7 +193,7 @@ fn refusal(e: &WsError) -> Option<(CloseCode, &'static str)> {
 /// Ends the session with a close frame saying why; the socket is dropped afterwards.
 /// A client that does not read cannot hold the session open: the frame is tiny, and
 /// a write that stalls anyway is abandoned after [`CLOSE_WRITE_TIMEOUT`].
-async fn refuse(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
+async fn close_with(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -244,10 +242,19 @@ async fn write_upgrade(stream: &mut TcpStream, accept: &str) -> std::io::Result<
     stream.write_all(upgrade.as_bytes()).await
 }
 
+/// Writes one message; false when the connection failed or the client has not taken
+/// it within [`WRITE_TIMEOUT`] (it is not reading: the session ends).
 async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {
-    ws.send(Message::Binary(msg.encode_to_vec().into()))
-        .await
-        .is_ok()
+    write_frame(ws, Message::Binary(msg.encode_to_vec().into())).await
+}
+
+async fn write_frame(ws: &mut WebSocketStream<TcpStream>, frame: Message) -> bool {
+    or(async { ws.send(frame).await.is_ok() }, async {
+        glommio::timer::sleep(WRITE_TIMEOUT).await;
+        debug!("signal write timed out");
+        false
+    })
+    .await
 }
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {

@@ -366,3 +366,42 @@ def test_offer_without_a_supported_codec_publishes_nothing(corelay: Corelay) -> 
             await mallory.close()
 
     run(corelay, room, case)
+
+
+# e. A client that stops reading ----------------------------------------------------------
+
+
+def test_a_client_that_stops_reading_is_dropped(corelay: Corelay) -> None:
+    """Mallory joins and never reads again while the room's updates pile up for her: the
+    server gives up on her (a signal write may take 5 s) instead of buffering them."""
+    room = "bad-deaf"
+
+    async def case(media: Media) -> None:
+        deaf = await RawTcpWebSocket.connect(corelay, room, "mallory-deaf")
+        deaf.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lk = api.LiveKitAPI(corelay.url, corelay.api_key, corelay.api_secret)
+        try:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            sid = next(p.sid for p in listed.participants if p.identity == "mallory-deaf")
+            # Each metadata change is a ParticipantUpdate of ~30 KB to everyone.
+            blob = "x" * 30_000
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 40
+            updates = 0
+            while True:
+                for _ in range(20):
+                    await lk.room.update_participant(
+                        api.UpdateParticipantRequest(room=room, identity="bob", metadata=f"{updates}{blob}")
+                    )
+                    updates += 1
+                listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+                if all(p.sid != sid for p in listed.participants):
+                    break
+                assert loop.time() < deadline, f"mallory still listed after {updates} updates"
+                await asyncio.sleep(0.2)
+        finally:
+            await lk.aclose()
+            deaf.close()
+        await media.keeps_flowing(more=5)
+
+    run(corelay, room, case)
