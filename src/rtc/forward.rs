@@ -84,6 +84,12 @@ impl Rooms {
                 if decision != Admit::Forward {
                     continue;
                 }
+                if rtp.codec == Codec::Vp8
+                    && !down.vp8.admit(rtp.ssrc, &rtp.payload, rtp.is_keyframe)
+                {
+                    down.munger.skip(rtp.seq);
+                    continue;
+                }
             } else if down.layers.paused {
                 continue;
             }

@@ -123,7 +123,11 @@ impl DownTrack {
                 svc.set_temporal_target(temporal_for_fps(self.fps, FULL_FPS));
                 self.layers.set_target(None);
             }
-            None => self.layers.set_target(target),
+            None => {
+                self.layers.set_target(target);
+                self.vp8
+                    .set_temporal_target(temporal_for_fps(self.fps, FULL_FPS));
+            }
         }
     }
 }

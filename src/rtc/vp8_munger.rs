@@ -3,8 +3,14 @@
 //! left off. Each layer's encoder numbers its pictures on its own, and a browser's VP8
 //! reference finder takes a picture ID that jumps backwards for an old picture: after
 //! such a switch the subscriber receives every packet and decodes nothing.
+//!
+//! It also selects temporal layers (L1T3 simulcast layers, for a subscriber's `fps`):
+//! pictures above the wanted TID are dropped whole, and the picture IDs after them
+//! close the gap, so the subscriber never waits for a picture that will not come.
 
 use std::sync::Arc;
+
+use super::svc::ALL_TEMPORAL;
 
 /// Picture IDs are 15 bits wide on the wire (or 7 with the short form).
 const PICTURE_ID_MOD: u16 = 1 << 15;
@@ -13,6 +19,10 @@ const KEYIDX_MOD: u8 = 1 << 5;
 /// Where a packet's descriptor fields sit, and their values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Descriptor {
+    /// S=1 and partition 0: the first packet of a picture.
+    starts_picture: bool,
+    /// The temporal layer, when the sender marks it (T=1).
+    tid: Option<u8>,
     /// (offset, value, 15-bit form)
     picture_id: Option<(usize, u16, bool)>,
     tl0picidx: Option<(usize, u8)>,
@@ -23,6 +33,8 @@ struct Descriptor {
 fn parse(payload: &[u8]) -> Option<Descriptor> {
     let first = *payload.first()?;
     let mut d = Descriptor {
+        starts_picture: first & 0x10 != 0 && first & 0x07 == 0,
+        tid: None,
         picture_id: None,
         tl0picidx: None,
         keyidx: None,
@@ -49,6 +61,9 @@ fn parse(payload: &[u8]) -> Option<Descriptor> {
     }
     if ext & 0x30 != 0 {
         let b = *payload.get(at)?;
+        if ext & 0x20 != 0 {
+            d.tid = Some(b >> 6);
+        }
         if ext & 0x10 != 0 {
             d.keyidx = Some((at, b & 0x1f));
         }
@@ -57,7 +72,7 @@ fn parse(payload: &[u8]) -> Option<Descriptor> {
 }
 
 /// The rewriting state of one downtrack.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Vp8Munger {
     /// The SSRC the offsets were anchored on; another one starts a new anchor.
     source: Option<u32>,
@@ -68,11 +83,61 @@ pub struct Vp8Munger {
     last_picture_id: Option<u16>,
     last_tl0: Option<u8>,
     last_keyidx: Option<u8>,
+    /// The temporal layers wanted, and those forwarded now (changed at picture starts).
+    target_temporal: u8,
+    current_temporal: u8,
+    /// The picture whose packets arrive now is being dropped.
+    dropping: bool,
+}
+
+impl Default for Vp8Munger {
+    fn default() -> Self {
+        Vp8Munger {
+            source: None,
+            picture_offset: 0,
+            tl0_offset: 0,
+            keyidx_offset: 0,
+            last_picture_id: None,
+            last_tl0: None,
+            last_keyidx: None,
+            target_temporal: ALL_TEMPORAL,
+            current_temporal: ALL_TEMPORAL,
+            dropping: false,
+        }
+    }
 }
 
 impl Vp8Munger {
     pub fn new() -> Self {
         Vp8Munger::default()
+    }
+
+    /// The highest temporal layer to forward ([`ALL_TEMPORAL`] for every one).
+    pub fn set_temporal_target(&mut self, temporal: u8) {
+        self.target_temporal = temporal;
+    }
+
+    /// Whether to forward this packet of `ssrc` for the temporal layers wanted. Fewer
+    /// layers apply at once, more at a base-layer picture (or a keyframe), whose
+    /// successors can all be decoded. A dropped picture's successors are renumbered to
+    /// close its gap in picture IDs (the caller closes the gap in sequence numbers).
+    pub fn admit(&mut self, ssrc: u32, payload: &[u8], keyframe: bool) -> bool {
+        let Some(d) = parse(payload) else {
+            return true;
+        };
+        let Some(tid) = d.tid else {
+            return true;
+        };
+        if d.starts_picture {
+            if keyframe || tid == 0 || self.target_temporal < self.current_temporal {
+                self.current_temporal = self.target_temporal;
+            }
+            self.dropping = tid > self.current_temporal && !keyframe;
+            if self.dropping && self.source == Some(ssrc) && d.picture_id.is_some() {
+                self.picture_offset = (self.picture_offset + PICTURE_ID_MOD - 1) % PICTURE_ID_MOD;
+            }
+        }
+        !self.dropping
     }
 
     /// Rewrites one forwarded packet from `ssrc` (a simulcast layer is its own SSRC; the
@@ -202,6 +267,59 @@ mod tests {
         send(&mut m, 1, vec![0x90, 0x80, 0x7f, 0xaa]);
         let p = send(&mut m, 2, vec![0x90, 0x80, 0x10, 0xaa]);
         assert_eq!(p, vec![0x90, 0x80, 0x00, 0xaa]);
+    }
+
+    /// An L1T3 stream from picture 100: TIDs 0 2 1 2 0 2 1 2 ..., two packets a picture
+    /// (the second without S). Returns what `m` forwards: (picture ID out, TID).
+    fn l1t3(m: &mut Vp8Munger, pictures: std::ops::Range<u16>, keyframe_at: u16) -> Vec<(u16, u8)> {
+        let mut out = Vec::new();
+        for pic in pictures {
+            let i = pic - 100;
+            let tid = [0, 2, 1, 2][usize::from(i % 4)];
+            for first in [true, false] {
+                let mut p = packet(pic, (i / 4) as u8, tid, 0);
+                if !first {
+                    p[0] &= !0x10;
+                }
+                if m.admit(1, &p, first && pic == keyframe_at) {
+                    let sent = send(m, 1, p);
+                    if first {
+                        let (id, _, tid, _) = fields(&sent);
+                        out.push((id, tid));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn temporal_layers_drop_whole_pictures_and_close_the_picture_id_gaps() {
+        let mut m = Vp8Munger::new();
+        m.set_temporal_target(0);
+        assert_eq!(
+            l1t3(&mut m, 100..112, 100),
+            vec![(100, 0), (101, 0), (102, 0)]
+        );
+        // Two layers: from the next base-layer picture on, TIDs 0 and 1.
+        m.set_temporal_target(1);
+        assert_eq!(
+            l1t3(&mut m, 112..120, 0),
+            vec![(103, 0), (104, 1), (105, 0), (106, 1)]
+        );
+    }
+
+    #[test]
+    fn more_temporal_layers_wait_for_a_base_picture_fewer_apply_at_once() {
+        let mut m = Vp8Munger::new();
+        m.set_temporal_target(0);
+        assert_eq!(l1t3(&mut m, 100..102, 100), vec![(100, 0)]);
+        // Asking for all at picture 102 (TID 1): it and 103 are not decodable yet.
+        m.set_temporal_target(ALL_TEMPORAL);
+        assert_eq!(l1t3(&mut m, 102..106, 0), vec![(101, 0), (102, 2)]);
+        // Back to the base layer at 106 (TID 1): dropped at once.
+        m.set_temporal_target(0);
+        assert_eq!(l1t3(&mut m, 106..109, 0), vec![(103, 0)]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //
 //   a. a browser publishes its (fake, 1280x720) camera with three simulcast layers;
 //      one subscriber asks for VideoQuality.LOW, another for HIGH: their decoded
-//      frameWidth differ (low < high), and both keep decoding;
+//      frameWidth differ (low < high), and both keep decoding; a third asks for HIGH
+//      at 5 fps and decodes full size at well under the full rate (VP8 temporal layers);
 //   b. a subscriber disables the track (setEnabled(false)): no video packets reach it
 //      while a second subscriber keeps decoding; re-enabled, it decodes again,
 //      starting with a new keyframe.
@@ -77,11 +78,13 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
         const pub = await env.openPage('pub');
         const low = await env.openPage('low');
         const high = await env.openPage('high');
-        ctx.pages.push(pub, low, high);
+        const slow = await env.openPage('slow');
+        ctx.pages.push(pub, low, high, slow);
         const url = wsUrl(ctx.server);
 
         await low.connect(url, await token('low', ROOM));
         await high.connect(url, await token('high', ROOM));
+        await slow.connect(url, await token('slow', ROOM));
         await pub.connect(url, await token('pub', ROOM));
         const publishedAt = Date.now();
         const published = await pub.publishCamera(CAMERA);
@@ -89,10 +92,13 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
 
         const lowFirstMs = await waitForVideo(low, 'pub', publishedAt);
         const highFirstMs = await waitForVideo(high, 'pub', publishedAt);
+        await waitForVideo(slow, 'pub', publishedAt);
 
         const requestedAt = Date.now();
         await low.setVideoQuality('pub', 'LOW');
         await high.setVideoQuality('pub', 'HIGH');
+        await slow.setVideoQuality('pub', 'HIGH');
+        await slow.setVideoFPS('pub', 5);
 
         const differ = await waitFor(
           'the LOW subscriber to decode a smaller frameWidth than the HIGH subscriber',
@@ -134,6 +140,17 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
           `after decoding on, LOW frameWidth ${lowRun.s2.frameWidth} is no longer below HIGH ` +
             `${highRun.s2.frameWidth}: ${JSON.stringify(lowRun.s2)} / ${JSON.stringify(highRun.s2)}`,
         );
+        // The 5 fps subscriber: full size, well under the full rate (and not frozen).
+        const slowRun = await waitFor(
+          'the 5 fps subscriber to decode full size at under 60 % of the full rate',
+          async () => {
+            const run = await expectFramesRising(slow, 'pub', STEADY_WINDOW_MS, 1);
+            const ok = run.s2.frameWidth === highRun.s2.frameWidth && run.fps < highRun.fps * 0.6;
+            return { ok, info: { slow: { ...brief(run.s2), fps: run.fps }, highFps: highRun.fps }, run };
+          },
+          STEADY_WAIT_MS,
+          0,
+        );
         const layers = await pub.publisherLayers();
 
         // Each change of (low width, high width, layers the publisher sends) while waiting.
@@ -155,6 +172,7 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
           unsteadyWindows: unsteady,
           low: { ...brief(lowRun.s2), fps: lowRun.fps },
           high: { ...brief(highRun.s2), fps: highRun.fps },
+          slow: { ...brief(slowRun.run.s2), fps: slowRun.run.fps },
           publisher: briefLayers(layers),
         };
         t.diagnostic(`low/high ${JSON.stringify(report)}`);
