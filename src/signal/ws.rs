@@ -121,6 +121,9 @@ async fn run(
     ctx: &Control,
 ) {
     let mut ping = glommio::timer::Timer::new(PING_EVERY);
+    // As LiveKit: a client's text (protojson) frame switches the connection to JSON in
+    // both directions, a binary one back to protobuf.
+    let mut format = Format::Protobuf;
     loop {
         let step = or(
             or(async { Step::Frame(ws.next().await) }, async {
@@ -133,8 +136,20 @@ async fn run(
         )
         .await;
         match step {
-            Step::Frame(Some(Ok(Message::Binary(bytes)))) => {
-                match lk::SignalRequest::decode(bytes.as_ref()) {
+            Step::Frame(Some(Ok(frame @ (Message::Binary(_) | Message::Text(_))))) => {
+                let decoded = match &frame {
+                    Message::Text(text) => {
+                        format = Format::Json;
+                        serde_json::from_str::<lk::SignalRequest>(text.as_str())
+                            .map_err(|e| e.to_string())
+                    }
+                    _ => {
+                        format = Format::Protobuf;
+                        lk::SignalRequest::decode(frame.into_data().as_ref())
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                match decoded {
                     Ok(request) => ctx.signal(conn, request).await,
                     Err(e) => {
                         // LiveKit ends the signal connection on a frame it cannot decode.
@@ -145,7 +160,7 @@ async fn run(
                 }
             }
             Step::Frame(Some(Ok(Message::Close(_)))) | Step::Frame(None) => return,
-            Step::Frame(Some(Ok(_))) => {} // pings are answered by tungstenite; text is unsupported
+            Step::Frame(Some(Ok(_))) => {} // pings are answered by tungstenite
             Step::Frame(Some(Err(e))) => {
                 debug!(conn, error = %e, "signal connection failed");
                 if let Some((code, reason)) = refusal(&e) {
@@ -154,7 +169,7 @@ async fn run(
                 return;
             }
             Step::Event(Some(ConnEvent::Signal(response))) => {
-                if !send(ws, &response).await {
+                if !send_as(ws, &response, format).await {
                     return;
                 }
             }
@@ -162,7 +177,7 @@ async fn run(
                 let msg = lk::SignalResponse {
                     message: Some(lk::signal_response::Message::Leave(leave)),
                 };
-                if send(ws, &msg).await {
+                if send_as(ws, &msg, format).await {
                     close_with(ws, CloseCode::Normal, "").await;
                 }
                 return;
@@ -245,7 +260,29 @@ async fn write_upgrade(stream: &mut TcpStream, accept: &str) -> std::io::Result<
 /// Writes one message; false when the connection failed or the client has not taken
 /// it within [`WRITE_TIMEOUT`] (it is not reading: the session ends).
 async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {
-    write_frame(ws, Message::Binary(msg.encode_to_vec().into())).await
+    send_as(ws, msg, Format::Protobuf).await
+}
+
+/// How a connection's messages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+async fn send_as(
+    ws: &mut WebSocketStream<TcpStream>,
+    msg: &lk::SignalResponse,
+    format: Format,
+) -> bool {
+    let frame = match format {
+        Format::Protobuf => Message::Binary(msg.encode_to_vec().into()),
+        Format::Json => match serde_json::to_string(msg) {
+            Ok(text) => Message::Text(text.into()),
+            Err(_) => return false,
+        },
+    };
+    write_frame(ws, frame).await
 }
 
 async fn write_frame(ws: &mut WebSocketStream<TcpStream>, frame: Message) -> bool {

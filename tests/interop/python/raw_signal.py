@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 from urllib.parse import urlsplit
 
 import aiohttp
+from google.protobuf import json_format
 from livekit.protocol import rtc as pb
 
 from conftest import Corelay
@@ -56,6 +57,8 @@ class RawSignal:
         self.closed: asyncio.Future[Closed] = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read())
         self._ping = 0
+        # How each response arrived: "binary" (protobuf) or "text" (protojson).
+        self.formats: list[str] = []
 
     @classmethod
     async def join(
@@ -79,6 +82,11 @@ class RawSignal:
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     r = pb.SignalResponse()
                     r.ParseFromString(msg.data)
+                    self.formats.append("binary")
+                    self.responses.put_nowait(r)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    r = json_format.Parse(msg.data, pb.SignalResponse(), ignore_unknown_fields=True)
+                    self.formats.append("text")
                     self.responses.put_nowait(r)
             # aiohttp answers a close frame and ends the iteration; the code is kept.
             code = self.ws.close_code
@@ -93,6 +101,10 @@ class RawSignal:
 
     async def send_raw(self, data: bytes) -> None:
         await self.ws.send_bytes(data)
+
+    async def send_json(self, request: pb.SignalRequest) -> None:
+        """The request as a protojson text frame."""
+        await self.ws.send_str(json_format.MessageToJson(request))
 
     async def next(self, timeout: float = 10) -> pb.SignalResponse:
         return await asyncio.wait_for(self.responses.get(), timeout)
