@@ -257,6 +257,26 @@ export async function expectFramesRising(viewer, fromIdentity, gapMs = 2_000, mi
   return { s1, s2, fps: +fps.toFixed(1) };
 }
 
+/**
+ * Waits for `slow`, which asked for a low frame rate, to decode `from`'s video at
+ * least at `high`'s current width and under 60 % of `highFps`. Returns its run.
+ */
+export async function expectReducedRate(slow, high, from, highFps, { windowMs = 2_000, waitMs = 20_000 } = {}) {
+  const found = await waitFor(
+    `${slow.name} to decode full size at under 60 % of the full rate`,
+    async () => {
+      const run = await expectFramesRising(slow, from, windowMs, 1);
+      // HIGH's size now: its layer may have moved since highFps was measured.
+      const highNow = videoFrom(await high.stats(), from);
+      const ok = run.s2.frameWidth >= (highNow?.frameWidth ?? Infinity) && run.fps < highFps * 0.6;
+      return { ok, info: { slow: { ...briefVideo(run.s2), fps: run.fps }, high: briefVideo(highNow), highFps }, run };
+    },
+    waitMs,
+    0,
+  );
+  return found.run;
+}
+
 /** The inbound-rtp fields the layer tests compare and report. */
 export const briefVideo = (v) =>
   v && {
