@@ -169,9 +169,9 @@ fn serve(args: &ServerArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
     // The executors run until the process exits; the main thread waits for a signal
-    // and drains. Each is watched instead of joined: glommio returns an executor that
-    // could not even be built (its io_uring setup failed) only through its handle, and
-    // unseen that leaves a node that listens but never answers.
+    // and drains. Each is watched instead of joined: glommio reports an executor that
+    // could not be built (e.g. its io_uring setup failed) only through its handle, and
+    // unseen that would leave a node that listens but never answers.
     for (i, handle) in handles.into_iter().enumerate() {
         watch_executor(format!("shard {i}"), handle);
     }

@@ -55,7 +55,7 @@ struct Conn {
 }
 
 /// Signal messages queued for one connection before it counts as not reading.
-pub const CONN_QUEUE: usize = 1024;
+const CONN_QUEUE: usize = 1024;
 
 struct ShardStatus {
     stats: ShardStats,
