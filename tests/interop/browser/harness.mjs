@@ -173,6 +173,22 @@ export async function describePage(p) {
   ].join('\n');
 }
 
+/**
+ * Opens one page per name (each into ctx.pages as it opens), then connects them to
+ * `room` on ctx.server in `connectOrder` (default: the same order). Returns the pages
+ * by name.
+ */
+export async function joinPages(env, ctx, room, names, connectOrder = names) {
+  const pages = {};
+  for (const name of names) {
+    pages[name] = await env.openPage(name);
+    ctx.pages.push(pages[name]);
+  }
+  const url = wsUrl(ctx.server);
+  for (const name of connectOrder) await pages[name].connect(url, await token(name, room));
+  return pages;
+}
+
 /** The server's request, join and signal-close lines (at most 20), for a failure's first lines. */
 function signalSummary(log) {
   const lines = log

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startCorelay } from './corelay.mjs';
-import { briefVideo as brief, expectFramesRising, expectReducedRate, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+import { briefVideo as brief, expectFramesRising, expectReducedRate, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 240_000;
 const LAYER_WAIT_MS = 30_000; // for the two subscribers' resolutions to differ
@@ -75,17 +75,7 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
       timeline.map((x) => JSON.stringify(x)).join('\n');
     try {
       await withDiagnostics(ctx, async () => {
-        const pub = await env.openPage('pub');
-        const low = await env.openPage('low');
-        const high = await env.openPage('high');
-        const slow = await env.openPage('slow');
-        ctx.pages.push(pub, low, high, slow);
-        const url = wsUrl(ctx.server);
-
-        await low.connect(url, await token('low', ROOM));
-        await high.connect(url, await token('high', ROOM));
-        await slow.connect(url, await token('slow', ROOM));
-        await pub.connect(url, await token('pub', ROOM));
+        const { pub, low, high, slow } = await joinPages(env, ctx, ROOM, ['pub', 'low', 'high', 'slow'], ['low', 'high', 'slow', 'pub']);
         const publishedAt = Date.now();
         const published = await pub.publishCamera(CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
@@ -182,15 +172,7 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
       `--- timeline (ms since setEnabled(false)) ---\n` + timeline.map((x) => JSON.stringify(x)).join('\n');
     try {
       await withDiagnostics(ctx, async () => {
-        const pub = await env.openPage('pub');
-        const viewer = await env.openPage('viewer');
-        const control = await env.openPage('control');
-        ctx.pages.push(pub, viewer, control);
-        const url = wsUrl(ctx.server);
-
-        await viewer.connect(url, await token('viewer', ROOM));
-        await control.connect(url, await token('control', ROOM));
-        await pub.connect(url, await token('pub', ROOM));
+        const { pub, viewer, control } = await joinPages(env, ctx, ROOM, ['pub', 'viewer', 'control'], ['viewer', 'control', 'pub']);
         const publishedAt = Date.now();
         const published = await pub.publishCamera(CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);

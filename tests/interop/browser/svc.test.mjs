@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startCorelay } from './corelay.mjs';
-import { briefVideo as brief, expectFramesRising, expectReducedRate, startBrowser, token, videoFrom, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+import { briefVideo as brief, expectFramesRising, expectReducedRate, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 180_000;
 const LAYER_WAIT_MS = 30_000;
@@ -35,16 +35,7 @@ describe('VP9 SVC with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }
     ctx.extra = () => `--- timeline ---\n` + timeline.map((x) => JSON.stringify(x)).join('\n');
     try {
       await withDiagnostics(ctx, async () => {
-        const pub = await env.openPage('pub');
-        const low = await env.openPage('low');
-        const high = await env.openPage('high');
-        const slow = await env.openPage('slow');
-        ctx.pages.push(pub, low, high, slow);
-        const url = wsUrl(ctx.server);
-        await low.connect(url, await token('low', ROOM));
-        await high.connect(url, await token('high', ROOM));
-        await slow.connect(url, await token('slow', ROOM));
-        await pub.connect(url, await token('pub', ROOM));
+        const { pub, low, high, slow } = await joinPages(env, ctx, ROOM, ['pub', 'low', 'high', 'slow'], ['low', 'high', 'slow', 'pub']);
         const published = await pub.publishCamera(CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
         for (const viewer of [low, high, slow]) {
