@@ -93,7 +93,7 @@ pub fn render(
         },
         &directed(&|s| s.counters.bytes_in, &|s| s.counters.bytes_out),
     );
-    let counters: [(&str, &str, f64); 5] = [
+    let counters: [(&str, &str, f64); 7] = [
         (
             "livekit_participant_join_total",
             "Participants that joined",
@@ -103,6 +103,16 @@ pub fn render(
             "livekit_pli_total",
             "Keyframe requests sent to publishers",
             sum(&|s| s.counters.keyframe_requests),
+        ),
+        (
+            "corelay_keyframe_request_repeat_total",
+            "Keyframe requests repeated because the publisher sent no keyframe since",
+            sum(&|s| s.counters.keyframe_request_repeats),
+        ),
+        (
+            "corelay_keyframe_request_failed_total",
+            "Keyframe requests for a layer the publisher does not send",
+            sum(&|s| s.counters.keyframe_request_failures),
         ),
         (
             "corelay_forwarded_packet_total",

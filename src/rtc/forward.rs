@@ -80,6 +80,14 @@ impl Rooms {
                     if !want_keyframes.contains(&rid) {
                         want_keyframes.push(rid);
                     }
+                    // Before the first start any layer's keyframe will do: ask the one
+                    // at hand too, which certainly flows (the aim may not, yet).
+                    if down.layers.current.is_none()
+                        && !down.layers.started
+                        && !want_keyframes.contains(&rtp.rid)
+                    {
+                        want_keyframes.push(rtp.rid.clone());
+                    }
                 }
                 if decision != Admit::Forward {
                     continue;
@@ -182,15 +190,19 @@ impl Rooms {
     }
 
     fn request_keyframe(&mut self, publisher: ConnId, mid: Mid, rid: Option<&str>, now: Instant) {
-        let sent = match self.session_mut((publisher, Side::Publisher)) {
-            Some((session, _)) => session.request_keyframe(mid, rid, now).unwrap_or_else(|e| {
-                debug!(conn = publisher, error = %e, "keyframe request failed");
-                false
-            }),
-            None => false,
+        let Some((session, _)) = self.session_mut((publisher, Side::Publisher)) else {
+            return;
         };
-        if sent {
-            self.counters.keyframe_requests += 1;
+        match session.request_keyframe(mid, rid, now) {
+            Ok(None) => {}
+            Ok(Some(repeat)) => {
+                self.counters.keyframe_requests += 1;
+                self.counters.keyframe_request_repeats += u64::from(repeat);
+            }
+            Err(e) => {
+                debug!(conn = publisher, error = %e, "keyframe request failed");
+                self.counters.keyframe_request_failures += 1;
+            }
         }
     }
 

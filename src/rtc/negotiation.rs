@@ -128,8 +128,10 @@ impl Rooms {
         self.send_pending_offers(&room, out);
     }
 
-    /// Our answer, with each new track's announced codec (AddTrackRequest
-    /// simulcast_codecs) first on its m-line: see `codec_order`.
+    /// Our answer, with each track's codec first on its m-line (see `codec_order`): a
+    /// new track's announced one (AddTrackRequest simulcast_codecs), and for a track
+    /// already published the one it was published with, so that a renegotiation does
+    /// not switch it.
     fn prefer_announced_codecs(
         &mut self,
         conn: ConnId,
@@ -142,13 +144,25 @@ impl Rooms {
         let wanted: Vec<(String, Codec)> = offered
             .iter()
             .filter_map(|m| {
-                let cid = m.msid_track.as_deref()?;
-                let track = p.media.pending_tracks.iter().find(|t| t.cid == cid)?;
-                let codec = track.info.codecs.first()?;
-                Some((
-                    m.mid.to_string(),
-                    codec_order::codec_named(&codec.mime_type)?,
-                ))
+                let published = p
+                    .media
+                    .published
+                    .get(&m.mid)
+                    .and_then(|sid| p.info.tracks.iter().find(|t| t.sid == *sid));
+                let pending = || {
+                    let cid = m.msid_track.as_deref()?;
+                    let t = p.media.pending_tracks.iter().find(|t| t.cid == cid)?;
+                    Some(&t.info)
+                };
+                let track = published.or_else(pending)?;
+                let codec = if track.r#type == lk::TrackType::Audio as i32 {
+                    audio_codec(track)
+                } else if published.is_some() {
+                    codec_order::codec_named(&track.mime_type)?
+                } else {
+                    codec_order::codec_named(&track.codecs.first()?.mime_type)?
+                };
+                Some((m.mid.to_string(), codec))
             })
             .collect();
         codec_order::prefer_codecs(answer, &wanted)
@@ -551,5 +565,18 @@ impl Rooms {
             }
         }
         self.send_pending_offers(room, out);
+    }
+}
+
+/// The codec a publisher's audio track goes first with: RED, as LiveKit prefers it,
+/// unless the track was published with `disable_red` or is end-to-end encrypted (the
+/// SDK's frame encryption would cover the RED wrapper, which the server then could
+/// neither read nor strip for subscribers without RED).
+pub(super) fn audio_codec(track: &lk::TrackInfo) -> Codec {
+    let encrypted = track.encryption != lk::encryption::Type::None as i32;
+    if track.disable_red || encrypted {
+        Codec::Opus
+    } else {
+        Codec::Red
     }
 }

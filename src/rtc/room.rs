@@ -39,6 +39,10 @@ pub struct Counters {
     pub dropped_unknown_flow: u64,
     /// Keyframe requests relayed from subscribers or made for layer starts.
     pub keyframe_requests: u64,
+    /// Of those, requests repeated because the layer sent no keyframe since the last.
+    pub keyframe_request_repeats: u64,
+    /// Requests for a layer the publisher does not send (not sent).
+    pub keyframe_request_failures: u64,
     pub participant_joins: u64,
     pub data_packets: u64,
     /// Downtracks the stream allocator paused for bandwidth.

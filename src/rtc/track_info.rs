@@ -12,11 +12,22 @@ use crate::ids;
 /// The rid of the layer with `quality`: as announced in AddTrackRequest, else the
 /// SDKs' convention (q/h/f).
 pub(super) fn layer_rid(layers: &[lk::VideoLayer], quality: lk::VideoQuality) -> String {
-    layers
+    // The announced layer of that quality, else the nearest announced one (lower on a
+    // tie): an SDK sending two layers announces LOW and MEDIUM (`q`, `h`), so HIGH is
+    // its `h`, never an `f` that does not exist and would be waited for in vain.
+    let wanted = quality as i32;
+    let Some(layer) = layers
         .iter()
-        .find(|l| l.quality == quality as i32 && !l.rid.is_empty())
-        .map(|l| l.rid.clone())
-        .unwrap_or_else(|| rid_for(quality).to_string())
+        .filter(|l| l.quality != lk::VideoQuality::Off as i32)
+        .min_by_key(|l| ((l.quality - wanted).abs(), l.quality))
+    else {
+        return rid_for(quality).to_string();
+    };
+    if !layer.rid.is_empty() {
+        return layer.rid.clone();
+    }
+    let q = lk::VideoQuality::try_from(layer.quality).unwrap_or(quality);
+    rid_for(q).to_string()
 }
 
 pub(super) fn track_type(kind: MediaKind) -> lk::TrackType {
@@ -132,5 +143,32 @@ pub(super) fn mime(codec: &str, audio: bool) -> String {
         format!("audio/{}", codec.to_ascii_lowercase())
     } else {
         format!("video/{upper}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(quality: lk::VideoQuality, rid: &str) -> lk::VideoLayer {
+        lk::VideoLayer {
+            quality: quality as i32,
+            rid: rid.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_quality_maps_to_a_layer_that_was_announced() {
+        use lk::VideoQuality::{High, Low, Medium};
+        let two = [layer(Low, ""), layer(Medium, "")];
+        assert_eq!(layer_rid(&two, High), "h");
+        assert_eq!(layer_rid(&two, Low), "q");
+        let three = [layer(Low, ""), layer(Medium, ""), layer(High, "")];
+        assert_eq!(layer_rid(&three, High), "f");
+        let gap = [layer(Low, "a"), layer(High, "c")];
+        assert_eq!(layer_rid(&gap, Medium), "a", "lower on a tie");
+        assert_eq!(layer_rid(&gap, High), "c", "the announced rid");
+        assert_eq!(layer_rid(&[], High), "f");
     }
 }

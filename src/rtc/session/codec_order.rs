@@ -3,7 +3,9 @@
 //! answer to choose: it names the wanted codec in AddTrackRequest.simulcast_codecs
 //! (`videoCodec: 'vp9'`), and browsers send the first codec of the answer. str0m
 //! answers in its own order, so the wanted codec's payload types are moved to the
-//! front of that m-line; every codec stays negotiated.
+//! front of that m-line; every codec stays negotiated. Audio works the same way:
+//! RED first, as LiveKit prefers it, or plain Opus first for a track published with
+//! `disable_red` (E2EE: the RED wrapper would be encrypted with the frame).
 
 use str0m::format::Codec;
 
@@ -45,6 +47,14 @@ pub fn first_video_codec(sdp: &str, mid: &str) -> Option<Codec> {
         .iter()
         .find(|s| s[0].starts_with("m=video ") && section_mid(s) == Some(mid))?;
     let first_pt = section[0].split_whitespace().nth(3)?;
+    codec_of(section, first_pt).filter(|c| c.is_video())
+}
+
+/// The first codec of any m-line with `mid` (audio: Opus or RED).
+pub fn first_codec(sdp: &str, mid: &str) -> Option<Codec> {
+    let sections = split_sections(sdp);
+    let section = sections.iter().find(|s| section_mid(s) == Some(mid))?;
+    let first_pt = section[0].split_whitespace().nth(3)?;
     codec_of(section, first_pt)
 }
 
@@ -75,7 +85,8 @@ fn codec_of(section: &[&str], pt: &str) -> Option<Codec> {
     let rtpmap = section
         .iter()
         .find_map(|l| l.strip_prefix(prefix.as_str()))?;
-    codec_named(rtpmap.split('/').next()?)
+    let codec = Codec::from(rtpmap.split('/').next()?);
+    (codec != Codec::Unknown).then_some(codec)
 }
 
 /// A video codec from its SDP or mime name (`VP9`, `video/vp9`), by str0m's names.
@@ -112,6 +123,23 @@ mod tests {
         let av1 = prefer_codecs(ANSWER, &[("2".to_string(), Codec::Av1)]);
         assert_eq!(first_video_codec(&av1, "2"), Some(Codec::Av1));
         assert_eq!(first_video_codec(ANSWER, "0"), None);
+    }
+
+    const AUDIO: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 63 111\r\na=mid:0\r\n\
+        a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\na=rtpmap:111 opus/48000/2\r\n";
+
+    #[test]
+    fn opus_or_red_first_on_an_audio_line() {
+        assert_eq!(first_codec(AUDIO, "0"), Some(Codec::Red));
+        let opus = prefer_codecs(AUDIO, &[("0".to_string(), Codec::Opus)]);
+        assert!(
+            opus.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\n"),
+            "{opus}"
+        );
+        assert_eq!(first_codec(&opus, "0"), Some(Codec::Opus));
+        let red = prefer_codecs(&opus, &[("0".to_string(), Codec::Red)]);
+        assert_eq!(first_codec(&red, "0"), Some(Codec::Red));
+        assert_eq!(first_video_codec(AUDIO, "0"), None);
     }
 
     #[test]

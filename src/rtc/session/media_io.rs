@@ -2,7 +2,7 @@
 //! RTP in and out, keyframe requests and data channel messages.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::format::{self, Codec};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
@@ -12,9 +12,6 @@ use str0m::{Event, IceConnectionState, Output};
 use super::{
     Flow, LinkStats, Loss, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit,
 };
-
-/// Keyframe requests towards a publisher, per mid and rid, are at most this frequent.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 impl PeerSession {
     /// Drains str0m's output: transmits and events are pushed, the next deadline returned
@@ -142,6 +139,9 @@ impl PeerSession {
                 Codec::Av1 => format::detect_av1_keyframe(&p.payload),
                 _ => false,
             };
+        if is_keyframe {
+            self.keyframe_asks.answered(mid, rid);
+        }
         Some(RtpIn {
             mid,
             rid: rid.map(|r| r.to_string()),
@@ -236,37 +236,29 @@ impl PeerSession {
         }
     }
 
-    /// Publisher PC: asks the client for a keyframe (PLI) on `mid`/`rid`. Returns false
-    /// when a request for the same layer went out less than 500 ms ago.
+    /// Publisher PC: asks the client for a keyframe (PLI) on `mid`/`rid`. `Ok(None)`
+    /// when it is too soon to ask that layer again (see `keyframe_asks`), else whether
+    /// this request repeats an unanswered one. A layer the client does not send (yet)
+    /// is an error, and is not recorded: the caller can ask a layer that flows.
     pub fn request_keyframe(
         &mut self,
         mid: Mid,
         rid: Option<&str>,
         now: Instant,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<Option<bool>, SessionError> {
         let rid = rid.map(Rid::from);
-        let recent = self.last_keyframe_request.iter().any(|(m, r, at)| {
-            *m == mid && *r == rid && now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL
-        });
-        if recent {
-            return Ok(false);
-        }
-        // Recorded before the attempt: a layer that is not being received (yet) is
-        // asked for at the same limited rate, not on every packet of another layer.
-        match self
-            .last_keyframe_request
-            .iter_mut()
-            .find(|(m, r, _)| *m == mid && *r == rid)
-        {
-            Some(entry) => entry.2 = now,
-            None => self.last_keyframe_request.push((mid, rid, now)),
-        }
         let mut api = self.rtc.direct_api();
-        let rx = api
-            .stream_rx_by_mid(mid, rid)
-            .ok_or(SessionError::UnknownMid(mid))?;
+        let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+            return Err(SessionError::UnknownLayer {
+                mid,
+                rid: rid.map(|r| r.to_string()),
+            });
+        };
+        let Some(repeat) = self.keyframe_asks.ask(mid, rid, now) else {
+            return Ok(None);
+        };
         rx.request_keyframe(KeyframeRequestKind::Pli);
-        Ok(true)
+        Ok(Some(repeat))
     }
 
     /// Sends one message on the open channel `label`. `Ok(false)` when its buffer is full.

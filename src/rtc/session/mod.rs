@@ -10,6 +10,7 @@
 
 mod candidate;
 pub mod codec_order;
+mod keyframe_asks;
 mod media_io;
 mod offer;
 mod peer;
@@ -167,6 +168,8 @@ pub enum SessionError {
     Datagram(String),
     #[error("no such media: {0}")]
     UnknownMid(Mid),
+    #[error("mid {mid} receives no layer {rid:?}")]
+    UnknownLayer { mid: Mid, rid: Option<String> },
     #[error("no send track {0:?}")]
     UnknownTrack(String),
     #[error("codec {codec:?} is not negotiated on mid {mid}")]

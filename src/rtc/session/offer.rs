@@ -73,7 +73,8 @@ impl PeerSession {
     }
 
     /// Subscriber PC: stops a send track in the next offer (port 0; the m-line can be
-    /// recycled). A track no offer carried yet is simply forgotten.
+    /// recycled; the BUNDLE tag is made inactive instead). A track no offer carried
+    /// yet is simply forgotten.
     pub fn remove_send_track(&mut self, track_id: &str) -> Result<(), SessionError> {
         let i = self
             .send_tracks
@@ -131,7 +132,14 @@ impl PeerSession {
             t.in_flight = true;
         }
         for (mid, in_flight) in self.removals.iter_mut().filter(|(_, f)| !f) {
-            api.stop_media(*mid);
+            if Some(*mid) == self.bundle_mid {
+                // Stopping the BUNDLE tag (port 0) takes it out of the group, and
+                // libwebrtc then tears down the shared transport: it aborts the SCTP
+                // association, which ends the whole PC. Inactive keeps the transport.
+                api.set_direction(*mid, Direction::Inactive);
+            } else {
+                api.stop_media(*mid);
+            }
             *in_flight = true;
         }
         if self.channels_state == Channels::Queued {

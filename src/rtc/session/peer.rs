@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
-use str0m::media::{Mid, Rid};
+use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 
@@ -38,7 +38,7 @@ pub struct PeerSession {
     pub(super) channels: Vec<(ChannelId, String)>,
     pub(super) connected: bool,
     pub(super) closed: bool,
-    pub(super) last_keyframe_request: Vec<(Mid, Option<Rid>, Instant)>,
+    pub(super) keyframe_asks: super::keyframe_asks::KeyframeAsks,
     /// Cached: str0m needs `&mut` to read it.
     pub(super) ufrag: String,
     /// The latest time we were given (for `accepts`, which takes none).
@@ -99,7 +99,7 @@ impl PeerSession {
             channels: Vec::new(),
             connected: false,
             closed: false,
-            last_keyframe_request: Vec::new(),
+            keyframe_asks: Default::default(),
             ufrag,
             last_now: now,
             rr_loss: None,

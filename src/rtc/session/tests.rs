@@ -249,6 +249,33 @@ fn renegotiation_adds_a_track_after_connect() {
 }
 
 #[test]
+fn removing_the_bundle_tag_track_keeps_it_in_the_bundle() {
+    // TR_def is the subscriber offer's first m-line: the BUNDLE tag. Rejecting it
+    // would make libwebrtc rebuild the bundle transport and abort SCTP.
+    let (mut pair, _) = subscriber();
+    let first = pair.server.send_track_mid("TR_def").unwrap();
+    pair.server.remove_send_track("TR_def").unwrap();
+    let offer = pair.server_offer();
+    let group = offer
+        .lines()
+        .find(|l| l.starts_with("a=group:BUNDLE"))
+        .expect("a BUNDLE group");
+    assert_eq!(group.split_whitespace().nth(1), Some(&*first.to_string()));
+    assert!(!offer.contains(" 0 UDP/TLS"), "no m-line rejected: {offer}");
+    assert!(offer.contains("a=inactive"), "{offer}");
+    pair.run_for(Duration::from_secs(1));
+    assert!(pair.server.is_connected());
+    assert!(
+        !pair
+            .server_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Disconnected)),
+        "{:?}",
+        pair.server_events
+    );
+}
+
+#[test]
 fn keyframe_requests_flow_both_ways() {
     // Subscriber side: the receiving client sends a PLI, the server sees it.
     let (mut sub, _) = subscriber();
@@ -282,10 +309,21 @@ fn keyframe_requests_flow_both_ways() {
         p.pair.run_for(Duration::from_millis(30));
     }
     let now = p.pair.now;
-    assert!(p.pair.server.request_keyframe(p.video, None, now).unwrap());
-    assert!(
-        !p.pair.server.request_keyframe(p.video, None, now).unwrap(),
+    assert_eq!(
+        p.pair.server.request_keyframe(p.video, None, now).unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        p.pair.server.request_keyframe(p.video, None, now).unwrap(),
+        None,
         "rate limited"
+    );
+    assert!(
+        matches!(
+            p.pair.server.request_keyframe(p.video, Some("f"), now),
+            Err(SessionError::UnknownLayer { .. })
+        ),
+        "a layer the client does not send"
     );
     p.pair.drain_server();
     let video = p.video;

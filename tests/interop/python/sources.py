@@ -14,13 +14,18 @@ RATE = 48000
 SAMPLES = 480  # 10 ms
 
 
-async def pump_video(source: rtc.VideoSource, stop: Optional[asyncio.Event] = None) -> None:
-    """Frames until `stop` is set (or the task is cancelled)."""
+async def pump_video(
+    source: rtc.VideoSource,
+    stop: Optional[asyncio.Event] = None,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> None:
+    """Frames of `size` until `stop` is set (or the task is cancelled)."""
     n = 0
+    width, height = size
     while stop is None or not stop.is_set():
         shade = (n * 7) % 255
-        data = bytearray([shade, 255 - shade, 128, 255] * (WIDTH * HEIGHT))
-        source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, data))
+        data = bytearray([shade, 255 - shade, 128, 255] * (width * height))
+        source.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, data))
         n += 1
         await asyncio.sleep(1 / 30)
 

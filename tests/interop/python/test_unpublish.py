@@ -1,0 +1,106 @@
+"""Unpublishing one track must not cost its subscribers their connection: the
+subscriber sees `track_unpublished`, stays in the room, and keeps decoding the other
+track. Tried for each track in turn, since the m-line that comes first in the
+subscriber's SDP is the one whose removal used to end the subscriber session. Bob joins
+after Alice published, so his subscriber offer carries her tracks before the data
+channels: its first m-line (the BUNDLE tag) is one of her tracks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from livekit import rtc
+
+from conftest import Corelay
+from sources import publish_camera_and_mic, pump_audio, pump_video, HEIGHT, WIDTH
+
+WANT_FRAMES = 10
+
+
+async def frames_within(track: rtc.Track, want: int, timeout: float) -> int:
+    """Decodes up to `want` frames of `track`; returns how many arrived in `timeout`."""
+    stream = rtc.VideoStream(track) if track.kind == rtc.TrackKind.KIND_VIDEO else rtc.AudioStream(track)
+    got = 0
+
+    async def count() -> None:
+        nonlocal got
+        async for _ in stream:
+            got += 1
+            if got >= want:
+                return
+
+    try:
+        await asyncio.wait_for(count(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await stream.aclose()
+    return got
+
+
+async def unpublish_one(c: Corelay, room: str, remove: rtc.TrackKind.ValueType) -> None:
+    alice, bob = rtc.Room(), rtc.Room()
+    video = rtc.VideoSource(WIDTH, HEIGHT)
+    audio = rtc.AudioSource(48000, 1)
+    stop = asyncio.Event()
+    pumps = [
+        asyncio.create_task(pump_video(video, stop)),
+        asyncio.create_task(pump_audio(audio, stop)),
+    ]
+    subscribed: asyncio.Queue = asyncio.Queue()
+    unpublished: asyncio.Queue = asyncio.Queue()
+    bob_left = asyncio.Event()
+
+    @bob.on("track_subscribed")
+    def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
+        subscribed.put_nowait(track)
+
+    @bob.on("track_unpublished")
+    def _on_unpublished(publication, participant):  # type: ignore[no-untyped-def]
+        unpublished.put_nowait(publication.sid)
+
+    @bob.on("disconnected")
+    def _on_disconnected(reason):  # type: ignore[no-untyped-def]
+        bob_left.set()
+
+    try:
+        await alice.connect(c.url, c.join_token(room, "alice"))
+        await publish_camera_and_mic(alice.local_participant, video, audio)
+        await bob.connect(c.url, c.join_token(room, "bob"))
+        tracks: dict = {}
+        while len(tracks) < 2:
+            track = await asyncio.wait_for(subscribed.get(), 15)
+            tracks[track.kind] = track
+        for track in tracks.values():
+            assert await frames_within(track, WANT_FRAMES, 10) >= WANT_FRAMES, "before unpublish"
+
+        gone = next(
+            p for p in alice.local_participant.track_publications.values() if p.kind == remove
+        )
+        await alice.local_participant.unpublish_track(gone.sid)
+        assert await asyncio.wait_for(unpublished.get(), 10) == gone.sid
+        # Long enough for the renegotiation that removes the m-line to finish.
+        await asyncio.sleep(1.0)
+        assert not bob_left.is_set(), "bob was disconnected by the unpublish"
+        assert bob.connection_state == rtc.ConnectionState.CONN_CONNECTED
+        kept = next(t for k, t in tracks.items() if k != remove)
+        got = await frames_within(kept, WANT_FRAMES, 10)
+        assert got >= WANT_FRAMES, f"the remaining track decoded {got} frames"
+        assert not bob_left.is_set(), "bob was disconnected by the unpublish"
+    finally:
+        stop.set()
+        for p in pumps:
+            p.cancel()
+        await bob.disconnect()
+        await alice.disconnect()
+
+
+@pytest.mark.parametrize(
+    "remove",
+    [rtc.TrackKind.KIND_VIDEO, rtc.TrackKind.KIND_AUDIO],
+    ids=["unpublish-video", "unpublish-audio"],
+)
+def test_unpublish_keeps_subscriber_connected(corelay: Corelay, remove) -> None:  # type: ignore[no-untyped-def]
+    name = "video" if remove == rtc.TrackKind.KIND_VIDEO else "audio"
+    asyncio.run(asyncio.wait_for(unpublish_one(corelay, f"unpub-{name}", remove), 60))
