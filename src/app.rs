@@ -64,6 +64,13 @@ fn serve(args: &ServerArgs) -> Result<()> {
     for w in &warnings {
         warn!("{w}");
     }
+    if config.turn.enabled {
+        warn!("turn.enabled is set, but corelay has no TURN server yet: no TURN listener is opened and clients get no TURN servers");
+    }
+    if std::env::var_os("CORELAY_TEST_PANIC_HOOK").is_some_and(|v| v == "1") {
+        warn!("CORELAY_TEST_PANIC_HOOK=1: a data message can make its session panic (tests only)");
+        crate::rtc::session::enable_test_panic_hook();
+    }
     let affinity = config::load_affinity(&args.core_affinity)?;
     let allowed: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())

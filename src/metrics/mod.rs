@@ -93,7 +93,7 @@ pub fn render(
         },
         &directed(&|s| s.counters.bytes_in, &|s| s.counters.bytes_out),
     );
-    let counters: [(&str, &str, f64); 7] = [
+    let counters: [(&str, &str, f64); 8] = [
         (
             "livekit_participant_join_total",
             "Participants that joined",
@@ -113,6 +113,11 @@ pub fn render(
             "corelay_keyframe_request_failed_total",
             "Keyframe requests for a layer the publisher does not send",
             sum(&|s| s.counters.keyframe_request_failures),
+        ),
+        (
+            "corelay_session_panic_total",
+            "Peer connections ended because handling them panicked",
+            sum(&|s| s.counters.session_panics),
         ),
         (
             "corelay_forwarded_packet_total",

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use livekit_protocol as lk;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::participant::{ConnId, Participant};
 use super::room::Rooms;
 use super::room_ops::Outbound;
-use super::session::{PeerRole, PeerSession, SessionEvent, Transmit};
+use super::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit};
 
 /// Which of a participant's two peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -278,6 +278,10 @@ impl Rooms {
     ) {
         match event {
             SessionEvent::Connected => self.on_connected(key, out),
+            SessionEvent::Panicked(why) => {
+                warn!(conn = key.0, side = ?key.1, panic = %why, "peer connection panicked: ending its session");
+                self.counters.session_panics += 1;
+            }
             SessionEvent::Disconnected => {
                 debug!(conn = key.0, side = ?key.1, "peer connection lost");
                 self.remove_conn(key.0, lk::DisconnectReason::UnknownReason, now, out);
@@ -335,6 +339,9 @@ fn drain_into(
     match result {
         Ok(next) => *deadline = Some(next),
         Err(e) => {
+            if let SessionError::Panicked(why) = &e {
+                events.push(SessionEvent::Panicked(why.clone()));
+            }
             debug!(conn = key.0, error = %e, "session failed");
             *deadline = None;
             events.push(SessionEvent::Disconnected);

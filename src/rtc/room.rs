@@ -47,6 +47,8 @@ pub struct Counters {
     pub data_packets: u64,
     /// Downtracks the stream allocator paused for bandwidth.
     pub bandwidth_pauses: u64,
+    /// Sessions ended because str0m panicked inside them (see `session::guard`).
+    pub session_panics: u64,
     /// NACK feedback messages sent to publishers (about media we receive).
     pub nacks_sent: u64,
     /// NACK feedback messages received from subscribers (about media we send).
@@ -94,6 +96,9 @@ pub(super) struct RoomState {
     pub(super) participants: BTreeMap<String, Participant>,
     /// Close the room at this instant unless someone is in it.
     pub(super) close_at: Instant,
+    /// JoinResponse.sif_trailer: random per room, as LiveKit's. E2EE clients treat a
+    /// frame ending in it as server-injected and do not try to decrypt it.
+    pub(super) sif_trailer: Vec<u8>,
 }
 
 /// Every room of one shard, keyed by name.
@@ -293,6 +298,7 @@ impl Rooms {
                 info: info.clone(),
                 participants: BTreeMap::new(),
                 close_at,
+                sif_trailer: format!("{}{}", ids::guid(""), ids::guid("")).into_bytes(),
             },
         );
         Ok(info)

@@ -83,6 +83,7 @@ impl Rooms {
             .map(|p| p.info.clone())
             .collect();
         let room_info = room.info.clone();
+        let sif_trailer = room.sif_trailer.clone();
         self.conns
             .insert(conn, (params.room.clone(), params.identity.clone()));
         self.counters.participant_joins += 1;
@@ -114,6 +115,7 @@ impl Rooms {
             fast_publish: params.permission.can_publish,
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
+            sif_trailer,
             ..Default::default()
         })
     }

@@ -191,6 +191,11 @@ impl Pair {
         }
     }
 
+    /// Takes the client's datagrams in flight, for a test to deliver (or lose) itself.
+    pub fn take_to_server(&mut self) -> Vec<Transmit> {
+        std::mem::take(&mut self.to_server)
+    }
+
     /// Steps until `done` holds or `limit` of synthetic time has passed.
     pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) -> bool {
         let end = self.now + limit;

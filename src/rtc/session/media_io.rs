@@ -21,6 +21,14 @@ impl PeerSession {
         out: &mut Vec<Transmit>,
         events: &mut Vec<SessionEvent>,
     ) -> Result<Instant, SessionError> {
+        self.guarded(|s| s.drain_unguarded(out, events))
+    }
+
+    fn drain_unguarded(
+        &mut self,
+        out: &mut Vec<Transmit>,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<Instant, SessionError> {
         loop {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => return Ok(t),
@@ -66,6 +74,7 @@ impl PeerSession {
                 events.push(SessionEvent::ChannelOpen { label });
             }
             Event::ChannelData(d) => {
+                super::guard::maybe_test_panic(&d.data);
                 if let Some((_, label)) = self.channels.iter().find(|(i, _)| *i == d.id) {
                     events.push(SessionEvent::ChannelData {
                         label: label.clone(),
@@ -189,22 +198,24 @@ impl PeerSession {
         now: Instant,
         audio_level: Option<i8>,
     ) -> Result<(), SessionError> {
-        let (kind, local_pt) = self.local_pt(mid, pt)?;
-        let mut api = self.rtc.direct_api();
-        let tx = api
-            .stream_tx_by_mid(mid, None)
-            .ok_or(SessionError::UnknownMid(mid))?;
-        let ext_vals = ExtensionValues {
-            audio_level,
-            ..Default::default()
-        };
-        tx.write_rtp(
-            RtpWrite::new(local_pt, SeqNo::from(seq), timestamp, now, payload)
-                .marker(marker)
-                .nackable(kind == MediaKind::Video)
-                .ext_vals(ext_vals),
-        );
-        Ok(())
+        self.guarded(|s| {
+            let (kind, local_pt) = s.local_pt(mid, pt)?;
+            let mut api = s.rtc.direct_api();
+            let tx = api
+                .stream_tx_by_mid(mid, None)
+                .ok_or(SessionError::UnknownMid(mid))?;
+            let ext_vals = ExtensionValues {
+                audio_level,
+                ..Default::default()
+            };
+            tx.write_rtp(
+                RtpWrite::new(local_pt, SeqNo::from(seq), timestamp, now, payload)
+                    .marker(marker)
+                    .nackable(kind == MediaKind::Video)
+                    .ext_vals(ext_vals),
+            );
+            Ok(())
+        })
     }
 
     /// Whether `mid` negotiated RED for `pt`'s codec: a RED packet goes out as it came
@@ -247,18 +258,20 @@ impl PeerSession {
         now: Instant,
     ) -> Result<Option<bool>, SessionError> {
         let rid = rid.map(Rid::from);
-        let mut api = self.rtc.direct_api();
-        let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
-            return Err(SessionError::UnknownLayer {
-                mid,
-                rid: rid.map(|r| r.to_string()),
-            });
-        };
-        let Some(repeat) = self.keyframe_asks.ask(mid, rid, now) else {
-            return Ok(None);
-        };
-        rx.request_keyframe(KeyframeRequestKind::Pli);
-        Ok(Some(repeat))
+        self.guarded(|s| {
+            let mut api = s.rtc.direct_api();
+            let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+                return Err(SessionError::UnknownLayer {
+                    mid,
+                    rid: rid.map(|r| r.to_string()),
+                });
+            };
+            let Some(repeat) = s.keyframe_asks.ask(mid, rid, now) else {
+                return Ok(None);
+            };
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            Ok(Some(repeat))
+        })
     }
 
     /// Sends one message on the open channel `label`. `Ok(false)` when its buffer is full.
@@ -268,16 +281,18 @@ impl PeerSession {
         binary: bool,
         data: &[u8],
     ) -> Result<bool, SessionError> {
-        let id = self
-            .channels
-            .iter()
-            .find(|(_, l)| l == label)
-            .map(|(id, _)| *id)
-            .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
-        let mut channel = self
-            .rtc
-            .channel(id)
-            .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
-        Ok(channel.write(binary, data)?)
+        self.guarded(|s| {
+            let id = s
+                .channels
+                .iter()
+                .find(|(_, l)| l == label)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
+            let mut channel = s
+                .rtc
+                .channel(id)
+                .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
+            Ok(channel.write(binary, data)?)
+        })
     }
 }

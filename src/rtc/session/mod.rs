@@ -10,6 +10,7 @@
 
 mod candidate;
 pub mod codec_order;
+mod guard;
 mod keyframe_asks;
 mod media_io;
 mod offer;
@@ -22,6 +23,8 @@ mod harness;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_guard;
+#[cfg(test)]
 mod tests_input;
 #[cfg(test)]
 mod tests_stats;
@@ -29,6 +32,7 @@ mod tests_stats;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use str0m::format::Codec;
@@ -108,6 +112,9 @@ pub enum SessionEvent {
     Connected,
     /// ICE lost the peer, or the peer closed the connection. Emitted once.
     Disconnected,
+    /// str0m panicked inside this session (contained: see `guard`); `Disconnected`
+    /// follows.
+    Panicked(String),
     /// The remote added a media line (publisher PC; after DTLS is up).
     MediaAdded {
         mid: Mid,
@@ -178,6 +185,8 @@ pub enum SessionError {
     NoChannel(String),
     #[error("rtc: {0}")]
     Rtc(String),
+    #[error("session panicked: {0}")]
+    Panicked(String),
 }
 
 impl From<str0m::RtcError> for SessionError {

@@ -110,6 +110,10 @@ impl PeerSession {
     /// Subscriber PC: an offer for everything queued, `None` if nothing is. Only one offer
     /// may wait for its answer; queue more changes and offer again after it.
     pub fn create_offer(&mut self) -> Result<Option<String>, SessionError> {
+        self.guarded(|s| s.create_offer_unguarded())
+    }
+
+    fn create_offer_unguarded(&mut self) -> Result<Option<String>, SessionError> {
         if self.role != PeerRole::Subscriber {
             return Err(SessionError::WrongRole(self.role));
         }
@@ -170,6 +174,10 @@ impl PeerSession {
     /// Subscriber PC: the client's answer to our outstanding offer. On failure the offer's
     /// changes are queued again (tracks get new mids in the next offer).
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SessionError> {
+        self.guarded(|s| s.accept_answer_unguarded(sdp))
+    }
+
+    fn accept_answer_unguarded(&mut self, sdp: &str) -> Result<(), SessionError> {
         let Some(pending) = self.pending.take() else {
             return Err(SessionError::NoPendingOffer);
         };

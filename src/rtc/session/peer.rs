@@ -38,6 +38,8 @@ pub struct PeerSession {
     pub(super) channels: Vec<(ChannelId, String)>,
     pub(super) connected: bool,
     pub(super) closed: bool,
+    /// Set when str0m panicked inside this session (see `guard`).
+    pub(super) poisoned: Option<String>,
     pub(super) keyframe_asks: super::keyframe_asks::KeyframeAsks,
     /// Cached: str0m needs `&mut` to read it.
     pub(super) ufrag: String,
@@ -99,6 +101,7 @@ impl PeerSession {
             channels: Vec::new(),
             connected: false,
             closed: false,
+            poisoned: None,
             keyframe_asks: Default::default(),
             ufrag,
             last_now: now,
@@ -124,6 +127,13 @@ impl PeerSession {
 
     /// Publisher PC: the client's offer → our answer, plus its audio/video m-lines.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<(String, Vec<OfferedMedia>), SessionError> {
+        self.guarded(|s| s.accept_offer_unguarded(sdp))
+    }
+
+    fn accept_offer_unguarded(
+        &mut self,
+        sdp: &str,
+    ) -> Result<(String, Vec<OfferedMedia>), SessionError> {
         if self.role != PeerRole::Publisher {
             return Err(SessionError::WrongRole(self.role));
         }
@@ -148,7 +158,10 @@ impl PeerSession {
     /// `candidate:` line). mDNS `.local` hosts and end-of-candidates are ignored.
     pub fn add_remote_candidate(&mut self, init_json: &str) -> Result<(), SessionError> {
         if let Trickled::Candidate(c) = parse_trickle(init_json)? {
-            self.rtc.add_remote_candidate(c);
+            self.guarded(|s| {
+                s.rtc.add_remote_candidate(c);
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -179,17 +192,21 @@ impl PeerSession {
         destination: SocketAddr,
         datagram: &[u8],
     ) -> Result<(), SessionError> {
-        let r = Receive::new(Protocol::Udp, source, destination, datagram)
-            .map_err(|e| SessionError::Datagram(e.to_string()))?;
-        self.last_now = self.last_now.max(now);
-        self.rtc.handle_input(Input::Receive(now, r))?;
-        Ok(())
+        self.guarded(|s| {
+            let r = Receive::new(Protocol::Udp, source, destination, datagram)
+                .map_err(|e| SessionError::Datagram(e.to_string()))?;
+            s.last_now = s.last_now.max(now);
+            s.rtc.handle_input(Input::Receive(now, r))?;
+            Ok(())
+        })
     }
 
     /// Timers (and sending what `write_rtp` queued). Drain afterwards.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        self.last_now = self.last_now.max(now);
-        self.rtc.handle_input(Input::Timeout(now))?;
-        Ok(())
+        self.guarded(|s| {
+            s.last_now = s.last_now.max(now);
+            s.rtc.handle_input(Input::Timeout(now))?;
+            Ok(())
+        })
     }
 }

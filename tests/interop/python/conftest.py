@@ -50,7 +50,11 @@ class Corelay(NamedTuple):
 
 class _Server:
     def __init__(
-        self, binary: Path, extra_args: Optional[list[str]] = None, dev: bool = True
+        self,
+        binary: Path,
+        extra_args: Optional[list[str]] = None,
+        dev: bool = True,
+        env: Optional[dict[str, str]] = None,
     ) -> None:
         self.binary = binary
         LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,7 @@ class _Server:
             text=True,
             bufsize=1,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         # Drain stdout for the server's whole life so it never blocks on a full pipe.
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
