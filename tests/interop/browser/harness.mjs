@@ -39,6 +39,11 @@ const ASSETS = {
     path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js'),
     'text/javascript; charset=utf-8',
   ],
+  // The SDK's E2EE worker (a module worker), for e2ee.test.mjs.
+  '/node_modules/livekit-client/dist/livekit-client.e2ee.worker.mjs': [
+    path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.e2ee.worker.mjs'),
+    'text/javascript; charset=utf-8',
+  ],
   '/node_modules/livekit-client/dist/livekit-client.umd.js.map': [
     path.join(HERE, 'node_modules', 'livekit-client', 'dist', 'livekit-client.umd.js.map'),
     'application/json',
@@ -125,6 +130,8 @@ export async function startBrowser() {
       tail,
       connect: (url, tok, roomOptions) =>
         page.evaluate(([u, t, o]) => window.lkConnect(u, t, o), [url, tok, roomOptions ?? null]),
+      // End-to-end encryption with the SDK's worker and an ExternalE2EEKeyProvider holding `key`.
+      connectE2EE: (url, tok, key) => page.evaluate(([u, t, k]) => window.lkConnectE2EE(u, t, k), [url, tok, key]),
       publish: (opts) => page.evaluate((o) => window.lkPublish(o), opts),
       sendData: (text, topic) => page.evaluate(([x, tp]) => window.lkSendData(x, tp), [text, topic]),
       publishCamera: (opts) => page.evaluate((o) => window.lkPublishCamera(o), opts),

@@ -11,6 +11,7 @@
     errors: [],
     data: [], // {from, topic, text}
     remote: new Map(), // trackSid -> {identity, kind, track, el}
+    encryptionErrors: 0, // RoomEvent.EncryptionError (e.g. frames that fail to decrypt)
   };
   const t0 = performance.now();
   const log = (msg) => {
@@ -21,8 +22,10 @@
   window.lkSetLogLevel = (level) => LK.setLogLevel(level);
 
   // roomOptions (optional): livekit-client RoomOptions, e.g. {adaptiveStream: true}.
-  window.lkConnect = async (url, token, roomOptions) => {
+  // `before(room)` (optional) runs before connecting.
+  window.lkConnect = async (url, token, roomOptions, before) => {
     const room = new Room(roomOptions ?? {});
+    if (before) await before(room);
     state.room = room;
     room
       .on(RoomEvent.ConnectionStateChanged, (s) => log(`connection state ${s}`))
@@ -70,6 +73,10 @@
         }
         state.remote.delete(pub.trackSid);
       })
+      .on(RoomEvent.EncryptionError, (e) => {
+        state.encryptionErrors += 1;
+        log(`encryption error ${e?.message ?? e}`);
+      })
       .on(RoomEvent.DataReceived, (payload, participant, kind, topic) => {
         const text = new TextDecoder().decode(payload);
         log(`data from ${participant?.identity} topic=${topic} ${text}`);
@@ -83,6 +90,15 @@
       room: room.name,
       engineUrl: room.engine?.url ?? null,
     };
+  };
+
+  // E2EE as an app sets it up: the SDK's module worker, an ExternalE2EEKeyProvider with
+  // one shared key (a string, as apps pass passphrases), encryption enabled at connect.
+  window.lkConnectE2EE = async (url, token, key) => {
+    const keyProvider = new LK.ExternalE2EEKeyProvider();
+    await keyProvider.setKey(key);
+    const worker = new Worker('/node_modules/livekit-client/dist/livekit-client.e2ee.worker.mjs', { type: 'module' });
+    return window.lkConnect(url, token, { e2ee: { keyProvider, worker } }, (room) => room.setE2EEEnabled(true));
   };
 
   // opts: {camera: bool, mic: bool}
@@ -212,6 +228,8 @@
       audios,
       data: state.data,
       errors: state.errors,
+      encryptionErrors: state.encryptionErrors,
+      e2ee: room ? room.isE2EEEnabled : false,
     };
   };
 
