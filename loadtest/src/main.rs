@@ -5,6 +5,7 @@
 mod cli;
 mod client;
 mod clock;
+mod floor;
 mod media;
 mod shaper;
 mod signal;
@@ -47,6 +48,34 @@ fn local_ip_for(server: SocketAddr) -> Option<IpAddr> {
     let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
     s.connect(server).ok()?;
     Some(s.local_addr().ok()?.ip())
+}
+
+/// How long the steady window waits after the ramp for the last joins to settle.
+const SETTLE: Duration = Duration::from_secs(2);
+/// The sendto floor: rounds of sends small enough for the receive buffer (see `floor`).
+const FLOOR_ROUNDS: usize = 2000;
+const FLOOR_PER_ROUND: usize = 64;
+
+/// What the steady window compares: CPU of the server and of this process, packets
+/// received, participants connected.
+pub struct Sample {
+    at: Instant,
+    server_cpu_us: Option<u64>,
+    own_cpu_us: Option<u64>,
+    packets_received: u64,
+    connected: u64,
+}
+
+impl Sample {
+    fn take(args: &Args, shared: &Shared) -> Sample {
+        Sample {
+            at: clock::now(),
+            server_cpu_us: args.server_pid.and_then(|p| process_cpu_us(p).ok()),
+            own_cpu_us: process_cpu_us(std::process::id()).ok(),
+            packets_received: shared.packets_received.load(Relaxed),
+            connected: shared.connected.load(Relaxed),
+        }
+    }
 }
 
 /// utime + stime of a process, µs.
@@ -245,12 +274,20 @@ fn main() {
     drop(inboxes);
     let ramp_s = t0.elapsed().as_secs_f64();
 
-    // Steady state, unless everyone is already gone.
+    // Steady state, unless everyone is already gone. The steady window, over which the
+    // server's and our own CPU are sampled, starts once the last joins have settled.
     let all_gone = || shared.finished.load(Relaxed) >= shared.started.load(Relaxed);
-    let steady_end = clock::now() + Duration::from_secs_f64(args.duration.max(0.0));
-    progress.wait(&shared, steady_end, || {
-        shared.started.load(Relaxed) as usize == planned && all_gone()
-    });
+    let duration = Duration::from_secs_f64(args.duration.max(0.0));
+    let steady_end = clock::now() + duration;
+    let done_early = || shared.started.load(Relaxed) as usize == planned && all_gone();
+    progress.wait(
+        &shared,
+        clock::now() + (duration / 4).min(SETTLE),
+        done_early,
+    );
+    let steady_from = Sample::take(&args, &shared);
+    progress.wait(&shared, steady_end, done_early);
+    let steady_to = Sample::take(&args, &shared);
     // Publishers stop; subscribers keep receiving what is in flight.
     shared.stop_media.store(true, Relaxed);
     let media_end = clock::now();
@@ -275,6 +312,10 @@ fn main() {
     }
     let wall_s = t0.elapsed().as_secs_f64();
     let cpu_end = args.server_pid.map(process_cpu_us);
+    // After the load, so that it does not compete with it.
+    let floor_ns = floor::sendto_ns(FLOOR_ROUNDS, FLOOR_PER_ROUND)
+        .map_err(|e| shared.error("floor", format!("sendto floor: {e}")))
+        .ok();
 
     // --- summary ---
     let summary = summary::build(&summary::Run {
@@ -289,6 +330,8 @@ fn main() {
         media_s: media_end.duration_since(t0).as_secs_f64() - ramp_s,
         cpu_start: &cpu_start,
         cpu_end: &cpu_end,
+        steady: summary::Steady::between(&steady_from, &steady_to),
+        floor_ns,
         interrupted: INTERRUPTED.load(Relaxed),
     });
     summary::print(&summary);

@@ -24,6 +24,9 @@ pub struct Run<'a> {
     pub media_s: f64,
     pub cpu_start: &'a Option<Result<u64, String>>,
     pub cpu_end: &'a Option<Result<u64, String>>,
+    pub steady: Steady,
+    /// ns of CPU per 1200-byte loopback `sendto`, measured after the load.
+    pub floor_ns: Option<f64>,
     pub interrupted: bool,
 }
 
@@ -303,6 +306,7 @@ pub fn build(run: &Run) -> Value {
         "server_pid": args.server_pid,
         "server_cpu_s": cpu_s,
         "server_cpu_us_per_packet": cpu_per_packet,
+        "steady": run.steady.json(run.floor_ns),
         "interrupted": run.interrupted,
     })
 }
@@ -419,6 +423,7 @@ pub fn print(s: &Value) {
         (Some(cpu), None) => println!("server CPU        {cpu:.2} s (no packets received)"),
         _ => println!("server CPU        - (no --server-pid)"),
     }
+    print_steady(s);
     let errors = s["errors"].as_object().cloned().unwrap_or_default();
     if errors.is_empty() {
         println!("errors            none");
@@ -448,4 +453,87 @@ fn layers_line(l: &Value) -> String {
         "{} video tracks ended on q {} h {} f {} single {}; packets q {} h {} f {} single {}; {} layer switches",
         l["tracks"], e["q"], e["h"], e["f"], e["single"], p["q"], p["h"], p["f"], p["single"], l["switches"]
     )
+}
+
+/// The steady window: the media phase after the joins settled.
+pub struct Steady {
+    pub seconds: f64,
+    pub server_cpu_us: Option<u64>,
+    pub own_cpu_us: Option<u64>,
+    pub packets_received: u64,
+    /// Participants connected at the end of the window.
+    pub connected: u64,
+}
+
+impl Steady {
+    pub fn between(a: &crate::Sample, b: &crate::Sample) -> Steady {
+        let diff = |x: Option<u64>, y: Option<u64>| Some(y?.saturating_sub(x?));
+        Steady {
+            seconds: b.at.duration_since(a.at).as_secs_f64(),
+            server_cpu_us: diff(a.server_cpu_us, b.server_cpu_us),
+            own_cpu_us: diff(a.own_cpu_us, b.own_cpu_us),
+            packets_received: b.packets_received.saturating_sub(a.packets_received),
+            connected: b.connected,
+        }
+    }
+
+    /// The figures the summary prints: CPU per second, per participant and per packet,
+    /// and the per-packet cost as a multiple of the sendto floor.
+    fn json(&self, floor_ns: Option<f64>) -> Value {
+        let secs = self.seconds.max(1e-3);
+        let per_s = |us: Option<u64>| us.map(|us| round3(us as f64 / 1000.0 / secs));
+        let server_ms_per_s = per_s(self.server_cpu_us);
+        let per_participant = server_ms_per_s
+            .filter(|_| self.connected > 0)
+            .map(|ms| round3(ms / self.connected as f64));
+        let us_per_packet = self
+            .server_cpu_us
+            .filter(|_| self.packets_received > 0)
+            .map(|us| us as f64 / self.packets_received as f64);
+        let ratio = match (us_per_packet, floor_ns) {
+            (Some(us), Some(ns)) if ns > 0.0 => Some(round3(us * 1000.0 / ns)),
+            _ => None,
+        };
+        json!({
+            "seconds": round3(self.seconds),
+            "packets_received": self.packets_received,
+            "packets_per_s": round3(self.packets_received as f64 / secs),
+            "connected": self.connected,
+            "server_cpu_ms_per_s": server_ms_per_s,
+            "server_cpu_ms_per_participant_s": per_participant,
+            "server_cpu_us_per_packet": us_per_packet.map(round3),
+            "loadtest_cpu_ms_per_s": per_s(self.own_cpu_us),
+            "floor_sendto_ns": floor_ns.map(round3),
+            "server_cost_vs_floor": ratio,
+        })
+    }
+}
+
+/// The steady-window lines of the human-readable summary.
+fn print_steady(s: &Value) {
+    let st = &s["steady"];
+    let f = |k: &str| st[k].as_f64();
+    println!(
+        "steady window     {:.1} s, {} participants connected, {:.0} packets/s received",
+        f("seconds").unwrap_or(0.0),
+        st["connected"],
+        f("packets_per_s").unwrap_or(0.0)
+    );
+    match f("server_cpu_ms_per_s") {
+        Some(ms) => println!(
+            "  server CPU      {ms:.2} ms/s = {:.4} ms per participant per second; {} us per packet",
+            f("server_cpu_ms_per_participant_s").unwrap_or(0.0),
+            f("server_cpu_us_per_packet").map_or("-".to_string(), |v| format!("{v:.2}")),
+        ),
+        None => println!("  server CPU      - (no --server-pid)"),
+    }
+    println!(
+        "  sendto floor    {} ns per 1200 B datagram; server per packet = {} x floor",
+        f("floor_sendto_ns").map_or("-".to_string(), |v| format!("{v:.0}")),
+        f("server_cost_vs_floor").map_or("-".to_string(), |v| format!("{v:.2}")),
+    );
+    println!(
+        "  loadtest CPU    {} ms/s (it shares the machine with the server)",
+        f("loadtest_cpu_ms_per_s").map_or("-".to_string(), |v| format!("{v:.1}")),
+    );
 }

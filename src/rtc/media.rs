@@ -14,7 +14,7 @@ use super::room_ops::Outbound;
 use super::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit};
 
 /// Which of a participant's two peer connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
     Publisher,
     Subscriber,
@@ -98,13 +98,19 @@ impl Rooms {
         };
         let mut drained = Vec::new();
         let mut sent = (0, 0);
+        let mut next = None;
         let ok = match self.session_mut(key) {
             Some((session, deadline)) => {
                 let r = session.handle_receive(now, source, destination, datagram);
                 if let Err(e) = &r {
                     debug!(conn = key.0, error = %e, "bad datagram");
                 }
-                sent = drain_into(key, session, deadline, transmits, &mut drained);
+                let before = *deadline;
+                (sent, next) = drain_into(key, session, deadline, transmits, &mut drained);
+                // An unchanged deadline already has its entry in the heap.
+                if next == before {
+                    next = None;
+                }
                 true
             }
             None => {
@@ -114,37 +120,30 @@ impl Rooms {
             }
         };
         self.count_sent(sent);
+        self.schedule(key, next);
         self.process(drained, now, transmits, out);
         ok
     }
 
-    /// Gives every session whose deadline has passed its timeout.
+    /// Gives every session whose deadline has passed its timeout (only those: the
+    /// deadlines are in a heap, see `timers`).
     pub fn handle_timeouts(
         &mut self,
         now: Instant,
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) {
-        let keys: Vec<PeerKey> = self
-            .rooms
-            .values()
-            .flat_map(|r| r.participants.values())
-            .flat_map(|p| {
-                let m = &p.media;
-                let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-                let mut v = Vec::new();
-                if due(m.publisher_deadline) {
-                    v.push((p.conn, Side::Publisher));
-                }
-                if due(m.subscriber_deadline) {
-                    v.push((p.conn, Side::Subscriber));
-                }
-                v
-            })
-            .collect();
-        for key in keys {
+        let mut due = std::mem::take(&mut self.due_scratch);
+        due.clear();
+        {
+            let (rooms, conns) = (&self.rooms, &self.conns);
+            self.timers
+                .pop_due(now, |k| deadline_of(rooms, conns, k), &mut due);
+        }
+        for &key in &due {
             self.tick(key, now, transmits, out);
         }
+        self.due_scratch = due;
     }
 
     /// Drains the sessions that signalling or the API changed.
@@ -163,13 +162,47 @@ impl Rooms {
     }
 
     /// The earliest session deadline of the shard.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.rooms
-            .values()
-            .flat_map(|r| r.participants.values())
-            .flat_map(|p| [p.media.publisher_deadline, p.media.subscriber_deadline])
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let (rooms, conns) = (&self.rooms, &self.conns);
+        self.timers.next(|k| deadline_of(rooms, conns, k))
+    }
+
+    /// When the shard's timer must run next: the earliest session deadline, the next
+    /// active-speaker poll (rooms with audio) and connection-quality tick (rooms with
+    /// participants); `None` when nothing waits.
+    pub fn next_wake(&mut self, now: Instant) -> Option<Instant> {
+        let speakers = (!self.speakers.is_empty()).then(|| self.next_speaker_poll.unwrap_or(now));
+        let quality = (!self.conns.is_empty()).then(|| self.next_quality_tick.unwrap_or(now));
+        [self.next_deadline(), speakers, quality]
+            .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Records a session's new deadline in the heap, rebuilding the heap when stale
+    /// entries have piled up.
+    fn schedule(&mut self, key: PeerKey, next: Option<Instant>) {
+        let Some(at) = next else {
+            return;
+        };
+        self.timers.schedule(key, at);
+        if self.timers.needs_rebuild(self.by_ufrag.len()) {
+            let current = self
+                .rooms
+                .values()
+                .flat_map(|r| r.participants.values())
+                .flat_map(|p| {
+                    let m = &p.media;
+                    [
+                        m.publisher_deadline.map(|d| ((p.conn, Side::Publisher), d)),
+                        m.subscriber_deadline
+                            .map(|d| ((p.conn, Side::Subscriber), d)),
+                    ]
+                    .into_iter()
+                    .flatten()
+                });
+            self.timers.rebuild(current);
+        }
     }
 
     /// Runs one session's timers and acts on the result.
@@ -182,13 +215,15 @@ impl Rooms {
     ) {
         let mut drained = Vec::new();
         let mut sent = (0, 0);
+        let mut next = None;
         if let Some((session, deadline)) = self.session_mut(key) {
             if let Err(e) = session.handle_timeout(now) {
                 debug!(conn = key.0, error = %e, "session timeout failed");
             }
-            sent = drain_into(key, session, deadline, transmits, &mut drained);
+            (sent, next) = drain_into(key, session, deadline, transmits, &mut drained);
         }
         self.count_sent(sent);
+        self.schedule(key, next);
         self.process(drained, now, transmits, out);
     }
 
@@ -320,14 +355,29 @@ impl Rooms {
     }
 }
 
-/// Drains one session; returns the datagrams and bytes it queued for sending.
+/// A session's current deadline, for the heap to tell current entries from stale ones.
+fn deadline_of(
+    rooms: &std::collections::HashMap<String, super::room::RoomState>,
+    conns: &std::collections::HashMap<ConnId, (String, String)>,
+    (conn, side): PeerKey,
+) -> Option<Instant> {
+    let (room, identity) = conns.get(&conn)?;
+    let m = &rooms.get(room)?.participants.get(identity)?.media;
+    match side {
+        Side::Publisher => m.publisher_deadline,
+        Side::Subscriber => m.subscriber_deadline,
+    }
+}
+
+/// Drains one session; returns the datagrams and bytes it queued for sending, and its
+/// new deadline (also stored in `deadline`) for the heap.
 fn drain_into(
     key: PeerKey,
     session: &mut PeerSession,
     deadline: &mut Option<Instant>,
     transmits: &mut Vec<Transmit>,
     drained: &mut Vec<Drained>,
-) -> (u64, u64) {
+) -> ((u64, u64), Option<Instant>) {
     let mut events = Vec::new();
     let before = transmits.len();
     let result = session.drain(transmits, &mut events);
@@ -350,7 +400,7 @@ fn drain_into(
     if !events.is_empty() {
         drained.push(Drained { key, events });
     }
-    sent
+    (sent, *deadline)
 }
 
 /// The local ufrag of a STUN binding request (USERNAME is `ours:theirs`), without

@@ -28,6 +28,7 @@ pub mod speaker;
 mod speaker_room;
 mod subscription;
 pub mod svc;
+mod timers;
 mod track_info;
 pub mod vp8_munger;
 

@@ -120,6 +120,10 @@ pub struct Rooms {
     pub(super) events: Vec<RoomEvent>,
     /// Active-speaker detection, per room.
     pub(super) speakers: HashMap<String, super::speaker::SpeakerDetector>,
+    /// Every session's next timeout (see `timers`).
+    pub(super) timers: super::timers::DeadlineHeap,
+    /// Reused by `handle_timeouts` for the sessions due.
+    pub(super) due_scratch: Vec<super::media::PeerKey>,
     pub(super) next_speaker_poll: Option<Instant>,
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
@@ -139,6 +143,8 @@ impl Rooms {
             counters: Counters::default(),
             events: Vec::new(),
             speakers: HashMap::new(),
+            timers: Default::default(),
+            due_scratch: Vec::new(),
             next_speaker_poll: None,
             next_quality_tick: None,
             defaults,

@@ -2,11 +2,12 @@
 //! clock. Three kinds of task share the rooms on this executor (never across threads):
 //! the inbox from the control thread, one receiver per UDP socket, and the timer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use tracing::{debug, info, warn};
 
@@ -20,9 +21,29 @@ use crate::rtc::{Outbound, Rooms};
 
 /// How often room lifetimes are checked and stats are reported.
 const STATS_EVERY: Duration = Duration::from_secs(1);
-/// The longest the timer sleeps, so a deadline moved earlier by a write is not missed
-/// for long (str0m deadlines can move on every input).
-const MAX_TIMER_SLEEP: Duration = Duration::from_millis(10);
+/// The longest the timer sleeps. It wakes for the earliest session deadline (a heap,
+/// see `rtc::timers`), and every other task wakes it when a turn made an earlier one;
+/// this bound is only a safety net.
+const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
+/// Deadlines further out than `TIMER_URGENT` are rounded up to the next multiple of
+/// `TIMER_GRID` since the shard started, so that the sessions due within one slot are
+/// served by one wake. An idle str0m session wants about one timeout a second (stats,
+/// RTCP); one wake per session deadline made a shard with 200 idle peer connections
+/// wake ~200 times a second, each wake several io_uring calls. Media does not wait
+/// for the grid: forwarding and signalling drive their sessions in the same turn.
+const TIMER_GRID: Duration = Duration::from_millis(20);
+const TIMER_URGENT: Duration = Duration::from_millis(2);
+
+/// When the timer should wake for a deadline `next`, seen at `now` (see `TIMER_GRID`).
+fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
+    if next <= now + TIMER_URGENT {
+        return next;
+    }
+    let since = next.saturating_duration_since(epoch).as_nanos();
+    let grid = TIMER_GRID.as_nanos();
+    let slots = since.div_ceil(grid);
+    epoch + Duration::from_nanos((slots * grid).min(u64::MAX as u128) as u64)
+}
 
 struct Shard {
     id: usize,
@@ -33,9 +54,26 @@ struct Shard {
     busy: RefCell<Busy>,
     /// Datagram receipt to the flush of what it forwarded, in µs.
     forward_latency: RefCell<LatencyHistogram>,
+    /// When the timer task will wake next, and how to wake it sooner.
+    timer_at: Cell<Instant>,
+    wake_timer: LocalSender<()>,
+    /// The origin of the timer grid.
+    epoch: Instant,
 }
 
 impl Shard {
+    /// After a turn: if it gave some session (or a room tick) an earlier deadline than
+    /// the timer task sleeps to, wake that task now.
+    fn rearm_timer(&self, now: Instant) {
+        let next = self.rooms.borrow_mut().next_wake(now);
+        let slot = next.map(|at| timer_slot(self.epoch, now, at));
+        if slot.is_some_and(|at| at < self.timer_at.get()) {
+            self.timer_at.set(now);
+            // Full means a wake is already pending.
+            let _ = self.wake_timer.try_send(());
+        }
+    }
+
     /// Sends what one turn produced: datagrams to the network, signal messages to the
     /// control thread. Returns false once the control thread is gone.
     async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
@@ -72,6 +110,7 @@ pub async fn run(
     let advertised: Vec<SocketAddr> = (0..sockets.len()).map(|i| sockets.advertised(i)).collect();
     info!(shard, udp = ?advertised, "shard started");
     rooms.set_local_candidates(advertised);
+    let (wake_timer, timer_wakes) = local_channel::new_bounded(1);
     let me = Rc::new(Shard {
         id: shard,
         rooms: RefCell::new(rooms),
@@ -79,9 +118,12 @@ pub async fn run(
         sockets,
         busy: RefCell::new(Busy::default()),
         forward_latency: RefCell::new(LatencyHistogram::default()),
+        timer_at: Cell::new(clock::mono()),
+        wake_timer,
+        epoch: clock::mono(),
     });
     glommio::spawn_local(stats_loop(me.clone())).detach();
-    glommio::spawn_local(timer_loop(me.clone())).detach();
+    glommio::spawn_local(timer_loop(me.clone(), timer_wakes)).detach();
     for index in 0..me.sockets.len() {
         glommio::spawn_local(recv_loop(me.clone(), index)).detach();
     }
@@ -124,7 +166,9 @@ pub async fn run(
                 break;
             }
         }
-        me.busy.borrow_mut().end(clock::mono());
+        let done = clock::mono();
+        me.rearm_timer(done);
+        me.busy.borrow_mut().end(done);
     }
     info!(shard, "shard stopped");
 }
@@ -165,6 +209,7 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
             return;
         }
         let done = clock::mono();
+        me.rearm_timer(done);
         me.busy.borrow_mut().end(done);
         if forwarded {
             let us = done.saturating_duration_since(now.mono).as_micros();
@@ -173,16 +218,20 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
     }
 }
 
-async fn timer_loop(me: Rc<Shard>) {
+async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
     loop {
         let now = clock::now().mono;
-        let next = me.rooms.borrow().next_deadline();
+        let next = me.rooms.borrow_mut().next_wake(now);
         let sleep = next
-            .map(|d| d.saturating_duration_since(now))
+            .map(|d| timer_slot(me.epoch, now, d).saturating_duration_since(now))
             .unwrap_or(MAX_TIMER_SLEEP)
             .min(MAX_TIMER_SLEEP);
+        me.timer_at.set(now + sleep);
         if !sleep.is_zero() {
-            glommio::timer::sleep(sleep).await;
+            let woken = async {
+                wakes.recv().await;
+            };
+            futures_lite::future::or(glommio::timer::sleep(sleep), woken).await;
         }
         let now = clock::now().mono;
         me.busy.borrow_mut().begin(now);
@@ -239,5 +288,23 @@ async fn stats_loop(me: Rc<Shard>) {
         if me.outbox.send(msg).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_share_grid_slots_unless_urgent() {
+        let epoch = clock::mono();
+        let ms = |n| epoch + Duration::from_millis(n);
+        let now = ms(100);
+        assert_eq!(timer_slot(epoch, now, ms(101)), ms(101), "urgent: exact");
+        assert_eq!(timer_slot(epoch, now, ms(99)), ms(99), "overdue: exact");
+        assert_eq!(timer_slot(epoch, now, ms(103)), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(119)), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(120)), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(121)), ms(140));
     }
 }
