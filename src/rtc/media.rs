@@ -146,6 +146,30 @@ impl Rooms {
         self.due_scratch = due;
     }
 
+    /// Starts a receive batch: the subscriber sessions that forwarding writes into are
+    /// driven once, at [`end_batch`](Self::end_batch), not after every datagram.
+    pub fn begin_batch(&mut self) {
+        self.batching = true;
+    }
+
+    /// Ends a receive batch: each subscriber session written to during it sends now.
+    pub fn end_batch(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        self.batching = false;
+        let mut touched = std::mem::take(&mut self.batch_touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &conn in &touched {
+            self.tick((conn, Side::Subscriber), now, transmits, out);
+        }
+        touched.clear();
+        self.batch_touched = touched;
+    }
+
     /// Drains the sessions that signalling or the API changed.
     pub fn flush_dirty(
         &mut self,
@@ -294,6 +318,10 @@ impl Rooms {
             let mut touched = Vec::new();
             for event in events {
                 self.on_event(key, event, now, out, &mut touched);
+            }
+            if self.batching {
+                self.batch_touched.extend(touched);
+                continue;
             }
             touched.sort_unstable();
             touched.dedup();

@@ -124,6 +124,9 @@ pub struct Rooms {
     pub(super) timers: super::timers::DeadlineHeap,
     /// Reused by `handle_timeouts` for the sessions due.
     pub(super) due_scratch: Vec<super::media::PeerKey>,
+    /// In a receive batch (`begin_batch`): subscribers written to, driven at its end.
+    pub(super) batching: bool,
+    pub(super) batch_touched: Vec<super::participant::ConnId>,
     pub(super) next_speaker_poll: Option<Instant>,
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
@@ -145,6 +148,8 @@ impl Rooms {
             speakers: HashMap::new(),
             timers: Default::default(),
             due_scratch: Vec::new(),
+            batching: false,
+            batch_touched: Vec::new(),
             next_speaker_poll: None,
             next_quality_tick: None,
             defaults,

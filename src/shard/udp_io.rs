@@ -55,6 +55,20 @@ impl Sockets {
             .map_err(std::io::Error::from)
     }
 
+    /// A datagram already queued on socket `index`, without waiting (see
+    /// `net::batch::recv_now`); errors other than "nothing queued" are logged and end
+    /// the batch: the next awaited receive reports them.
+    pub fn recv_now(&self, index: usize, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        let socket = self.sockets.get(index)?;
+        match crate::net::batch::recv_now(socket.as_raw_fd(), buf) {
+            Ok(got) => got,
+            Err(e) => {
+                debug!(error = %e, "non-blocking receive failed");
+                None
+            }
+        }
+    }
+
     /// Sends each transmit from the socket advertised as its source: runs of packets
     /// from one socket go out [`BATCH`] per `sendmmsg`. Failures are per packet (a
     /// peer gone away) and never stop the shard; a full socket buffer is waited out.

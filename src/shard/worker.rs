@@ -33,6 +33,8 @@ const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
 /// for the grid: forwarding and signalling drive their sessions in the same turn.
 const TIMER_GRID: Duration = Duration::from_millis(20);
 const TIMER_URGENT: Duration = Duration::from_millis(2);
+/// The most datagrams one receive turn takes (the first one and what is queued).
+const RECV_BATCH: usize = 32;
 
 /// When the timer should wake for a deadline `next`, seen at `now` (see `TIMER_GRID`).
 fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
@@ -189,22 +191,36 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
         me.busy.borrow_mut().begin(now.mono);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
-        let (known, forwarded) = {
+        let forwarded = {
             let mut rooms = me.rooms.borrow_mut();
             let before = rooms.counters.forwarded;
-            let known = rooms.handle_datagram(
-                now.mono,
-                source,
-                destination,
-                &buf[..len],
-                &mut transmits,
-                &mut out,
-            );
-            (known, rooms.counters.forwarded != before)
+            // One turn serves what is already queued behind this datagram (a video
+            // frame's packets): subscriber sessions are driven once, at the end.
+            rooms.begin_batch();
+            let mut next = Some((len, source));
+            let mut taken = 0;
+            while let Some((len, source)) = next {
+                let known = rooms.handle_datagram(
+                    now.mono,
+                    source,
+                    destination,
+                    &buf[..len],
+                    &mut transmits,
+                    &mut out,
+                );
+                if !known {
+                    debug!(shard = me.id, from = %source, "datagram for no session dropped");
+                }
+                taken += 1;
+                next = if taken < RECV_BATCH {
+                    me.sockets.recv_now(index, &mut buf)
+                } else {
+                    None
+                };
+            }
+            rooms.end_batch(now.mono, &mut transmits, &mut out);
+            rooms.counters.forwarded != before
         };
-        if !known {
-            debug!(shard = me.id, from = %source, "datagram for no session dropped");
-        }
         if !me.flush(transmits, out).await {
             return;
         }
