@@ -116,6 +116,17 @@ class _Server:
             pytest.fail(f"corelay ({self.binary}) {why}\n{self.describe()}", pytrace=False)
         return self.url
 
+    def metrics_url(self, timeout: float = 5.0) -> str:
+        """The Prometheus URL the server printed (`prometheus.port` set)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.stdout_lines:
+                m = re.search(r"metrics on (http://\S+)", line)
+                if m:
+                    return m.group(1)
+            time.sleep(0.05)
+        pytest.fail(f"no 'metrics on' line: {self.stdout_lines}", pytrace=False)
+
     def logs(self) -> str:
         try:
             return Path(self.log.name).read_text(errors="replace")

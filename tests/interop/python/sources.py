@@ -51,3 +51,46 @@ async def publish_camera_and_mic(
         rtc.LocalAudioTrack.create_audio_track("mic", audio),
         rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
     )
+
+
+class CameraAndMic:
+    """A synthetic camera and microphone, pumped until `stop()`."""
+
+    def __init__(self, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
+        self.video = rtc.VideoSource(*size)
+        self.audio = rtc.AudioSource(RATE, 1)
+        self._stop = asyncio.Event()
+        self._pumps = [
+            asyncio.create_task(pump_video(self.video, self._stop, size)),
+            asyncio.create_task(pump_audio(self.audio, self._stop)),
+        ]
+
+    def stop(self) -> None:
+        self._stop.set()
+        for p in self._pumps:
+            p.cancel()
+
+
+async def decoded_frames(track: rtc.Track, want: int, timeout: float) -> int:
+    """Decodes up to `want` frames of a remote video or audio track; returns how many
+    arrived within `timeout` seconds."""
+    if track.kind == rtc.TrackKind.KIND_VIDEO:
+        stream = rtc.VideoStream(track)
+    else:
+        stream = rtc.AudioStream(track)
+    got = 0
+
+    async def count() -> None:
+        nonlocal got
+        async for _ in stream:
+            got += 1
+            if got >= want:
+                return
+
+    try:
+        await asyncio.wait_for(count(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await stream.aclose()
+    return got

@@ -11,7 +11,7 @@ import pytest
 from livekit import rtc
 
 from conftest import Corelay
-from sources import HEIGHT, WIDTH, pump_audio, pump_video
+from sources import HEIGHT, WIDTH, CameraAndMic, decoded_frames
 
 RUNS = 10
 DECODE_WITHIN_S = 10.0
@@ -23,14 +23,7 @@ async def late_join(c: Corelay, room: str, simulcast: bool) -> float:
     from Bob's subscription to his WANT_FRAMES-th decoded frame."""
     alice, bob = rtc.Room(), rtc.Room()
     # Big enough for the SDK to send two simulcast layers (q and h) when asked to.
-    size = (640, 360) if simulcast else (WIDTH, HEIGHT)
-    video = rtc.VideoSource(*size)
-    audio = rtc.AudioSource(48000, 1)
-    stop = asyncio.Event()
-    pumps = [
-        asyncio.create_task(pump_video(video, stop, size)),
-        asyncio.create_task(pump_audio(audio, stop)),
-    ]
+    media = CameraAndMic((640, 360) if simulcast else (WIDTH, HEIGHT))
     subscribed: asyncio.Queue = asyncio.Queue()
 
     @bob.on("track_subscribed")
@@ -41,14 +34,14 @@ async def late_join(c: Corelay, room: str, simulcast: bool) -> float:
     try:
         await alice.connect(c.url, c.join_token(room, "alice"))
         await alice.local_participant.publish_track(
-            rtc.LocalAudioTrack.create_audio_track("mic", audio),
+            rtc.LocalAudioTrack.create_audio_track("mic", media.audio),
             rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
         )
         opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
         if not simulcast:
             opts.simulcast = False
         await alice.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("cam", video), opts
+            rtc.LocalVideoTrack.create_video_track("cam", media.video), opts
         )
         # Let the publisher's first keyframe go by before Bob exists.
         await asyncio.sleep(1.0)
@@ -56,24 +49,12 @@ async def late_join(c: Corelay, room: str, simulcast: bool) -> float:
         track = await asyncio.wait_for(subscribed.get(), 10)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        frames = 0
-
-        async def count() -> None:
-            nonlocal frames
-            async for _ in rtc.VideoStream(track):
-                frames += 1
-                if frames >= WANT_FRAMES:
-                    return
-
-        try:
-            await asyncio.wait_for(count(), DECODE_WITHIN_S)
-        except asyncio.TimeoutError:
+        frames = await decoded_frames(track, WANT_FRAMES, DECODE_WITHIN_S)
+        if frames < WANT_FRAMES:
             pytest.fail(f"{room}: bob decoded {frames} video frames in {DECODE_WITHIN_S:.0f} s")
         return loop.time() - start
     finally:
-        stop.set()
-        for p in pumps:
-            p.cancel()
+        media.stop()
         await bob.disconnect()
         await alice.disconnect()
 

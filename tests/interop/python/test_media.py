@@ -8,7 +8,7 @@ import asyncio
 from livekit import api, rtc
 
 from conftest import Corelay
-from sources import HEIGHT, WIDTH, publish_camera_and_mic, pump_audio, pump_video
+from sources import CameraAndMic, publish_camera_and_mic
 
 ROOM = "media-room"
 WANT_VIDEO_FRAMES = 60
@@ -64,15 +64,9 @@ async def scenario(c: Corelay) -> None:
     await carol.connect(c.url, token(c, "carol"))
     await alice.connect(c.url, token(c, "alice"))
 
-    video = rtc.VideoSource(WIDTH, HEIGHT)
-    audio = rtc.AudioSource(48000, 1)
-    stop = asyncio.Event()
-    pumps = [
-        asyncio.create_task(pump_video(video, stop)),
-        asyncio.create_task(pump_audio(audio, stop)),
-    ]
+    media = CameraAndMic()
     try:
-        await publish_camera_and_mic(alice.local_participant, video, audio)
+        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
 
         tracks = {}
         while len(tracks) < 2:
@@ -122,9 +116,7 @@ async def scenario(c: Corelay) -> None:
         only = await asyncio.wait_for(carol_data.get(), 10)
         assert only.data == b"for all", "carol must not get the packet addressed to bob"
     finally:
-        stop.set()
-        for p in pumps:
-            p.cancel()
+        media.stop()
 
     await alice.disconnect()
     await asyncio.wait_for(left.wait(), 10)

@@ -140,15 +140,7 @@ def test_metrics_move_when_media_flows() -> None:
     _SERVERS.append(server)
     try:
         url = server.wait_ready()
-        deadline = time.monotonic() + 5
-        metrics_url = None
-        while metrics_url is None and time.monotonic() < deadline:
-            for line in server.stdout_lines:
-                m = re.search(r"metrics on (http://\S+)", line)
-                if m:
-                    metrics_url = m.group(1)
-            time.sleep(0.05)
-        assert metrics_url, server.stdout_lines
+        metrics_url = server.metrics_url()
         asyncio.run(asyncio.wait_for(media(url, metrics_url), 60))
     finally:
         server.stop()

@@ -6,48 +6,21 @@ its session panic while it is drained)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import urllib.request
 
 from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
-from sources import publish_camera_and_mic, pump_audio, pump_video, HEIGHT, WIDTH
+from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
 
 MARKER = b"corelay-test-panic-now"
 ROOM = "panic-room"
 
 
-async def frames(track: rtc.Track, want: int, timeout: float) -> int:
-    stream = rtc.VideoStream(track)
-    got = 0
-
-    async def count() -> None:
-        nonlocal got
-        async for _ in stream:
-            got += 1
-            if got >= want:
-                return
-
-    try:
-        await asyncio.wait_for(count(), timeout)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        await stream.aclose()
-    return got
-
-
 async def scenario(c: Corelay) -> str:
     alice, bob, carol = rtc.Room(), rtc.Room(), rtc.Room()
-    video = rtc.VideoSource(WIDTH, HEIGHT)
-    audio = rtc.AudioSource(48000, 1)
-    stop = asyncio.Event()
-    pumps = [
-        asyncio.create_task(pump_video(video, stop)),
-        asyncio.create_task(pump_audio(audio, stop)),
-    ]
+    media = CameraAndMic()
     subscribed: asyncio.Queue = asyncio.Queue()
     carol_gone = asyncio.Event()
     bob_gone = asyncio.Event()
@@ -73,24 +46,22 @@ async def scenario(c: Corelay) -> str:
 
     try:
         await alice.connect(c.url, c.join_token(ROOM, "alice"))
-        await publish_camera_and_mic(alice.local_participant, video, audio)
+        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
         await bob.connect(c.url, c.join_token(ROOM, "bob"))
         await carol.connect(c.url, c.join_token(ROOM, "carol"))
         track = await asyncio.wait_for(subscribed.get(), 15)
-        assert await frames(track, 10, 10) >= 10, "bob decodes alice before the panic"
+        assert await decoded_frames(track, 10, 10) >= 10, "bob decodes alice before the panic"
 
         await carol.local_participant.publish_data(b"hello " + MARKER, reliable=True)
         await asyncio.wait_for(bob_saw_carol_leave.wait(), 10)
         await asyncio.wait_for(carol_gone.wait(), 10)
 
-        got = await frames(track, 30, 10)
+        got = await decoded_frames(track, 30, 10)
         assert got >= 30, f"bob decoded {got} frames after carol's session panicked"
         assert not bob_gone.is_set()
         return f"bob decoded {got} frames after the panic"
     finally:
-        stop.set()
-        for p in pumps:
-            p.cancel()
+        media.stop()
         await bob.disconnect()
         await alice.disconnect()
         await carol.disconnect()
@@ -112,15 +83,7 @@ def test_a_panicking_session_is_removed_and_the_shard_goes_on() -> None:
     _SERVERS.append(server)
     try:
         url = server.wait_ready()
-        deadline = time.monotonic() + 5
-        metrics_url = None
-        while metrics_url is None and time.monotonic() < deadline:
-            for line in server.stdout_lines:
-                m = re.search(r"metrics on (http://\S+)", line)
-                if m:
-                    metrics_url = m.group(1)
-            time.sleep(0.05)
-        assert metrics_url, server.stdout_lines
+        metrics_url = server.metrics_url()
         c = Corelay(url, API_KEY, API_SECRET)
         print(asyncio.run(asyncio.wait_for(scenario(c), 60)))
         # Shards report their counters once a second.

@@ -13,41 +13,14 @@ import pytest
 from livekit import rtc
 
 from conftest import Corelay
-from sources import publish_camera_and_mic, pump_audio, pump_video, HEIGHT, WIDTH
+from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
 
 WANT_FRAMES = 10
 
 
-async def frames_within(track: rtc.Track, want: int, timeout: float) -> int:
-    """Decodes up to `want` frames of `track`; returns how many arrived in `timeout`."""
-    stream = rtc.VideoStream(track) if track.kind == rtc.TrackKind.KIND_VIDEO else rtc.AudioStream(track)
-    got = 0
-
-    async def count() -> None:
-        nonlocal got
-        async for _ in stream:
-            got += 1
-            if got >= want:
-                return
-
-    try:
-        await asyncio.wait_for(count(), timeout)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        await stream.aclose()
-    return got
-
-
 async def unpublish_one(c: Corelay, room: str, remove: rtc.TrackKind.ValueType) -> None:
     alice, bob = rtc.Room(), rtc.Room()
-    video = rtc.VideoSource(WIDTH, HEIGHT)
-    audio = rtc.AudioSource(48000, 1)
-    stop = asyncio.Event()
-    pumps = [
-        asyncio.create_task(pump_video(video, stop)),
-        asyncio.create_task(pump_audio(audio, stop)),
-    ]
+    media = CameraAndMic()
     subscribed: asyncio.Queue = asyncio.Queue()
     unpublished: asyncio.Queue = asyncio.Queue()
     bob_left = asyncio.Event()
@@ -66,14 +39,14 @@ async def unpublish_one(c: Corelay, room: str, remove: rtc.TrackKind.ValueType) 
 
     try:
         await alice.connect(c.url, c.join_token(room, "alice"))
-        await publish_camera_and_mic(alice.local_participant, video, audio)
+        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
         await bob.connect(c.url, c.join_token(room, "bob"))
         tracks: dict = {}
         while len(tracks) < 2:
             track = await asyncio.wait_for(subscribed.get(), 15)
             tracks[track.kind] = track
         for track in tracks.values():
-            assert await frames_within(track, WANT_FRAMES, 10) >= WANT_FRAMES, "before unpublish"
+            assert await decoded_frames(track, WANT_FRAMES, 10) >= WANT_FRAMES, "before unpublish"
 
         gone = next(
             p for p in alice.local_participant.track_publications.values() if p.kind == remove
@@ -85,13 +58,11 @@ async def unpublish_one(c: Corelay, room: str, remove: rtc.TrackKind.ValueType) 
         assert not bob_left.is_set(), "bob was disconnected by the unpublish"
         assert bob.connection_state == rtc.ConnectionState.CONN_CONNECTED
         kept = next(t for k, t in tracks.items() if k != remove)
-        got = await frames_within(kept, WANT_FRAMES, 10)
+        got = await decoded_frames(kept, WANT_FRAMES, 10)
         assert got >= WANT_FRAMES, f"the remaining track decoded {got} frames"
         assert not bob_left.is_set(), "bob was disconnected by the unpublish"
     finally:
-        stop.set()
-        for p in pumps:
-            p.cancel()
+        media.stop()
         await bob.disconnect()
         await alice.disconnect()
 
