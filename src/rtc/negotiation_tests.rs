@@ -167,3 +167,61 @@ fn track_update_reaches_subscriber_before_the_offer_that_carries_it() {
         "{msid_line}"
     );
 }
+
+/// A room where "pub" published a camera and "viewer" (no auto-subscribe) may or may
+/// not subscribe; returns it with the track's sid.
+fn published_room(viewer_can_subscribe: bool) -> (Rooms, String) {
+    let t0 = crate::clock::now().mono;
+    let mut rooms = rooms();
+    let mut out = Vec::new();
+    let mut viewer = join("viewer");
+    viewer.auto_subscribe = false;
+    viewer.permission.can_subscribe = viewer_can_subscribe;
+    rooms.join(1, &viewer, t0, 0, &mut out).unwrap();
+    rooms.join(2, &join("pub"), t0, 0, &mut out).unwrap();
+    let add = lk::AddTrackRequest {
+        cid: "cam-1".into(),
+        r#type: lk::TrackType::Video as i32,
+        source: lk::TrackSource::Camera as i32,
+        ..Default::default()
+    };
+    rooms.signal(2, request(Req::AddTrack(add)), t0, 0, &mut out);
+    let offer = lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp: client_offer("cam-1"),
+        id: 1,
+        ..Default::default()
+    };
+    rooms.signal(2, request(Req::Offer(offer)), t0, 0, &mut out);
+    let sid = rooms.participant("r", "pub").unwrap().info.tracks[0]
+        .sid
+        .clone();
+    (rooms, sid)
+}
+
+#[test]
+fn update_subscription_needs_the_can_subscribe_grant() {
+    let t0 = crate::clock::now().mono;
+    for can_subscribe in [false, true] {
+        let (mut rooms, sid) = published_room(can_subscribe);
+        let mut out = Vec::new();
+        let subscribe = lk::UpdateSubscription {
+            track_sids: vec![sid],
+            subscribe: true,
+            ..Default::default()
+        };
+        rooms.signal(1, request(Req::Subscription(subscribe)), t0, 0, &mut out);
+        let viewer = rooms.participant("r", "viewer").unwrap();
+        assert_eq!(
+            !viewer.media.downtracks.is_empty(),
+            can_subscribe,
+            "a downtrack exactly when granted"
+        );
+        if !can_subscribe {
+            assert!(viewer.media.subscriber.is_none(), "no subscriber PC");
+            assert!(!messages_for(&out, 1)
+                .iter()
+                .any(|m| matches!(m, Resp::Offer(_))));
+        }
+    }
+}

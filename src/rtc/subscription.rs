@@ -4,6 +4,7 @@
 
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
+use tracing::debug;
 
 use super::participant::ConnId;
 use super::room::Rooms;
@@ -103,6 +104,16 @@ impl Rooms {
         let Some((room, _)) = self.conns.get(&conn).cloned() else {
             return;
         };
+        // Every subscribe path checks the grant, as LiveKit does; unsubscribing is
+        // always allowed.
+        let may_subscribe = self
+            .participant_by_conn(conn)
+            .and_then(|p| p.info.permission.as_ref())
+            .is_some_and(|p| p.can_subscribe);
+        if subscribe && !may_subscribe {
+            debug!(conn, "subscription refused: no can_subscribe grant");
+            return;
+        }
         let found = self.others_tracks(&room, conn, |t| track_sids.contains(&t.sid));
         for sid in track_sids {
             if !found.iter().any(|(_, t)| &t.sid == sid) {
