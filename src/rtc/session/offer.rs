@@ -18,6 +18,11 @@ pub(super) struct SendTrack {
     mid: Option<Mid>,
     /// Part of the offer waiting for its answer.
     in_flight: bool,
+    /// Back on its parked m-line (see `PeerSession::parked`): the next offer makes
+    /// that line sendonly again instead of adding one; `reactivating` while that
+    /// offer waits for its answer.
+    reactivate: bool,
+    reactivating: bool,
 }
 
 /// Where LiveKit's `_reliable`/`_lossy` channels are on a subscriber PC.
@@ -47,12 +52,23 @@ impl PeerSession {
         if self.send_tracks.iter().any(|t| t.track_id == track_id) {
             return Ok(());
         }
+        // The same track again on the line it was parked on: a second line with the
+        // same msid would make libwebrtc refuse the offer ("Duplicate a=msid lines").
+        let parked = self.parked.iter().position(|(_, t)| t == track_id);
+        let mid = parked.map(|i| self.parked.remove(i).0);
+        if let Some(mid) = mid {
+            // A removal not offered yet is simply dropped.
+            self.removals
+                .retain(|(m, in_flight)| *m != mid || *in_flight);
+        }
         self.send_tracks.push(SendTrack {
             track_id: track_id.to_string(),
             stream_id: stream_id.to_string(),
             kind,
-            mid: None,
+            mid,
             in_flight: false,
+            reactivate: mid.is_some(),
+            reactivating: false,
         });
         Ok(())
     }
@@ -83,7 +99,11 @@ impl PeerSession {
             .ok_or_else(|| SessionError::UnknownTrack(track_id.to_string()))?;
         let track = self.send_tracks.remove(i);
         if let Some(mid) = track.mid {
+            self.removals.retain(|(m, _)| *m != mid);
             self.removals.push((mid, false));
+            if Some(mid) == self.bundle_mid {
+                self.parked.push((mid, track.track_id));
+            }
         }
         Ok(())
     }
@@ -103,7 +123,10 @@ impl PeerSession {
     /// Whether queued changes wait for an offer.
     pub fn has_queued_changes(&self) -> bool {
         self.channels_state == Channels::Queued
-            || self.send_tracks.iter().any(|t| t.mid.is_none())
+            || self
+                .send_tracks
+                .iter()
+                .any(|t| t.mid.is_none() || t.reactivate)
             || self.removals.iter().any(|(_, in_flight)| !in_flight)
     }
 
@@ -134,6 +157,13 @@ impl PeerSession {
             );
             t.mid = Some(mid);
             t.in_flight = true;
+        }
+        for t in self.send_tracks.iter_mut().filter(|t| t.reactivate) {
+            if let Some(mid) = t.mid {
+                api.set_direction(mid, Direction::SendOnly);
+            }
+            t.reactivate = false;
+            t.reactivating = true;
         }
         for (mid, in_flight) in self.removals.iter_mut().filter(|(_, f)| !f) {
             if Some(*mid) == self.bundle_mid {
@@ -202,6 +232,10 @@ impl PeerSession {
             if !ok {
                 t.mid = None;
             }
+        }
+        for t in self.send_tracks.iter_mut().filter(|t| t.reactivating) {
+            t.reactivating = false;
+            t.reactivate = !ok;
         }
         if ok {
             self.removals.retain(|(_, in_flight)| !in_flight);

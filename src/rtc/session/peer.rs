@@ -30,6 +30,9 @@ pub struct PeerSession {
     pub(super) send_tracks: Vec<SendTrack>,
     /// Subscriber: mids to stop in the next offer (`in_flight` = in the outstanding one).
     pub(super) removals: Vec<(Mid, bool)>,
+    /// Subscriber: the BUNDLE-tag m-line, made inactive rather than stopped when its
+    /// track went, with that track's id: the line it returns on if subscribed again.
+    pub(super) parked: Vec<(Mid, String)>,
     /// Subscriber: LiveKit's data channels.
     pub(super) channels_state: Channels,
     pub(super) pending: Option<SdpPendingOffer>,
@@ -95,6 +98,7 @@ impl PeerSession {
             offered: HashMap::new(),
             send_tracks: Vec::new(),
             removals: Vec::new(),
+            parked: Vec::new(),
             channels_state: Channels::NotWanted,
             pending: None,
             bundle_mid: None,

@@ -273,6 +273,25 @@ fn removing_the_bundle_tag_track_keeps_it_in_the_bundle() {
         "{:?}",
         pair.server_events
     );
+
+    // Subscribed again, the track returns on its parked line: one msid line for it
+    // (libwebrtc refuses an offer with two), and media flows on it.
+    pair.server
+        .add_send_track(MediaKind::Video, "PA_abc|TR_def", "TR_def")
+        .unwrap();
+    assert_eq!(pair.server.send_track_mid("TR_def"), Some(first));
+    let again = pair.server_offer();
+    let msids = again
+        .lines()
+        .filter(|l| *l == "a=msid:PA_abc|TR_def TR_def")
+        .count();
+    assert_eq!(msids, 1, "{again}");
+    let sent = server_write_video(&mut pair, first, 10, 2000);
+    let got: Vec<_> = client_rtp(&mut pair, first)
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
+    assert!(got.ends_with(&sent), "media flows on the reactivated line");
 }
 
 #[test]

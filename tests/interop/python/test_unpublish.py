@@ -75,3 +75,40 @@ async def unpublish_one(c: Corelay, room: str, remove: rtc.TrackKind.ValueType) 
 def test_unpublish_keeps_subscriber_connected(corelay: Corelay, remove) -> None:  # type: ignore[no-untyped-def]
     name = "video" if remove == rtc.TrackKind.KIND_VIDEO else "audio"
     asyncio.run(asyncio.wait_for(unpublish_one(corelay, f"unpub-{name}", remove), 60))
+
+
+
+async def resubscribe(c: Corelay, room: str) -> None:
+    """Bob joins late, so alice's first track is his BUNDLE-tag line, which is parked
+    (inactive) rather than rejected when he unsubscribes. Subscribing again must bring
+    the track back on that line: a second line with the same msid made the SDK's SDP
+    parser refuse the offer and abort the process."""
+    alice, bob = rtc.Room(), rtc.Room()
+    media = CameraAndMic()
+    subscribed: asyncio.Queue = asyncio.Queue()
+    bob_left = asyncio.Event()
+    bob.on("track_subscribed", lambda track, pub, p: subscribed.put_nowait(track))
+    bob.on("disconnected", lambda reason: bob_left.set())
+    try:
+        await alice.connect(c.url, c.join_token(room, "alice"))
+        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
+        await bob.connect(c.url, c.join_token(room, "bob"))
+        for _ in range(2):
+            await asyncio.wait_for(subscribed.get(), 15)
+        pubs = list(bob.remote_participants["alice"].track_publications.values())
+        for pub in pubs:
+            pub.set_subscribed(False)
+        await asyncio.sleep(1.5)
+        for pub in pubs:
+            pub.set_subscribed(True)
+        await asyncio.sleep(3)
+        assert not bob_left.is_set(), "bob was disconnected"
+        assert bob.connection_state == rtc.ConnectionState.CONN_CONNECTED
+    finally:
+        media.stop()
+        await bob.disconnect()
+        await alice.disconnect()
+
+
+def test_unsubscribe_and_subscribe_again_keeps_the_sdk_alive(corelay: Corelay) -> None:
+    asyncio.run(asyncio.wait_for(resubscribe(corelay, "resubscribe"), 60))
