@@ -9,7 +9,7 @@ use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 
 use super::media::Side;
-use super::negotiation_tests::{client_offer, join, messages_for, request, rooms};
+use super::negotiation_tests::{join, messages_for, publish, request, rooms};
 use super::room::Rooms;
 use super::session::LinkStats;
 
@@ -42,14 +42,7 @@ fn room_with_simulcast_camera(t0: Instant) -> (Rooms, String) {
         ],
         ..Default::default()
     };
-    rooms.signal(2, request(Req::AddTrack(add)), t0, 0, &mut out);
-    let offer = lk::SessionDescription {
-        r#type: "offer".into(),
-        sdp: client_offer("cam-1"),
-        id: 1,
-        ..Default::default()
-    };
-    rooms.signal(2, request(Req::Offer(offer)), t0, 0, &mut out);
+    publish(&mut rooms, 2, add, t0, &mut out);
     let sid = rooms
         .participant_by_conn(1)
         .and_then(|p| p.media.downtracks.keys().next().cloned())

@@ -68,6 +68,25 @@ pub(super) fn client_offer(cid: &str) -> String {
     offer.to_sdp_string()
 }
 
+/// `conn` announces `add` and offers its m-line (offer id 1), as a publishing SDK does.
+pub(super) fn publish(
+    rooms: &mut Rooms,
+    conn: u64,
+    add: lk::AddTrackRequest,
+    now: std::time::Instant,
+    out: &mut Vec<Outbound>,
+) {
+    let sdp = client_offer(&add.cid);
+    rooms.signal(conn, request(Req::AddTrack(add)), now, 0, out);
+    let offer = lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp,
+        id: 1,
+        ..Default::default()
+    };
+    rooms.signal(conn, request(Req::Offer(offer)), now, 0, out);
+}
+
 pub(super) fn messages_for(out: &[Outbound], conn: u64) -> Vec<Resp> {
     out.iter()
         .filter_map(|o| match o {
@@ -185,14 +204,7 @@ fn published_room(viewer_can_subscribe: bool) -> (Rooms, String) {
         source: lk::TrackSource::Camera as i32,
         ..Default::default()
     };
-    rooms.signal(2, request(Req::AddTrack(add)), t0, 0, &mut out);
-    let offer = lk::SessionDescription {
-        r#type: "offer".into(),
-        sdp: client_offer("cam-1"),
-        id: 1,
-        ..Default::default()
-    };
-    rooms.signal(2, request(Req::Offer(offer)), t0, 0, &mut out);
+    publish(&mut rooms, 2, add, t0, &mut out);
     let sid = rooms.participant("r", "pub").unwrap().info.tracks[0]
         .sid
         .clone();

@@ -42,16 +42,11 @@ pub fn prefer_codecs(answer: &str, wanted: &[(String, Codec)]) -> String {
 
 /// The first video codec of the m-line with `mid` (what the client will send).
 pub fn first_video_codec(sdp: &str, mid: &str) -> Option<Codec> {
-    let sections = split_sections(sdp);
-    let section = sections
-        .iter()
-        .find(|s| s[0].starts_with("m=video ") && section_mid(s) == Some(mid))?;
-    let first_pt = section[0].split_whitespace().nth(3)?;
-    codec_of(section, first_pt).filter(|c| c.is_video())
+    first_codec(sdp, mid).filter(|c| c.is_video())
 }
 
-/// The first codec of any m-line with `mid` (audio: Opus or RED).
-pub fn first_codec(sdp: &str, mid: &str) -> Option<Codec> {
+/// The first codec of the m-line with `mid` (audio: Opus or RED).
+fn first_codec(sdp: &str, mid: &str) -> Option<Codec> {
     let sections = split_sections(sdp);
     let section = sections.iter().find(|s| section_mid(s) == Some(mid))?;
     let first_pt = section[0].split_whitespace().nth(3)?;

@@ -53,6 +53,7 @@ impl PeerSession {
     }
 
     /// Whether a panic ended this session.
+    #[cfg(test)]
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
