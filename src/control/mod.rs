@@ -275,8 +275,10 @@ impl Control {
     /// Waits for the main thread to start a drain, then asks every connected
     /// participant to leave for good (SERVER_SHUTDOWN, DISCONNECT: SDKs do not retry).
     pub async fn watch_drain(self: Rc<Self>) {
+        // Polled: the flag is set by the main thread, which has no glommio channel to
+        // wake this executor, and a drain may start half a second late.
         while !self.lifecycle.is_draining() {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            glommio::timer::sleep(Duration::from_millis(500)).await;
         }
         let leave = crate::rtc::participant::leave(
             lk::DisconnectReason::ServerShutdown,

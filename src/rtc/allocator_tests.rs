@@ -109,7 +109,7 @@ fn a_disabled_track_costs_nothing_and_stays_disabled() {
         disabled: true,
         ..Default::default()
     };
-    rooms.signal(1, request(Req::TrackSetting(settings)), t0, 0, &mut out);
+    rooms.signal(1, request(Req::TrackSetting(settings)), t0, &mut out);
     for (i, loss) in [0.0, 0.9, 0.0].into_iter().enumerate() {
         let stats = LinkStats {
             egress_loss: Some(loss),

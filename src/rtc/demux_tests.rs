@@ -27,7 +27,7 @@ fn a_forged_request_naming_our_ufrag_leaves_no_address() {
         id: 1,
         ..Default::default()
     };
-    rooms.signal(1, request(Req::Offer(offer)), t0, 0, &mut out);
+    rooms.signal(1, request(Req::Offer(offer)), t0, &mut out);
     let ufrags: Vec<String> = rooms.by_ufrag.keys().cloned().collect();
     assert!(!ufrags.is_empty(), "the publisher PC registered its ufrag");
     let server: SocketAddr = "10.0.0.2:7882".parse().unwrap();

@@ -77,14 +77,14 @@ pub(super) fn publish(
     out: &mut Vec<Outbound>,
 ) {
     let sdp = client_offer(&add.cid);
-    rooms.signal(conn, request(Req::AddTrack(add)), now, 0, out);
+    rooms.signal(conn, request(Req::AddTrack(add)), now, out);
     let offer = lk::SessionDescription {
         r#type: "offer".into(),
         sdp,
         id: 1,
         ..Default::default()
     };
-    rooms.signal(conn, request(Req::Offer(offer)), now, 0, out);
+    rooms.signal(conn, request(Req::Offer(offer)), now, out);
 }
 
 pub(super) fn messages_for(out: &[Outbound], conn: u64) -> Vec<Resp> {
@@ -115,7 +115,7 @@ fn track_update_reaches_subscriber_before_the_offer_that_carries_it() {
         height: 360,
         ..Default::default()
     };
-    rooms.signal(2, request(Req::AddTrack(add)), t0, 0, &mut out);
+    rooms.signal(2, request(Req::AddTrack(add)), t0, &mut out);
     let published = messages_for(&out, 2);
     let track = match &published[..] {
         [Resp::TrackPublished(r)] => r.track.clone().unwrap(),
@@ -131,7 +131,7 @@ fn track_update_reaches_subscriber_before_the_offer_that_carries_it() {
         id: 7,
         ..Default::default()
     };
-    rooms.signal(2, request(Req::Offer(offer)), t0, 0, &mut out);
+    rooms.signal(2, request(Req::Offer(offer)), t0, &mut out);
     match &messages_for(&out, 2)[..] {
         [Resp::Answer(a)] => assert_eq!(a.id, 7, "the answer echoes the offer id"),
         other => panic!("expected one Answer, got {other:?}"),
@@ -158,7 +158,6 @@ fn track_update_reaches_subscriber_before_the_offer_that_carries_it() {
             ..Default::default()
         })),
         t0,
-        0,
         &mut out,
     );
     let offers: Vec<lk::SessionDescription> = messages_for(&out, 1)
@@ -222,7 +221,7 @@ fn update_subscription_needs_the_can_subscribe_grant() {
             subscribe: true,
             ..Default::default()
         };
-        rooms.signal(1, request(Req::Subscription(subscribe)), t0, 0, &mut out);
+        rooms.signal(1, request(Req::Subscription(subscribe)), t0, &mut out);
         let viewer = rooms.participant("r", "viewer").unwrap();
         assert_eq!(
             !viewer.media.downtracks.is_empty(),

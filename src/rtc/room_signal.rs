@@ -126,25 +126,20 @@ impl Rooms {
         conn: ConnId,
         request: lk::SignalRequest,
         now: Instant,
-        unix_ms: i64,
         out: &mut Vec<Outbound>,
     ) {
         let Some(message) = request.message else {
             return;
         };
+        // Pings are answered by the signal connection (`signal::pong`).
+        if matches!(message, Req::Ping(_) | Req::PingReq(_)) {
+            return;
+        }
         let room = self.conns.get(&conn).map(|(r, _)| r.clone());
         self.dirty.push((conn, super::media::Side::Publisher));
         self.dirty.push((conn, super::media::Side::Subscriber));
         match message {
-            Req::Ping(_) => reply(out, conn, Resp::Pong(unix_ms)),
-            Req::PingReq(ping) => reply(
-                out,
-                conn,
-                Resp::PongResp(lk::Pong {
-                    last_ping_timestamp: ping.timestamp,
-                    timestamp: unix_ms,
-                }),
-            ),
+            Req::Ping(_) | Req::PingReq(_) => {}
             Req::Leave(_) => {
                 self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
             }
@@ -474,7 +469,7 @@ mod tests {
         let leave_req = lk::SignalRequest {
             message: Some(Req::Leave(lk::LeaveRequest::default())),
         };
-        rooms.signal(2, leave_req, t0, 0, &mut out);
+        rooms.signal(2, leave_req, t0, &mut out);
         let gone = lk::participant_info::State::Disconnected as i32;
         assert_eq!(updates_for(&out, 1), [("bob".to_string(), gone)]);
         rooms.disconnect(1, t0, &mut out);
@@ -522,19 +517,12 @@ mod tests {
     }
 
     #[test]
-    fn pings_are_answered_and_metadata_needs_the_grant() {
+    fn metadata_needs_the_grant() {
         let t0 = crate::clock::now().mono;
         let mut rooms = rooms();
         let mut out = Vec::new();
         rooms.join(1, &params("alice"), t0, 0, &mut out).unwrap();
         out.clear();
-        let ping = lk::SignalRequest {
-            message: Some(Req::PingReq(lk::Ping {
-                timestamp: 42,
-                rtt: 0,
-            })),
-        };
-        rooms.signal(1, ping, t0, 1000, &mut out);
         let update = lk::SignalRequest {
             message: Some(Req::UpdateMetadata(lk::UpdateParticipantMetadata {
                 metadata: "m".into(),
@@ -542,7 +530,7 @@ mod tests {
                 ..Default::default()
             })),
         };
-        rooms.signal(1, update, t0, 1000, &mut out);
+        rooms.signal(1, update, t0, &mut out);
         let messages: Vec<_> = out
             .iter()
             .filter_map(|o| match o {
@@ -550,10 +538,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert!(
-            matches!(&messages[0], Resp::PongResp(p) if p.last_ping_timestamp == 42 && p.timestamp == 1000)
-        );
-        assert!(matches!(&messages[1], Resp::RequestResponse(r)
+        assert!(matches!(&messages[0], Resp::RequestResponse(r)
             if r.request_id == 7 && r.reason == lk::request_response::Reason::NotAllowed as i32));
     }
 }

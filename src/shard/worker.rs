@@ -26,12 +26,17 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// this bound is only a safety net.
 const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
 /// Deadlines further out than `TIMER_URGENT` are rounded up to the next multiple of
-/// `TIMER_GRID` since the shard started, so that the sessions due within one slot are
-/// served by one wake. An idle str0m session wants about one timeout a second (stats,
-/// RTCP); one wake per session deadline made a shard with 200 idle peer connections
-/// wake ~200 times a second, each wake several io_uring calls. Media does not wait
-/// for the grid: forwarding and signalling drive their sessions in the same turn.
+/// a grid since the shard started, so that the sessions due within one slot are
+/// served by one wake: `TIMER_GRID` for what is due soon (retransmissions, feedback),
+/// `TIMER_COARSE_GRID` for what is due `TIMER_COARSE_AFTER` or later (an idle str0m
+/// session's once-a-second stats and RTCP), which a slot's delay does not hurt.
+/// One wake per session deadline made a shard with 200 idle peer connections wake
+/// ~200 times a second, and each wake costs several io_uring calls and a membarrier
+/// (glommio parks with one). Media does not wait for the grid: forwarding and
+/// signalling drive their sessions in the same turn.
 const TIMER_GRID: Duration = Duration::from_millis(20);
+const TIMER_COARSE_GRID: Duration = Duration::from_millis(100);
+const TIMER_COARSE_AFTER: Duration = Duration::from_millis(250);
 const TIMER_URGENT: Duration = Duration::from_millis(2);
 /// The most datagrams one receive turn takes (the first one and what is queued).
 const RECV_BATCH: usize = 32;
@@ -41,8 +46,13 @@ fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
     if next <= now + TIMER_URGENT {
         return next;
     }
+    let grid = if next >= now + TIMER_COARSE_AFTER {
+        TIMER_COARSE_GRID
+    } else {
+        TIMER_GRID
+    };
     let since = next.saturating_duration_since(epoch).as_nanos();
-    let grid = TIMER_GRID.as_nanos();
+    let grid = grid.as_nanos();
     let slots = since.div_ceil(grid);
     epoch + Duration::from_nanos((slots * grid).min(u64::MAX as u128) as u64)
 }
@@ -146,7 +156,7 @@ pub async fn run(
                     })
                 }
                 ToShard::Signal { conn, request } => {
-                    rooms.signal(conn, *request, now.mono, now.unix_ms, &mut out);
+                    rooms.signal(conn, *request, now.mono, &mut out);
                     None
                 }
                 ToShard::Disconnect { conn } => {
@@ -322,5 +332,13 @@ mod tests {
         assert_eq!(timer_slot(epoch, now, ms(119)), ms(120));
         assert_eq!(timer_slot(epoch, now, ms(120)), ms(120));
         assert_eq!(timer_slot(epoch, now, ms(121)), ms(140));
+        assert_eq!(
+            timer_slot(epoch, now, ms(349)),
+            ms(360),
+            "just under coarse"
+        );
+        assert_eq!(timer_slot(epoch, now, ms(350)), ms(400), "far: coarse grid");
+        assert_eq!(timer_slot(epoch, now, ms(1_101)), ms(1_200));
+        assert_eq!(timer_slot(epoch, now, ms(1_200)), ms(1_200));
     }
 }

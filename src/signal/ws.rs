@@ -26,7 +26,12 @@ use crate::rtc::{RoomError, RoomOp, RoomReply};
 
 /// LiveKit's inbound limit for one signal message.
 const MAX_MESSAGE: usize = 2 * 1024 * 1024;
-/// The server pings every 10 s, as LiveKit does.
+/// tungstenite zero-fills its whole read buffer before every read (128 KiB by default):
+/// that was a tenth of an idle control thread's CPU, and 128 KiB per connection.
+/// Signal messages are small; a large one takes a few reads.
+const READ_BUFFER: usize = 4 * 1024;
+/// A connection silent this long gets a WebSocket ping (LiveKit pings every 10 s), which
+/// keeps proxies from closing it; SDK pings count as traffic.
 const PING_EVERY: Duration = Duration::from_secs(10);
 /// Clients ping every `ping_interval` (5 s); silence this long means the peer is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,6 +106,7 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
         return;
     }
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
@@ -137,6 +143,9 @@ async fn run(
         .await;
         match step {
             Step::Frame(Some(Ok(frame @ (Message::Binary(_) | Message::Text(_))))) => {
+                // A client that talks (SDKs ping every `ping_interval`) needs no ping from
+                // us; one that stays silent for PING_EVERY gets one.
+                ping = glommio::timer::Timer::new(PING_EVERY);
                 let decoded = match &frame {
                     Message::Text(text) => {
                         format = Format::Json;
@@ -150,7 +159,15 @@ async fn run(
                     }
                 };
                 match decoded {
-                    Ok(request) => ctx.signal(conn, request).await,
+                    Ok(request) => {
+                        if let Some(pong) = super::pong(&request, crate::clock::now().unix_ms) {
+                            if !send_as(ws, &pong, format).await {
+                                return;
+                            }
+                        } else {
+                            ctx.signal(conn, request).await;
+                        }
+                    }
                     Err(e) => {
                         // LiveKit ends the signal connection on a frame it cannot decode.
                         debug!(conn, error = %e, "undecodable signal request, closing");
