@@ -4,6 +4,7 @@
 pub mod busy;
 pub mod connect;
 pub mod messages;
+pub mod quiet;
 pub mod udp_io;
 pub mod worker;
 

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::busy::Busy;
 use super::messages::{FromShard, ShardStats, ToShard};
+use super::quiet::{self, Activity};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
@@ -69,11 +70,28 @@ struct Shard {
     /// When the timer task will wake next, and how to wake it sooner.
     timer_at: Cell<Instant>,
     wake_timer: LocalSender<()>,
-    /// The origin of the timer grid.
+    /// The origin of the timer grid (and of the quiet poll grid).
     epoch: Instant,
+    /// Whether receivers wait on each datagram or poll on the quiet grid (`quiet`).
+    activity: Cell<Activity>,
+    /// One per socket: wakes its receiver out of a quiet poll sleep.
+    wake_recv: Vec<LocalSender<()>>,
 }
 
 impl Shard {
+    /// Something happened that must not wait for the quiet grid: receivers that were
+    /// polling on it go back to waiting on each datagram.
+    fn touch(&self, now: Instant) {
+        let mut activity = self.activity.get();
+        if activity.touch(now) {
+            for wake in &self.wake_recv {
+                // Full means a wake is already pending.
+                let _ = wake.try_send(());
+            }
+        }
+        self.activity.set(activity);
+    }
+
     /// After a turn: if it gave some session (or a room tick) an earlier deadline than
     /// the timer task sleeps to, wake that task now.
     fn rearm_timer(&self, now: Instant) {
@@ -123,6 +141,9 @@ pub async fn run(
     info!(shard, udp = ?advertised, "shard started");
     rooms.set_local_candidates(advertised);
     let (wake_timer, timer_wakes) = local_channel::new_bounded(1);
+    let (wake_recv, recv_wakes): (Vec<_>, Vec<_>) = (0..sockets.len())
+        .map(|_| local_channel::new_bounded(1))
+        .unzip();
     let me = Rc::new(Shard {
         id: shard,
         rooms: RefCell::new(rooms),
@@ -133,15 +154,18 @@ pub async fn run(
         timer_at: Cell::new(clock::mono()),
         wake_timer,
         epoch: clock::mono(),
+        activity: Cell::new(Activity::default()),
+        wake_recv,
     });
     glommio::spawn_local(stats_loop(me.clone())).detach();
     glommio::spawn_local(timer_loop(me.clone(), timer_wakes)).detach();
-    for index in 0..me.sockets.len() {
-        glommio::spawn_local(recv_loop(me.clone(), index)).detach();
+    for (index, wakes) in recv_wakes.into_iter().enumerate() {
+        glommio::spawn_local(recv_loop(me.clone(), index, wakes)).detach();
     }
 
     while let Some(msg) = inbox.recv().await {
         let now = clock::now();
+        me.touch(now.mono);
         me.busy.borrow_mut().begin(now.mono);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
@@ -185,31 +209,49 @@ pub async fn run(
     info!(shard, "shard stopped");
 }
 
-async fn recv_loop(me: Rc<Shard>, index: usize) {
+async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
     let destination = me.sockets.advertised(index);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let (len, source) = match me.sockets.recv(index, &mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(shard = me.id, error = %e, "udp receive failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
+        let first = if me.activity.get().is_quiet(clock::mono()) {
+            match me.sockets.recv_now(index, &mut buf) {
+                Some(got) => got,
+                None => {
+                    let now = clock::mono();
+                    let sleep = quiet::next_poll(me.epoch, now).saturating_duration_since(now);
+                    let woken = async {
+                        wakes.recv().await;
+                    };
+                    futures_lite::future::or(glommio::timer::sleep(sleep), woken).await;
+                    continue;
+                }
+            }
+        } else {
+            match me.sockets.recv(index, &mut buf).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(shard = me.id, error = %e, "udp receive failed");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             }
         };
         let now = clock::now();
         me.busy.borrow_mut().begin(now.mono);
         let mut out = Vec::new();
         let mut transmits = Vec::new();
-        let forwarded = {
+        let (forwarded, active) = {
             let mut rooms = me.rooms.borrow_mut();
             let before = rooms.counters.forwarded;
+            let data_before = rooms.counters.data_packets;
+            let mut media = false;
             // One turn serves what is already queued behind this datagram (a video
             // frame's packets): subscriber sessions are driven once, at the end.
             rooms.begin_batch();
-            let mut next = Some((len, source));
+            let mut next = Some(first);
             let mut taken = 0;
             while let Some((len, source)) = next {
+                media |= quiet::is_media(&buf[..len]);
                 let known = rooms.handle_datagram(
                     now.mono,
                     source,
@@ -229,8 +271,12 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
                 };
             }
             rooms.end_batch(now.mono, &mut transmits, &mut out);
-            rooms.counters.forwarded != before
+            let active = media || rooms.counters.data_packets != data_before;
+            (rooms.counters.forwarded != before, active)
         };
+        if active {
+            me.touch(now.mono);
+        }
         if !me.flush(transmits, out).await {
             return;
         }
