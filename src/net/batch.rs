@@ -44,39 +44,108 @@ pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAd
     Ok(Some((n as usize, source)))
 }
 
-/// Sends `packets` (destination, bytes) with `sendmmsg`, up to [`BATCH`] at a time.
+/// Packets one `send_batch` call takes at most (one iovec each).
+pub const MAX_PACKETS: usize = 256;
+
+/// Whether the socket can send GSO trains (`UDP_SEGMENT`, Linux 4.18+).
+pub fn gso_supported(fd: RawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0
+}
+
+/// Room for one `UDP_SEGMENT` control message (a u16), 8-byte aligned as cmsghdr wants.
+type SegmentCmsg = [u64; 4];
+
+/// Sends `packets` (destination, bytes) with `sendmmsg`: up to [`BATCH`] messages of
+/// up to [`MAX_PACKETS`] packets in all. With `gso`, each run that `trains::train_len`
+/// allows is one message with a `UDP_SEGMENT` size; without, one message per packet.
 /// Returns how many leading packets the kernel took; `WouldBlock` if it took none
-/// because the socket buffer is full. Any other error is for the first packet only.
-pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-    let n = packets.len().min(BATCH);
-    if n == 0 {
+/// because the socket buffer is full. Any other error is for the first message only.
+pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])], gso: bool) -> io::Result<usize> {
+    use std::mem::MaybeUninit;
+    let packets = &packets[..packets.len().min(MAX_PACKETS)];
+    if packets.is_empty() {
         return Ok(0);
     }
-    // SAFETY: plain old data, zeroed is a valid empty value.
-    let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-    let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-    for (i, (to, bytes)) in packets.iter().take(n).enumerate() {
-        let len = to_storage(*to, &mut addrs[i]);
-        iovecs[i] = libc::iovec {
-            // sendmmsg only reads through this pointer.
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
+    // Only the entries a message uses are written, so nothing is zeroed wholesale.
+    let mut addrs = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; BATCH];
+    let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_PACKETS];
+    let mut cmsgs = [const { MaybeUninit::<SegmentCmsg>::uninit() }; BATCH];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    let mut counts = [0usize; BATCH];
+    let (mut m, mut p) = (0, 0);
+    while m < BATCH && p < packets.len() {
+        let n = if gso {
+            super::trains::train_len(&packets[p..], packets.len() - p)
+        } else {
+            1
         };
-        let hdr = &mut msgs[i].msg_hdr;
-        hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-        hdr.msg_namelen = len;
-        hdr.msg_iov = &mut iovecs[i];
-        hdr.msg_iovlen = 1;
+        for (k, (_, bytes)) in packets[p..p + n].iter().enumerate() {
+            iovecs[p + k].write(libc::iovec {
+                // sendmmsg only reads through this pointer.
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            });
+        }
+        // SAFETY: plain old data, zeroed is a valid empty value.
+        let addr = addrs[m].write(unsafe { zeroed() });
+        let namelen = to_storage(packets[p].0, addr);
+        // SAFETY: as above.
+        let mut hdr: libc::msghdr = unsafe { zeroed() };
+        hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+        hdr.msg_namelen = namelen;
+        hdr.msg_iov = iovecs[p].as_mut_ptr();
+        hdr.msg_iovlen = n;
+        if n > 1 {
+            let cmsg = cmsgs[m].write([0; 4]);
+            hdr.msg_control = (cmsg as *mut SegmentCmsg).cast();
+            // SAFETY: CMSG_SPACE only computes a size.
+            hdr.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+            // SAFETY: msg_control points at a zeroed buffer of msg_controllen bytes
+            // (CMSG_SPACE(2) = 24 <= 32), so the first header and its u16 fit in it.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(&hdr);
+                (*c).cmsg_level = libc::SOL_UDP;
+                (*c).cmsg_type = libc::UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+                let segment = packets[p].1.len() as u16;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+            }
+        }
+        msgs[m].write(libc::mmsghdr {
+            msg_hdr: hdr,
+            msg_len: 0,
+        });
+        counts[m] = n;
+        p += n;
+        m += 1;
     }
-    // SAFETY: the headers point at `addrs`, `iovecs` and the callers' slices, all
-    // alive for the call; the kernel does not write through the data pointers.
-    let sent =
-        unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    // SAFETY: the first `m` headers are written and point at written addresses,
+    // iovecs and control buffers, all alive for the call, and at the callers' slices,
+    // which the kernel only reads.
+    let sent = unsafe {
+        libc::sendmmsg(
+            fd,
+            msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            m as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(sent as usize)
+    Ok(counts[..sent as usize].iter().sum())
 }
 
 /// The reverse of `to_storage`.
@@ -157,11 +226,11 @@ mod tests {
         let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10 + i as usize]).collect();
         let packets: Vec<(SocketAddr, &[u8])> =
             payloads.iter().map(|p| (to, p.as_slice())).collect();
-        let first = send_batch(a.as_raw_fd(), &packets).unwrap();
+        let first = send_batch(a.as_raw_fd(), &packets, false).unwrap();
         assert_eq!(first, BATCH, "one call takes a whole batch");
         let mut sent = first;
         while sent < packets.len() {
-            sent += send_batch(a.as_raw_fd(), &packets[sent..]).unwrap();
+            sent += send_batch(a.as_raw_fd(), &packets[sent..], false).unwrap();
         }
         let mut buf = [0u8; 2048];
         for want in &payloads {
@@ -169,7 +238,52 @@ mod tests {
             assert_eq!(from, a.local_addr().unwrap());
             assert_eq!(&buf[..n], want.as_slice());
         }
-        assert_eq!(send_batch(a.as_raw_fd(), &[]).unwrap(), 0);
+        assert_eq!(send_batch(a.as_raw_fd(), &[], false).unwrap(), 0);
+    }
+
+    #[test]
+    fn gso_trains_arrive_as_the_datagrams_they_were() {
+        let (a, b) = pair();
+        let (_, c) = pair();
+        assert!(gso_supported(a.as_raw_fd()), "Linux 4.18+ has UDP_SEGMENT");
+        let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        // Two frames to b (the second ends short), one to c, then a lone bigger packet.
+        let mut payloads: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        for i in 0..5u8 {
+            payloads.push((to_b, vec![i; 1000]));
+        }
+        payloads.push((to_b, vec![5; 300]));
+        for i in 6..9u8 {
+            payloads.push((to_c, vec![i; 1000]));
+        }
+        payloads.push((to_b, vec![9; 1100]));
+        let packets: Vec<(SocketAddr, &[u8])> =
+            payloads.iter().map(|(to, p)| (*to, p.as_slice())).collect();
+        let mut sent = 0;
+        while sent < packets.len() {
+            sent += send_batch(a.as_raw_fd(), &packets[sent..], true).unwrap();
+        }
+        let mut buf = [0u8; 2048];
+        for (to, want) in &payloads {
+            let socket = if *to == to_b { &b } else { &c };
+            let (n, from) = socket.recv_from(&mut buf).unwrap();
+            assert_eq!(from, a.local_addr().unwrap());
+            assert_eq!(&buf[..n], want.as_slice(), "datagram {}", want[0]);
+        }
+        assert!(recv_now(b.as_raw_fd(), &mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_call_takes_more_packets_than_messages_when_they_form_trains() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        let payload = [7u8; 500];
+        let packets = vec![(to, &payload[..]); 100];
+        assert_eq!(send_batch(a.as_raw_fd(), &packets, true).unwrap(), 100);
+        let mut buf = [0u8; 2048];
+        for _ in 0..100 {
+            assert_eq!(b.recv_from(&mut buf).unwrap().0, 500);
+        }
     }
 
     #[test]
@@ -179,8 +293,8 @@ mod tests {
         // IPv6 from an IPv4 socket: refused by the kernel for that message only.
         let bad: SocketAddr = "[::1]:9".parse().unwrap();
         let packets: Vec<(SocketAddr, &[u8])> = vec![(bad, b"x"), (good, b"y")];
-        assert!(send_batch(a.as_raw_fd(), &packets).is_err());
-        assert_eq!(send_batch(a.as_raw_fd(), &packets[1..]).unwrap(), 1);
+        assert!(send_batch(a.as_raw_fd(), &packets, false).is_err());
+        assert_eq!(send_batch(a.as_raw_fd(), &packets[1..], false).unwrap(), 1);
     }
 
     #[test]

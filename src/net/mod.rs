@@ -3,4 +3,5 @@
 
 pub mod addrs;
 pub mod batch;
+pub mod trains;
 pub mod udp;

@@ -6,10 +6,11 @@ use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 
 use glommio::net::UdpSocket;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::net::batch::{send_batch, BATCH};
+use crate::net::batch::{gso_supported, send_batch, MAX_PACKETS};
 use crate::rtc::session::Transmit;
+use std::cell::Cell;
 
 /// Datagrams bigger than this are not WebRTC (MTU-sized packets, ~1200 bytes).
 pub const MAX_DATAGRAM: usize = 2048;
@@ -18,6 +19,9 @@ pub struct Sockets {
     sockets: Vec<UdpSocket>,
     /// What each socket is advertised as (and so what str0m sees as the destination).
     advertised: Vec<SocketAddr>,
+    /// Whether each socket sends GSO trains: probed at start, turned off for good if
+    /// the kernel refuses one (a device without checksum offload answers EIO).
+    gso: Vec<Cell<bool>>,
 }
 
 impl Sockets {
@@ -25,14 +29,18 @@ impl Sockets {
     pub fn adopt(bound: Vec<(StdUdpSocket, SocketAddr)>) -> Sockets {
         let mut sockets = Vec::new();
         let mut advertised = Vec::new();
+        let mut gso = Vec::new();
         for (socket, addr) in bound {
+            gso.push(Cell::new(gso_supported(socket.as_raw_fd())));
             // SAFETY: the fd belongs to a bound std socket that we give up here.
             sockets.push(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) });
             advertised.push(addr);
         }
+        debug!(gso = ?gso.iter().map(Cell::get).collect::<Vec<_>>(), "udp sockets adopted");
         Sockets {
             sockets,
             advertised,
+            gso,
         }
     }
 
@@ -70,26 +78,30 @@ impl Sockets {
     }
 
     /// Sends each transmit from the socket advertised as its source: runs of packets
-    /// from one socket go out [`BATCH`] per `sendmmsg`. Failures are per packet (a
-    /// peer gone away) and never stop the shard; a full socket buffer is waited out.
+    /// from one socket go out in `sendmmsg` calls, as GSO trains where the socket can
+    /// (`net::trains`). Failures are per packet (a peer gone away) and never stop the
+    /// shard; a full socket buffer is waited out.
     pub async fn send_all(&self, transmits: &mut Vec<Transmit>) {
+        let mut packets: Vec<(SocketAddr, &[u8])> = Vec::new();
         let mut at = 0;
         while at < transmits.len() {
             let index = self.index_of(transmits[at].source);
             let run = transmits[at..]
                 .iter()
-                .take(BATCH)
+                .take(MAX_PACKETS)
                 .take_while(|t| self.index_of(t.source) == index)
                 .count();
-            let Some(socket) = self.sockets.get(index) else {
+            let (Some(socket), Some(gso)) = (self.sockets.get(index), self.gso.get(index)) else {
                 at += run;
                 continue;
             };
-            let packets: Vec<(SocketAddr, &[u8])> = transmits[at..at + run]
-                .iter()
-                .map(|t| (t.destination, t.contents.as_slice()))
-                .collect();
-            match send_batch(socket.as_raw_fd(), &packets) {
+            packets.clear();
+            packets.extend(
+                transmits[at..at + run]
+                    .iter()
+                    .map(|t| (t.destination, t.contents.as_slice())),
+            );
+            match send_batch(socket.as_raw_fd(), &packets, gso.get()) {
                 Ok(n) => at += n.max(1),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let t = &transmits[at];
@@ -98,12 +110,17 @@ impl Sockets {
                     }
                     at += 1;
                 }
+                Err(e) if gso.get() && e.raw_os_error() == Some(libc::EIO) => {
+                    warn!(error = %e, "the kernel refused a GSO train; sending datagrams one by one");
+                    gso.set(false);
+                }
                 Err(e) => {
                     debug!(to = %transmits[at].destination, error = %e, "send failed");
                     at += 1;
                 }
             }
         }
+        drop(packets);
         transmits.clear();
     }
 
