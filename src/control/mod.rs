@@ -3,6 +3,7 @@
 //! `RefCell`s suffice; nothing is shared with shards except through channels.
 
 pub mod directory;
+mod resume;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -44,6 +45,9 @@ type Pending = RefCell<HashMap<u64, LocalSender<Result<RoomReply, RoomError>>>>;
 pub enum ConnEvent {
     Signal(Box<lk::SignalResponse>),
     Close(lk::LeaveRequest),
+    /// A resume of this participant arrived on another connection: end this one and
+    /// hand over the queue (see `control::resume`).
+    Takeover,
 }
 
 struct Conn {
@@ -52,6 +56,15 @@ struct Conn {
     /// the participant (a client that does not read cannot make the node buffer
     /// without bound).
     events: Option<LocalSender<ConnEvent>>,
+    /// Whose participant this is (set by `bind_conn`), for resumes to find it.
+    room: String,
+    identity: String,
+    /// The queue's receiving end while no signal connection reads it: the connection
+    /// dropped and the participant may resume (`control::resume`).
+    parked: Option<LocalReceiver<ConnEvent>>,
+    /// Which connection task owns the participant; bumped when a resume takes over,
+    /// so that the previous task's end changes nothing.
+    generation: u64,
 }
 
 /// Signal messages queued for one connection before it counts as not reading.
@@ -206,6 +219,10 @@ impl Control {
             Conn {
                 shard: None,
                 events: Some(events),
+                room: String::new(),
+                identity: String::new(),
+                parked: None,
+                generation: 0,
             },
         );
         self.lifecycle.conn_opened();
@@ -213,10 +230,12 @@ impl Control {
     }
 
     /// Records which shard took the connection's participant (after its join).
-    pub fn bind_conn(&self, conn: ConnId, room: &str) {
+    pub fn bind_conn(&self, conn: ConnId, room: &str, identity: &str) {
         let shard = self.directory.borrow().lookup(room);
         if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
             c.shard = shard;
+            c.room = room.to_string();
+            c.identity = identity.to_string();
         }
     }
 
@@ -253,6 +272,11 @@ impl Control {
         let Some(c) = conns.get_mut(&conn) else {
             return;
         };
+        if c.parked.is_some() && matches!(event, ConnEvent::Close(_)) {
+            // The participant left while its connection was away: nothing to resume.
+            conns.remove(&conn);
+            return;
+        }
         let overflowed = c
             .events
             .as_ref()

@@ -235,6 +235,11 @@ impl Rooms {
         } else {
             (sender.info.sid.clone(), sender.info.identity.clone())
         };
+        // A resuming client resends its reliable packets after the ReconnectResponse's
+        // last_message_seq; one that had arrived already is not delivered twice.
+        if label == "_reliable" && !self.fresh_reliable(from, packet.sequence) {
+            return;
+        }
         packet.participant_sid = sid.clone();
         packet.participant_identity = identity.clone();
         if let Some(lk::data_packet::Value::User(user)) = &mut packet.value {

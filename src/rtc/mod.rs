@@ -20,6 +20,7 @@ mod negotiation_tests;
 pub mod participant;
 mod quality_room;
 pub mod red;
+mod resume;
 pub mod room;
 pub mod room_ops;
 mod room_signal;

@@ -46,6 +46,12 @@ pub struct Participant {
     pub auto_subscribe: bool,
     pub adaptive_stream: bool,
     pub media: ParticipantMedia,
+    /// Its signal connection dropped without a leave: it stays (media keeps flowing)
+    /// until then, for the client to resume (`rtc::resume`).
+    pub departs_at: Option<Instant>,
+    /// The highest `sequence` of the reliable data packets it sent: the client resends
+    /// what came after it when it resumes, and a resent packet is delivered once.
+    pub last_reliable_seq: u32,
 }
 
 /// A track announced with AddTrackRequest whose m-line has not arrived yet.

@@ -196,6 +196,7 @@ impl Rooms {
                 .join(conn, &params, now, unix_secs, out)
                 .map(|r| RoomReply::Joined(Box::new(r))),
             RoomOp::List { names } => Ok(RoomReply::Rooms(self.list(&names))),
+            RoomOp::Resume { room, identity } => self.resume(&room, &identity),
             RoomOp::Delete { room } => {
                 self.room(&room)?;
                 self.close_room(&room, lk::DisconnectReason::RoomDeleted, out);

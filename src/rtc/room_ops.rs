@@ -40,6 +40,11 @@ pub enum RoomOp {
     UpdateParticipant(Box<lk::UpdateParticipantRequest>),
     UpdateSubscriptions(Box<lk::UpdateSubscriptionsRequest>),
     SendData(Box<lk::SendDataRequest>),
+    /// A client resumes its participant over a new signal connection (`rtc::resume`).
+    Resume {
+        room: String,
+        identity: String,
+    },
     /// Forward-, MoveParticipant and PerformRpc: they need a live participant.
     RequireParticipant {
         room: String,
@@ -59,7 +64,8 @@ impl RoomOp {
             | RoomOp::ListParticipants { room }
             | RoomOp::GetParticipant { room, .. }
             | RoomOp::RemoveParticipant { room, .. }
-            | RoomOp::RequireParticipant { room, .. } => Some(room),
+            | RoomOp::RequireParticipant { room, .. }
+            | RoomOp::Resume { room, .. } => Some(room),
             RoomOp::MutePublishedTrack(r) => Some(&r.room),
             RoomOp::UpdateParticipant(r) => Some(&r.room),
             RoomOp::UpdateSubscriptions(r) => Some(&r.room),
@@ -76,6 +82,11 @@ pub enum RoomReply {
     Participant(lk::ParticipantInfo),
     Track(lk::TrackInfo),
     Joined(Box<lk::JoinResponse>),
+    /// The resumed participant's connection id, and what its new connection sends first.
+    Resumed {
+        conn: ConnId,
+        messages: Vec<lk::SignalResponse>,
+    },
     Done,
 }
 

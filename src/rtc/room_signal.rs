@@ -72,6 +72,8 @@ impl Rooms {
             auto_subscribe: params.auto_subscribe,
             adaptive_stream: params.adaptive_stream,
             media: Default::default(),
+            departs_at: None,
+            last_reliable_seq: 0,
         };
         room.participants
             .insert(params.identity.clone(), participant);
@@ -352,7 +354,7 @@ impl Rooms {
         self.send_to_others(room_name, ConnId::MAX, msg, out);
     }
 
-    fn server_info(&self) -> lk::ServerInfo {
+    pub(super) fn server_info(&self) -> lk::ServerInfo {
         lk::ServerInfo {
             edition: lk::server_info::Edition::Standard as i32,
             version: COMPATIBLE_SERVER_VERSION.into(),
@@ -364,7 +366,7 @@ impl Rooms {
     }
 }
 
-fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantUpdate {
+pub(super) fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantUpdate {
     lk::ParticipantUpdate { participants }
 }
 

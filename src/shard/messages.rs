@@ -15,8 +15,10 @@ pub enum ToShard {
         conn: ConnId,
         request: Box<lk::SignalRequest>,
     },
-    /// The signal connection closed.
+    /// The signal connection closed: its participant leaves.
     Disconnect { conn: ConnId },
+    /// The signal connection dropped without a leave: its participant may resume.
+    SignalLost { conn: ConnId },
     /// Stop the worker loop.
     Shutdown,
 }

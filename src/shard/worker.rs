@@ -187,6 +187,10 @@ pub async fn run(
                     rooms.disconnect(conn, now.mono, &mut out);
                     None
                 }
+                ToShard::SignalLost { conn } => {
+                    rooms.signal_lost(conn, now.mono);
+                    None
+                }
                 ToShard::Shutdown => break,
             };
             rooms.flush_dirty(now.mono, &mut transmits, &mut out);
@@ -327,8 +331,13 @@ async fn stats_loop(me: Rc<Shard>) {
     loop {
         glommio::timer::sleep(STATS_EVERY).await;
         let now = clock::now();
-        let closed = me.rooms.borrow_mut().expire(now.mono);
-        if !me.flush(Vec::new(), Vec::new()).await {
+        let mut out = Vec::new();
+        let closed = {
+            let mut rooms = me.rooms.borrow_mut();
+            rooms.expire_departed(now.mono, &mut out);
+            rooms.expire(now.mono)
+        };
+        if !me.flush(Vec::new(), out).await {
             return;
         }
         for name in closed {

@@ -4,6 +4,7 @@
 //! that owns the participant.
 
 pub mod params;
+pub mod resume;
 pub mod ws;
 
 use livekit_protocol as lk;

@@ -22,7 +22,8 @@ use super::params::join_params;
 use crate::api::http::{Request, Response};
 use crate::auth::Claims;
 use crate::control::{CallError, ConnEvent, Control};
-use crate::rtc::{RoomError, RoomOp, RoomReply};
+use crate::rtc::{ConnId, RoomError, RoomOp, RoomReply};
+use glommio::channels::local_channel::LocalReceiver;
 
 /// LiveKit's inbound limit for one signal message.
 const MAX_MESSAGE: usize = 2 * 1024 * 1024;
@@ -63,7 +64,7 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
     };
     let accept = derive_accept_key(key.as_bytes());
     if is_resume(req) {
-        refuse_resume(stream, &accept).await;
+        super::resume::serve(stream, req, &claims, &accept, ctx).await;
         return;
     }
     let params = join_params(&claims, req, ctx.config.room.auto_create);
@@ -94,38 +95,80 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
             return;
         }
     };
-    ctx.bind_conn(conn, &room);
+    ctx.bind_conn(conn, &room, &identity);
     let join_ms = crate::clock::mono()
         .saturating_duration_since(started)
         .as_millis() as u64;
     info!(conn, %room, %identity, join_ms, "participant joined");
 
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    if write_upgrade(&mut stream, &accept).await.is_err() {
-        ctx.close_conn(conn).await;
-        return;
+    let first = lk::SignalResponse {
+        message: Some(lk::signal_response::Message::Join(*join)),
+    };
+    match upgrade(stream, &accept).await {
+        Some(mut ws) => session(&mut ws, conn, 0, events, &[first], &ctx).await,
+        None => ctx.close_conn(conn).await,
     }
+    info!(conn, %room, %identity, "signal connection closed");
+}
+
+/// Answers the upgrade and wraps the stream; `None` when the client is gone.
+pub(super) async fn upgrade(
+    mut stream: TcpStream,
+    accept: &str,
+) -> Option<WebSocketStream<TcpStream>> {
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    write_upgrade(&mut stream, accept).await.ok()?;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-    let first = lk::SignalResponse {
-        message: Some(lk::signal_response::Message::Join(*join)),
-    };
-    if send(&mut ws, &first).await {
-        run(&mut ws, conn, &events, &ctx).await;
+    Some(WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await)
+}
+
+/// Runs a participant's signal connection: `first` goes out before anything queued,
+/// then requests and responses flow until the connection ends. A connection that
+/// dropped without a leave parks its queue for a resume (`control::resume`); any
+/// other end makes the participant leave. `generation` says which connection task of
+/// the participant this is (0 for the join, more for resumes).
+pub(super) async fn session(
+    ws: &mut WebSocketStream<TcpStream>,
+    conn: ConnId,
+    generation: u64,
+    events: LocalReceiver<ConnEvent>,
+    first: &[lk::SignalResponse],
+    ctx: &Control,
+) {
+    let mut end = End::Lost;
+    let mut sent = true;
+    for msg in first {
+        sent = sent && send(ws, msg).await;
     }
-    ctx.close_conn(conn).await;
-    info!(conn, %room, %identity, "signal connection closed");
+    if sent {
+        end = run(ws, conn, &events, ctx).await;
+    }
+    match end {
+        End::Left => ctx.close_conn(conn).await,
+        End::Lost => ctx.signal_lost(conn, generation, events).await,
+    }
+}
+
+/// How a signal connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The participant leaves: the server closed the session, or the client broke
+    /// the protocol.
+    Left,
+    /// The connection dropped or was taken over: the participant may resume. A client
+    /// that left said so with a leave request first, which the shard has handled.
+    Lost,
 }
 
 async fn run(
     ws: &mut WebSocketStream<TcpStream>,
     conn: u64,
-    events: &glommio::channels::local_channel::LocalReceiver<ConnEvent>,
+    events: &LocalReceiver<ConnEvent>,
     ctx: &Control,
-) {
+) -> End {
     let mut ping = glommio::timer::Timer::new(PING_EVERY);
     // As LiveKit: a client's text (protojson) frame switches the connection to JSON in
     // both directions, a binary one back to protobuf.
@@ -162,7 +205,7 @@ async fn run(
                     Ok(request) => {
                         if let Some(pong) = super::pong(&request, crate::clock::now().unix_ms) {
                             if !send_as(ws, &pong, format).await {
-                                return;
+                                return End::Lost;
                             }
                         } else {
                             ctx.signal(conn, request).await;
@@ -172,22 +215,23 @@ async fn run(
                         // LiveKit ends the signal connection on a frame it cannot decode.
                         debug!(conn, error = %e, "undecodable signal request, closing");
                         close_with(ws, CloseCode::Invalid, "malformed signal request").await;
-                        return;
+                        return End::Left;
                     }
                 }
             }
-            Step::Frame(Some(Ok(Message::Close(_)))) | Step::Frame(None) => return,
+            Step::Frame(Some(Ok(Message::Close(_)))) | Step::Frame(None) => return End::Lost,
             Step::Frame(Some(Ok(_))) => {} // pings are answered by tungstenite
             Step::Frame(Some(Err(e))) => {
                 debug!(conn, error = %e, "signal connection failed");
                 if let Some((code, reason)) = refusal(&e) {
                     close_with(ws, code, reason).await;
+                    return End::Left;
                 }
-                return;
+                return End::Lost;
             }
             Step::Event(Some(ConnEvent::Signal(response))) => {
                 if !send_as(ws, &response, format).await {
-                    return;
+                    return End::Lost;
                 }
             }
             Step::Event(Some(ConnEvent::Close(leave))) => {
@@ -197,13 +241,14 @@ async fn run(
                 if send_as(ws, &msg, format).await {
                     close_with(ws, CloseCode::Normal, "").await;
                 }
-                return;
+                return End::Left;
             }
-            Step::Event(None) => return,
+            Step::Event(Some(ConnEvent::Takeover)) => return End::Lost,
+            Step::Event(None) => return End::Left,
             Step::Ping => {
                 ping = glommio::timer::Timer::new(PING_EVERY);
                 if !write_frame(ws, Message::Ping(Vec::new().into())).await {
-                    return;
+                    return End::Lost;
                 }
             }
         }
@@ -242,10 +287,9 @@ fn is_resume(req: &Request) -> bool {
     matches!(req.query_param("reconnect"), Some("1") | Some("true"))
 }
 
-/// Resuming (ICE restart on the same participant) is not supported yet. LiveKit's
-/// answer for a session it does not know makes every SDK do a full reconnect instead:
-/// `leave {STATE_MISMATCH, RECONNECT}` as the first message.
-async fn refuse_resume(mut stream: TcpStream, accept: &str) {
+/// LiveKit's answer to a resume of a participant it does not have, which makes every
+/// SDK do a full reconnect instead: `leave {STATE_MISMATCH, RECONNECT}` first.
+pub(super) async fn refuse_resume(mut stream: TcpStream, accept: &str) {
     if write_upgrade(&mut stream, accept).await.is_err() {
         return;
     }
@@ -276,7 +320,7 @@ async fn write_upgrade(stream: &mut TcpStream, accept: &str) -> std::io::Result<
 
 /// Writes one message; false when the connection failed or the client has not taken
 /// it within [`WRITE_TIMEOUT`] (it is not reading: the session ends).
-async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {
+pub(super) async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalResponse) -> bool {
     send_as(ws, msg, Format::Protobuf).await
 }
 

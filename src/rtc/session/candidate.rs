@@ -58,3 +58,43 @@ pub fn to_trickle_json(c: &Candidate, sdp_mid: &str) -> String {
     })
     .to_string()
 }
+
+/// Whether a remote candidate can pair with one of `local`: same transport (corelay
+/// serves ICE over UDP only) and same address family. An unpairable candidate is
+/// dropped before str0m sees it: after an ICE restart str0m's agent has no pairs yet,
+/// and the first candidate it gets being unpairable (a TCP or IPv6 one, in whatever
+/// order the client trickles them) made it declare the connection lost.
+pub fn pairable(local: &[Candidate], remote: &Candidate) -> bool {
+    remote.proto() == str0m::net::Protocol::Udp
+        && local
+            .iter()
+            .any(|l| l.addr().is_ipv4() == remote.addr().is_ipv4())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(line: &str) -> Candidate {
+        match parse_trickle(line) {
+            Ok(Trickled::Candidate(c)) => c,
+            _ => panic!("not a candidate: {line}"),
+        }
+    }
+
+    #[test]
+    fn only_udp_candidates_of_a_family_we_have_pair() {
+        let local = [Candidate::host("10.0.0.2:7882".parse().unwrap(), "udp").unwrap()];
+        let udp4 = parsed("candidate:1 1 udp 2122260223 192.0.2.2 55791 typ host");
+        let tcp4 = parsed("candidate:2 1 tcp 1518214911 192.0.2.2 9 typ host tcptype active");
+        let udp6 = parsed("candidate:3 1 udp 2122265343 fd00::2 34288 typ host");
+        assert!(pairable(&local, &udp4));
+        assert!(!pairable(&local, &tcp4), "no ICE-TCP here");
+        assert!(!pairable(&local, &udp6), "no IPv6 socket here");
+        let both = [
+            local[0].clone(),
+            Candidate::host("[fd00::1]:7882".parse().unwrap(), "udp").unwrap(),
+        ];
+        assert!(pairable(&both, &udp6));
+    }
+}

@@ -11,7 +11,7 @@ use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 
-use super::candidate::{parse_trickle, to_trickle_json, Trickled};
+use super::candidate::{pairable, parse_trickle, to_trickle_json, Trickled};
 use super::offer::{Channels, SendTrack};
 use super::sdp_info::{first_mid, mark_rejected, offered_media, parse_offer};
 use super::{OfferedMedia, PeerRole, SessionError};
@@ -162,6 +162,13 @@ impl PeerSession {
     /// `candidate:` line). mDNS `.local` hosts and end-of-candidates are ignored.
     pub fn add_remote_candidate(&mut self, init_json: &str) -> Result<(), SessionError> {
         if let Trickled::Candidate(c) = parse_trickle(init_json)? {
+            if !pairable(&self.local, &c) {
+                return Err(SessionError::Candidate(format!(
+                    "{} candidate {} cannot pair with ours",
+                    c.proto(),
+                    c.addr()
+                )));
+            }
             self.guarded(|s| {
                 s.rtc.add_remote_candidate(c);
                 Ok(())

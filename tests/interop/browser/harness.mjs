@@ -140,6 +140,9 @@ export async function startBrowser() {
       setVideoFPS: (identity, fps) => page.evaluate(([i, x]) => window.lkSetVideoFPS(i, x), [identity, fps]),
       publisherLayers: () => page.evaluate(() => window.lkPublisherLayers()),
       stats: () => page.evaluate(() => window.lkStats()),
+      simulate: (scenario, arg) => page.evaluate(([sc, a]) => window.lkSimulate(sc, a), [scenario, arg ?? null]),
+      // {sid, state, connection: {reconnecting, reconnected, signalReconnecting}, data: [...]}
+      session: () => page.evaluate(() => window.lkSession()),
       events: () => page.evaluate(() => window.lkEvents()),
       transportStats: () => page.evaluate(() => window.lkTransportStats()),
       close: async () => {

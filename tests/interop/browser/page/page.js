@@ -12,6 +12,7 @@
     data: [], // {from, topic, text}
     remote: new Map(), // trackSid -> {identity, kind, track, el}
     encryptionErrors: 0, // RoomEvent.EncryptionError (e.g. frames that fail to decrypt)
+    connection: { reconnecting: 0, reconnected: 0, signalReconnecting: 0 }, // RoomEvent counts
   };
   const t0 = performance.now();
   const log = (msg) => {
@@ -29,6 +30,18 @@
     state.room = room;
     room
       .on(RoomEvent.ConnectionStateChanged, (s) => log(`connection state ${s}`))
+      .on(RoomEvent.Reconnecting, () => {
+        state.connection.reconnecting += 1;
+        log('reconnecting');
+      })
+      .on(RoomEvent.SignalReconnecting, () => {
+        state.connection.signalReconnecting += 1;
+        log('signal reconnecting');
+      })
+      .on(RoomEvent.Reconnected, () => {
+        state.connection.reconnected += 1;
+        log('reconnected');
+      })
       .on(RoomEvent.ParticipantConnected, (p) => log(`participant connected ${p.identity}`))
       .on(RoomEvent.ParticipantDisconnected, (p) => log(`participant disconnected ${p.identity}`))
       .on(RoomEvent.Disconnected, (reason) => log(`disconnected reason=${reason}`))
@@ -122,6 +135,16 @@
       topic,
     });
   };
+
+  // The SDK's own test hook: 'signal-reconnect' (optionally with a delay in ms before
+  // the client reconnects), 'resume-reconnect', 'full-reconnect', ...
+  window.lkSimulate = (scenario, arg) => state.room.simulateScenario(scenario, arg);
+  window.lkSession = () => ({
+    sid: state.room.localParticipant.sid,
+    state: state.room.state,
+    connection: { ...state.connection },
+    data: [...state.data],
+  });
 
   window.lkStats = async () => {
     const room = state.room;

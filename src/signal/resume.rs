@@ -1,0 +1,67 @@
+//! A `reconnect=1` signal connection: the client resumes its participant after its
+//! previous connection dropped (see `rtc::resume` and `control::resume`). When there
+//! is nothing to resume, the answer is LiveKit's leave STATE_MISMATCH/RECONNECT, and
+//! the SDK does a full reconnect.
+
+use std::rc::Rc;
+
+use glommio::net::TcpStream;
+use tracing::info;
+
+use super::params::join_params;
+use super::ws::{refuse_resume, session, upgrade};
+use crate::api::http::Request;
+use crate::auth::Claims;
+use crate::control::Control;
+use crate::rtc::{RoomOp, RoomReply};
+
+pub async fn serve(
+    stream: TcpStream,
+    req: &Request,
+    claims: &Claims,
+    accept: &str,
+    ctx: Rc<Control>,
+) {
+    // The token names the room and the identity; as LiveKit, the participant is found
+    // by identity (the `sid` query parameter is only informative).
+    let params = join_params(claims, req, false);
+    let (room, identity) = (params.room, params.identity);
+    let Some(resumed) = ctx.take_over(&room, &identity).await else {
+        info!(%room, %identity, "resume refused: no such participant here");
+        refuse_resume(stream, accept).await;
+        return;
+    };
+    let op = RoomOp::Resume {
+        room: room.clone(),
+        identity: identity.clone(),
+    };
+    let first = match ctx.room_op(op).await {
+        Ok(RoomReply::Resumed { conn, messages }) if conn == resumed.conn => messages,
+        other => {
+            info!(%room, %identity, reply = ?other, "resume refused by the room");
+            ctx.drop_conn(resumed.conn);
+            refuse_resume(stream, accept).await;
+            return;
+        }
+    };
+    let conn = resumed.conn;
+    info!(conn, %room, %identity, generation = resumed.generation, "participant resumed");
+    match upgrade(stream, accept).await {
+        Some(mut ws) => {
+            session(
+                &mut ws,
+                conn,
+                resumed.generation,
+                resumed.events,
+                &first,
+                &ctx,
+            )
+            .await
+        }
+        None => {
+            ctx.signal_lost(conn, resumed.generation, resumed.events)
+                .await
+        }
+    }
+    info!(conn, %room, %identity, "signal connection closed");
+}
