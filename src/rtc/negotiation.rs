@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::media::Side;
 use super::participant::{ConnId, PendingTrack};
@@ -37,7 +37,15 @@ impl Rooms {
         let (answer, offered) = match session.accept_offer(&offer.sdp) {
             Ok(r) => r,
             Err(e) => {
-                debug!(conn, error = %e, "publisher offer refused");
+                // As LiveKit (IssueFullReconnect on a failed negotiation): the client
+                // would wait for an answer forever; a leave with RECONNECT makes it
+                // join again with a fresh peer connection.
+                warn!(conn, error = %e, "publisher offer refused: asking for a full reconnect");
+                let (reason, action) = (
+                    lk::DisconnectReason::StateMismatch,
+                    lk::leave_request::Action::Reconnect,
+                );
+                self.remove_conn_with(conn, reason, action, now, out);
                 return;
             }
         };

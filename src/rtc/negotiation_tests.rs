@@ -236,3 +236,38 @@ fn update_subscription_needs_the_can_subscribe_grant() {
         }
     }
 }
+
+#[test]
+fn an_offer_that_cannot_be_parsed_asks_for_a_full_reconnect() {
+    let t0 = crate::clock::now().mono;
+    let mut rooms = rooms();
+    let mut out = Vec::new();
+    rooms.join(1, &join("alice"), t0, 0, &mut out).unwrap();
+    rooms.join(2, &join("bob"), t0, 0, &mut out).unwrap();
+    out.clear();
+    let garbage = lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp: "v=0 but not an offer".into(),
+        id: 1,
+        ..Default::default()
+    };
+    rooms.signal(2, request(Req::Offer(garbage)), t0, &mut out);
+    let leave = out.iter().find_map(|o| match o {
+        Outbound::Close { conn: 2, leave } => Some(leave.clone()),
+        _ => None,
+    });
+    let leave = leave.expect("bob is told to leave instead of waiting for an answer");
+    assert_eq!(leave.action, lk::leave_request::Action::Reconnect as i32);
+    assert_eq!(leave.reason, lk::DisconnectReason::StateMismatch as i32);
+    assert!(
+        !messages_for(&out, 2)
+            .iter()
+            .any(|m| matches!(m, Resp::Answer(_))),
+        "no answer to garbage"
+    );
+    assert!(
+        rooms.participant("r", "alice").is_ok(),
+        "alice is untouched"
+    );
+    assert!(rooms.participant("r", "bob").is_err());
+}

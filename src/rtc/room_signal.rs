@@ -186,6 +186,20 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
+        let action = lk::leave_request::Action::Disconnect;
+        self.remove_conn_with(conn, reason, action, now, out);
+    }
+
+    /// `remove_conn`, with the leave's action: RECONNECT makes the SDK join again
+    /// (LiveKit's full reconnect, e.g. after a negotiation it cannot recover from).
+    pub(super) fn remove_conn_with(
+        &mut self,
+        conn: ConnId,
+        reason: lk::DisconnectReason,
+        action: lk::leave_request::Action,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
         let Some((room_name, identity)) = self.conns.remove(&conn) else {
             return;
         };
@@ -204,7 +218,7 @@ impl Rooms {
         if reason != lk::DisconnectReason::ClientInitiated {
             out.push(Outbound::Close {
                 conn,
-                leave: leave(reason, lk::leave_request::Action::Disconnect),
+                leave: leave(reason, action),
             });
         }
         self.forget_peers(conn);
