@@ -12,6 +12,8 @@ use tracing::{info, warn};
 pub struct Lifecycle {
     draining: AtomicBool,
     open_conns: AtomicUsize,
+    /// Set by the control thread once a drain has nothing left to send (webhooks).
+    finished: AtomicBool,
 }
 
 impl Lifecycle {
@@ -38,7 +40,19 @@ impl Lifecycle {
     pub fn open_conns(&self) -> usize {
         self.open_conns.load(Ordering::Relaxed)
     }
+
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
 }
+
+/// How long the control thread may take, once every participant is gone, to deliver
+/// the webhooks still queued (the last participant_left among them).
+pub const WEBHOOK_FLUSH: Duration = Duration::from_secs(5);
 
 /// Blocks the main thread until SIGTERM or SIGINT, then drains: participants are told
 /// to leave (by the control thread), and the process exits 0 once they are gone or
@@ -61,6 +75,7 @@ pub fn wait_for_shutdown(lifecycle: &Lifecycle, timeout: Duration) -> std::io::R
     let mut waited = Duration::ZERO;
     loop {
         if lifecycle.open_conns() == 0 {
+            wait_for_control(lifecycle, &mut signals);
             info!("drained, exiting");
             return Ok(());
         }
@@ -74,6 +89,22 @@ pub fn wait_for_shutdown(lifecycle: &Lifecycle, timeout: Duration) -> std::io::R
         if signals.pending().next().is_some() {
             warn!("second signal, exiting now");
             return Ok(());
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+}
+
+/// Gives the control thread a bounded time to deliver what it still has queued.
+fn wait_for_control(lifecycle: &Lifecycle, signals: &mut signal_hook::iterator::Signals) {
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    // Its flush is bounded by WEBHOOK_FLUSH; the rest covers a last round trip to the
+    // shards before it.
+    while !lifecycle.is_finished() && waited < WEBHOOK_FLUSH + Duration::from_secs(1) {
+        if signals.pending().next().is_some() {
+            warn!("second signal, exiting now");
+            return;
         }
         std::thread::sleep(step);
         waited += step;

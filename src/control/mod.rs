@@ -80,7 +80,8 @@ pub struct Control {
     pub keys: KeyStore,
     pub lifecycle: Arc<Lifecycle>,
     pub node_id: String,
-    pub webhooks: Option<crate::webhook::WebhookSender>,
+    /// Taken at the end of a drain, to deliver what is still queued.
+    pub webhooks: RefCell<Option<crate::webhook::WebhookSender>>,
     twirp_counts: RefCell<crate::metrics::TwirpCounts>,
     shards: Vec<ConnectedSender<ToShard>>,
     pending: Pending,
@@ -115,7 +116,7 @@ impl Control {
             keys,
             lifecycle,
             node_id,
-            webhooks,
+            webhooks: RefCell::new(webhooks),
             twirp_counts: RefCell::new(Default::default()),
             directory: RefCell::new(Directory::new(shards.len())),
             shards,
@@ -316,13 +317,27 @@ impl Control {
         {
             let _ = tx.try_send(ConnEvent::Close(leave.clone()));
         }
+        // The main thread exits once they are gone (or at its drain timeout). Before
+        // that: a round trip to every shard, so that the leaves' events are queued here,
+        // then a bounded delivery of the queued webhooks.
+        while self.lifecycle.open_conns() > 0 {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.room_op(RoomOp::List { names: Vec::new() }).await;
+        let webhooks = self.webhooks.borrow_mut().take();
+        if let Some(sender) = webhooks {
+            // Blocks this thread, which has nothing else left to do.
+            sender.shutdown(crate::lifecycle::WEBHOOK_FLUSH);
+        }
+        self.lifecycle.finish();
     }
 
     /// Room events become webhooks (when configured).
     fn on_room_event(&self, event: crate::rtc::RoomEvent) {
         use crate::rtc::RoomEvent as E;
         use crate::webhook as wh;
-        let Some(sender) = &self.webhooks else {
+        let webhooks = self.webhooks.borrow();
+        let Some(sender) = webhooks.as_ref() else {
             return;
         };
         let now = crate::clock::unix_secs() as i64;
@@ -355,7 +370,7 @@ impl Control {
             .collect();
         // The only bounded channels that drop are the webhook queues; the shards'
         // channels make the sender wait.
-        let webhook = self.webhooks.as_ref().map_or(0, |w| w.dropped());
+        let webhook = self.webhooks.borrow().as_ref().map_or(0, |w| w.dropped());
         let drops = [("webhook", webhook)];
         crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow(), &drops)
     }

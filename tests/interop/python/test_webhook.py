@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import queue
+import signal
 import threading
 import time
 
@@ -85,6 +86,50 @@ def test_webhooks_verify_with_the_official_receiver() -> None:
         assert seen.index("room_started") < seen.index("participant_joined")
         assert seen.index("participant_joined") < seen.index("track_published")
         assert seen.index("track_published") < seen.index("participant_left")
+    finally:
+        server.stop()
+        _SERVERS.remove(server)
+        sink.shutdown()
+
+
+
+class SlowSink(http.server.BaseHTTPRequestHandler):
+    """An endpoint that takes 0.4 s per event, so that events are still queued when the
+    server is told to stop."""
+
+    received: "queue.Queue[tuple[str, str]]" = queue.Queue()
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        time.sleep(0.4)
+        self.received.put((body, self.headers.get("Authorization", "")))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_drain_delivers_the_webhooks_still_queued() -> None:
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    hook_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
+    config = f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
+    server = _Server(_binary(), extra_args=["--config-body", config])
+    _SERVERS.append(server)
+    receiver = api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
+    try:
+        url = server.wait_ready()
+        asyncio.run(asyncio.wait_for(call(url), 60))
+        # Stop at once: at 0.4 s per delivery, most of the events are still queued.
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) == 0
+        seen = []
+        while not SlowSink.received.empty():
+            body, auth = SlowSink.received.get()
+            seen.append(receiver.receive(body, auth).event)
+        for name in ["room_started", "participant_joined", "track_published", "participant_left"]:
+            assert name in seen, f"{name} lost at drain; delivered: {seen}"
     finally:
         server.stop()
         _SERVERS.remove(server)
