@@ -75,7 +75,15 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let allowed: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
-    let plan = config::plan_threads(&affinity, allowed.len().max(1));
+    let dropped = config::dropped_cores(&affinity, &allowed);
+    if !dropped.is_empty() {
+        warn!(
+            ?dropped,
+            ?allowed,
+            "core-affinity.toml names CPUs this process may not run on; ignoring them"
+        );
+    }
+    let plan = config::plan_threads(&affinity, &allowed);
     let listeners = bind_listeners(&config, config.port, "")?;
     let metrics_listeners = match config.prometheus.port {
         Some(port) => bind_listeners(&config, port, "/metrics")?,
@@ -244,19 +252,17 @@ fn start_webhooks(config: &Config) -> Option<crate::webhook::WebhookSender> {
     crate::webhook::WebhookSender::start(config.webhook.urls.clone(), api_key, secret)
 }
 
-/// Pins to `core` when this process may run there; otherwise logs and lets the OS place
-/// the thread (a failed pin is not fatal).
-fn placement(allowed: &[usize], index: usize, what: &str) -> Placement {
-    match allowed.get(index) {
-        Some(&cpu) => Placement::Fixed(cpu),
-        None => {
-            warn!(
-                what,
-                index, "core not available to this process; running unpinned"
-            );
-            Placement::Unbound
-        }
+/// Pins to CPU `core` when this process may run there; otherwise logs and lets the OS
+/// place the thread (a failed pin is not fatal).
+fn placement(allowed: &[usize], core: usize, what: &str) -> Placement {
+    if allowed.contains(&core) {
+        return Placement::Fixed(core);
     }
+    warn!(
+        what,
+        core, "core not available to this process; running unpinned"
+    );
+    Placement::Unbound
 }
 
 /// Binds every configured address on the HTTP port. With port 0 the first bind picks a

@@ -81,35 +81,53 @@ pub fn parse_affinity(
     Ok((file, warnings))
 }
 
-/// Configured cores that do not exist on this machine (`>= available_cores`); `plan_threads`
-/// drops them, so the caller can log them.
-pub fn dropped_cores(file: &AffinityFile, available_cores: usize) -> Vec<usize> {
+/// Configured cores this process may not run on (not in `allowed`, the CPU ids of its
+/// affinity mask); `plan_threads` drops them, so the caller can log them.
+pub fn dropped_cores(file: &AffinityFile, allowed: &[usize]) -> Vec<usize> {
+    let allowed = usable(allowed);
     let mut dropped: Vec<usize> = file
         .control_core
         .into_iter()
         .chain(file.shard_cores.iter().copied())
-        .filter(|&c| c >= available_cores.max(1))
+        .filter(|c| !allowed.contains(c))
         .collect();
     dropped.sort_unstable();
     dropped.dedup();
     dropped
 }
 
-/// Turns the file into a plan for a machine with `available_cores` cores (at least 1 assumed).
-/// Always yields at least one shard; cores that do not exist are dropped (see `dropped_cores`).
-pub fn plan_threads(file: &AffinityFile, available_cores: usize) -> ThreadPlan {
-    let available = available_cores.max(1);
-    let control_core = file.control_core.filter(|&c| c < available).unwrap_or(0);
+/// `allowed`, or CPU 0 when the mask could not be read.
+fn usable(allowed: &[usize]) -> Vec<usize> {
+    if allowed.is_empty() {
+        vec![0]
+    } else {
+        allowed.to_vec()
+    }
+}
+
+/// Turns the file into a plan. Core numbers are CPU ids, as `taskset` and cpusets name
+/// them; `allowed` is the CPU ids this process may run on (at least CPU 0 assumed).
+/// Always yields at least one shard; cores not allowed are dropped (see `dropped_cores`).
+pub fn plan_threads(file: &AffinityFile, allowed: &[usize]) -> ThreadPlan {
+    let allowed = usable(allowed);
+    let control_core = file
+        .control_core
+        .filter(|c| allowed.contains(c))
+        .unwrap_or(allowed[0]);
 
     let mut cores: Vec<usize> = Vec::new();
     for &c in &file.shard_cores {
-        if c < available && !cores.contains(&c) {
+        if allowed.contains(&c) && !cores.contains(&c) {
             cores.push(c);
         }
     }
     if cores.is_empty() {
-        // Nothing listed (or nothing usable): every core but the control core.
-        cores = (0..available).filter(|&c| c != control_core).collect();
+        // Nothing listed (or nothing usable): every allowed core but the control core.
+        cores = allowed
+            .iter()
+            .copied()
+            .filter(|&c| c != control_core)
+            .collect();
     }
     if cores.is_empty() {
         // One core: control and the shard share it.
@@ -133,8 +151,34 @@ mod tests {
     use super::*;
 
     fn plan(file: &AffinityFile, cores: usize) -> (usize, Vec<usize>) {
-        let p = plan_threads(file, cores);
+        let allowed: Vec<usize> = (0..cores).collect();
+        let p = plan_threads(file, &allowed);
         (p.control_core, p.shard_cores)
+    }
+
+    fn dropped(file: &AffinityFile, cores: usize) -> Vec<usize> {
+        let allowed: Vec<usize> = (0..cores).collect();
+        dropped_cores(file, &allowed)
+    }
+
+    #[test]
+    fn core_numbers_are_cpu_ids_of_the_affinity_mask() {
+        // Started with `taskset -c 4-7`.
+        let allowed = [4, 5, 6, 7];
+        let p = plan_threads(&AffinityFile::default(), &allowed);
+        assert_eq!((p.control_core, p.shard_cores), (4, vec![5, 6, 7]));
+        let f = AffinityFile {
+            control_core: Some(7),
+            shard_cores: vec![5, 6, 1],
+            shards: 0,
+        };
+        let p = plan_threads(&f, &allowed);
+        assert_eq!((p.control_core, p.shard_cores), (7, vec![5, 6]));
+        assert_eq!(
+            dropped_cores(&f, &allowed),
+            vec![1],
+            "CPU 1 is outside the mask"
+        );
     }
 
     #[test]
@@ -184,7 +228,7 @@ mod tests {
             shards: 0,
         };
         assert_eq!(plan(&f, 4), (0, vec![1]));
-        assert_eq!(dropped_cores(&f, 4), vec![5, 9, 12]);
+        assert_eq!(dropped(&f, 4), vec![5, 9, 12]);
         // Every listed core missing: fall back to the default set.
         let f = AffinityFile {
             control_core: None,
@@ -192,7 +236,7 @@ mod tests {
             shards: 0,
         };
         assert_eq!(plan(&f, 3), (0, vec![1, 2]));
-        assert_eq!(dropped_cores(&f, 3), vec![10, 11]);
+        assert_eq!(dropped(&f, 3), vec![10, 11]);
     }
 
     #[test]
