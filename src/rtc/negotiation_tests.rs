@@ -42,6 +42,16 @@ pub(super) fn join(identity: &str) -> JoinParams {
     }
 }
 
+/// Rooms with "alice" (conn 1) and "bob" (conn 2) joined to room "r", their join
+/// messages cleared.
+pub(super) fn alice_and_bob(now: std::time::Instant) -> Rooms {
+    let mut rooms = rooms();
+    let mut out = Vec::new();
+    rooms.join(1, &join("alice"), now, 0, &mut out).unwrap();
+    rooms.join(2, &join("bob"), now, 0, &mut out).unwrap();
+    rooms
+}
+
 pub(super) fn request(message: Req) -> lk::SignalRequest {
     lk::SignalRequest {
         message: Some(message),
@@ -240,11 +250,8 @@ fn update_subscription_needs_the_can_subscribe_grant() {
 #[test]
 fn an_offer_that_cannot_be_parsed_asks_for_a_full_reconnect() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = rooms();
+    let mut rooms = alice_and_bob(t0);
     let mut out = Vec::new();
-    rooms.join(1, &join("alice"), t0, 0, &mut out).unwrap();
-    rooms.join(2, &join("bob"), t0, 0, &mut out).unwrap();
-    out.clear();
     let garbage = lk::SessionDescription {
         r#type: "offer".into(),
         sdp: "v=0 but not an offer".into(),

@@ -110,7 +110,7 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::negotiation_tests::{join, rooms};
+    use crate::rtc::negotiation_tests::{alice_and_bob, join, rooms};
     use crate::rtc::room_ops::RoomOp;
 
     fn left(out: &[Outbound]) -> Vec<String> {
@@ -131,11 +131,8 @@ mod tests {
     #[test]
     fn a_lost_signal_keeps_the_participant_until_the_departure_timeout() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = rooms();
+        let mut rooms = alice_and_bob(t0);
         let mut out = Vec::new();
-        rooms.join(1, &join("alice"), t0, 0, &mut out).unwrap();
-        rooms.join(2, &join("bob"), t0, 0, &mut out).unwrap();
-        out.clear();
         rooms.signal_lost(1, t0);
         rooms.expire_departed(t0 + Duration::from_secs(19), &mut out);
         assert!(left(&out).is_empty(), "still there before the timeout");
@@ -159,17 +156,15 @@ mod tests {
     #[test]
     fn a_resume_keeps_the_sid_and_says_reconnect_then_participants_then_room() {
         let t0 = crate::clock::now().mono;
-        let mut rooms = rooms();
+        let mut rooms = alice_and_bob(t0);
         let mut out = Vec::new();
-        rooms.join(7, &join("alice"), t0, 0, &mut out).unwrap();
-        rooms.join(8, &join("bob"), t0, 0, &mut out).unwrap();
         let sid = rooms.participant("r", "alice").unwrap().info.sid.clone();
-        rooms.signal_lost(7, t0);
+        rooms.signal_lost(1, t0);
         let reply = rooms.apply(resume_op("alice"), t0, 0, &mut out).unwrap();
         let RoomReply::Resumed { conn, messages } = reply else {
             panic!("not resumed: {reply:?}");
         };
-        assert_eq!(conn, 7, "the participant keeps its connection id");
+        assert_eq!(conn, 1, "the participant keeps its connection id");
         let kinds: Vec<_> = messages.iter().filter_map(|m| m.message.as_ref()).collect();
         assert!(matches!(kinds[0], Resp::Reconnect(_)));
         assert!(matches!(kinds[1], Resp::Update(u)

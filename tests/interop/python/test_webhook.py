@@ -52,14 +52,21 @@ async def call(url: str) -> None:
     await room.disconnect()
 
 
-def test_webhooks_verify_with_the_official_receiver() -> None:
-    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+def start_with_hooks(
+    handler: type[http.server.BaseHTTPRequestHandler],
+) -> tuple[http.server.ThreadingHTTPServer, _Server, api.WebhookReceiver]:
+    """An HTTP sink served by `handler`, and a corelay that sends its webhooks there."""
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     hook_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
     config = f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
     server = _Server(_binary(), extra_args=["--config-body", config])
     _SERVERS.append(server)
-    receiver = api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
+    return sink, server, api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
+
+
+def test_webhooks_verify_with_the_official_receiver() -> None:
+    sink, server, receiver = start_with_hooks(Sink)
     want = ["room_started", "participant_joined", "track_published", "participant_left"]
     seen: list[str] = []
     try:
@@ -111,13 +118,7 @@ class SlowSink(http.server.BaseHTTPRequestHandler):
 
 
 def test_drain_delivers_the_webhooks_still_queued() -> None:
-    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowSink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    hook_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
-    config = f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
-    server = _Server(_binary(), extra_args=["--config-body", config])
-    _SERVERS.append(server)
-    receiver = api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
+    sink, server, receiver = start_with_hooks(SlowSink)
     try:
         url = server.wait_ready()
         asyncio.run(asyncio.wait_for(call(url), 60))
