@@ -93,7 +93,7 @@ pub fn render(
         },
         &directed(&|s| s.counters.bytes_in, &|s| s.counters.bytes_out),
     );
-    let counters: [(&str, &str, f64); 8] = [
+    let counters: [(&str, &str, f64); 11] = [
         (
             "livekit_participant_join_total",
             "Participants that joined",
@@ -128,6 +128,21 @@ pub fn render(
             "corelay_data_packet_total",
             "Data packets relayed",
             sum(&|s| s.counters.data_packets),
+        ),
+        (
+            "corelay_data_queued_total",
+            "Reliable data messages that waited for room in a subscriber's SCTP buffer",
+            sum(&|s| s.counters.data_queued),
+        ),
+        (
+            "corelay_data_lossy_dropped_total",
+            "Lossy data messages dropped because a subscriber's SCTP buffer was full",
+            sum(&|s| s.counters.data_lossy_dropped),
+        ),
+        (
+            "corelay_data_overflow_close_total",
+            "Participants closed because too much reliable data waited for them",
+            sum(&|s| s.counters.data_overflow_closes),
         ),
         (
             "corelay_bandwidth_pause_total",

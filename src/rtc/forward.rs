@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 use prost::Message;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::layers::Admit;
 use super::media::Side;
 use super::participant::ConnId;
 use super::red;
 use super::room::Rooms;
-use super::session::{Codec, MediaKind, Mid, RtpIn};
+use super::session::{Codec, DataSent, MediaKind, Mid, RtpIn, SessionError};
 use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
+use super::Outbound;
 
 impl Rooms {
     /// Writes one incoming packet to every downtrack of its track, then the caller
@@ -267,9 +268,11 @@ impl Rooms {
         self.counters.data_packets += 1;
         let bytes = packet.encode_to_vec();
         let destinations = &packet.destination_identities;
+        let reliable = label == "_reliable";
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
+        let (mut queued, mut dropped) = (0, 0);
         for p in r.participants.values_mut() {
             if Some(p.conn) == from
                 || (!destinations.is_empty() && !destinations.contains(&p.info.identity))
@@ -277,11 +280,38 @@ impl Rooms {
                 continue;
             }
             if let Some(session) = p.media.subscriber.as_mut() {
-                match session.send_data(label, true, &bytes) {
-                    Ok(_) => touched.push(p.conn),
+                match session.send_data(label, reliable, &bytes) {
+                    Ok(DataSent::Sent) => touched.push(p.conn),
+                    Ok(DataSent::Queued) => {
+                        queued += 1;
+                        touched.push(p.conn);
+                    }
+                    Ok(DataSent::Dropped) => dropped += 1,
+                    Err(SessionError::DataOverflow(waiting)) => {
+                        warn!(
+                            conn = p.conn,
+                            waiting, "subscriber too slow for its reliable data: closing it"
+                        );
+                        self.data_overflowed.push(p.conn);
+                    }
                     Err(e) => debug!(conn = p.conn, error = %e, "data not delivered"),
                 }
             }
+        }
+        self.counters.data_queued += queued;
+        self.counters.data_lossy_dropped += dropped;
+    }
+
+    /// Closes the subscribers whose reliable data queue overflowed (`deliver_data`): a
+    /// leave with RECONNECT, so that the SDK joins again and nothing is lost unnoticed.
+    pub(super) fn close_overflowed(&mut self, now: Instant, out: &mut Vec<Outbound>) {
+        for conn in std::mem::take(&mut self.data_overflowed) {
+            self.counters.data_overflow_closes += 1;
+            let (reason, action) = (
+                lk::DisconnectReason::StateMismatch,
+                lk::leave_request::Action::Reconnect,
+            );
+            self.remove_conn_with(conn, reason, action, now, out);
         }
     }
 }

@@ -160,6 +160,7 @@ impl Rooms {
         out: &mut Vec<Outbound>,
     ) {
         self.batching = false;
+        self.close_overflowed(now, out);
         let mut touched = std::mem::take(&mut self.batch_touched);
         touched.sort_unstable();
         touched.dedup();
@@ -177,6 +178,7 @@ impl Rooms {
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) {
+        self.close_overflowed(now, out);
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable_by_key(|(c, s)| (*c, *s == Side::Subscriber));
         dirty.dedup();

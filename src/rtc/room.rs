@@ -45,6 +45,12 @@ pub struct Counters {
     pub keyframe_request_failures: u64,
     pub participant_joins: u64,
     pub data_packets: u64,
+    /// Reliable data messages that waited for room in a subscriber's SCTP buffer.
+    pub data_queued: u64,
+    /// Lossy data messages dropped because the subscriber's SCTP buffer was full.
+    pub data_lossy_dropped: u64,
+    /// Participants closed because too much reliable data waited for them.
+    pub data_overflow_closes: u64,
     /// Downtracks the stream allocator paused for bandwidth.
     pub bandwidth_pauses: u64,
     /// Sessions ended because str0m panicked inside them (see `session::guard`).
@@ -127,6 +133,8 @@ pub struct Rooms {
     /// In a receive batch (`begin_batch`): subscribers written to, driven at its end.
     pub(super) batching: bool,
     pub(super) batch_touched: Vec<super::participant::ConnId>,
+    /// Subscribers whose reliable data queue overflowed, closed at the end of the turn.
+    pub(super) data_overflowed: Vec<super::participant::ConnId>,
     pub(super) next_speaker_poll: Option<Instant>,
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
@@ -150,6 +158,7 @@ impl Rooms {
             due_scratch: Vec::new(),
             batching: false,
             batch_touched: Vec::new(),
+            data_overflowed: Vec::new(),
             next_speaker_poll: None,
             next_quality_tick: None,
             defaults,

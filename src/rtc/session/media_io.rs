@@ -29,6 +29,7 @@ impl PeerSession {
         out: &mut Vec<Transmit>,
         events: &mut Vec<SessionEvent>,
     ) -> Result<Instant, SessionError> {
+        self.flush_data()?;
         loop {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => return Ok(t),
@@ -271,28 +272,6 @@ impl PeerSession {
             };
             rx.request_keyframe(KeyframeRequestKind::Pli);
             Ok(Some(repeat))
-        })
-    }
-
-    /// Sends one message on the open channel `label`. `Ok(false)` when its buffer is full.
-    pub fn send_data(
-        &mut self,
-        label: &str,
-        binary: bool,
-        data: &[u8],
-    ) -> Result<bool, SessionError> {
-        self.guarded(|s| {
-            let id = s
-                .channels
-                .iter()
-                .find(|(_, l)| l == label)
-                .map(|(id, _)| *id)
-                .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
-            let mut channel = s
-                .rtc
-                .channel(id)
-                .ok_or_else(|| SessionError::NoChannel(label.to_string()))?;
-            Ok(channel.write(binary, data)?)
         })
     }
 }

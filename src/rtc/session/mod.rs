@@ -10,6 +10,7 @@
 
 mod candidate;
 pub mod codec_order;
+mod data_out;
 mod guard;
 mod keyframe_asks;
 mod media_io;
@@ -32,6 +33,7 @@ mod tests_stats;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use data_out::{DataSent, MAX_QUEUED_BYTES};
 pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
@@ -187,6 +189,8 @@ pub enum SessionError {
     Rtc(String),
     #[error("session panicked: {0}")]
     Panicked(String),
+    #[error("the receiver is too slow: {0} bytes of reliable data already wait")]
+    DataOverflow(usize),
 }
 
 impl From<str0m::RtcError> for SessionError {

@@ -39,6 +39,8 @@ pub struct PeerSession {
     /// The first m-line's mid, which trickled candidates name.
     pub(super) bundle_mid: Option<Mid>,
     pub(super) channels: Vec<(ChannelId, String)>,
+    /// Reliable data channel messages waiting for room (`data_out`).
+    pub(super) data_queue: super::data_out::DataQueue,
     pub(super) connected: bool,
     pub(super) closed: bool,
     /// Set when str0m panicked inside this session (see `guard`).
@@ -103,6 +105,7 @@ impl PeerSession {
             pending: None,
             bundle_mid: None,
             channels: Vec::new(),
+            data_queue: Default::default(),
             connected: false,
             closed: false,
             poisoned: None,

@@ -9,7 +9,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::Event;
 
 use super::harness::*;
-use super::{RtpIn, SessionError, SessionEvent};
+use super::{DataSent, RtpIn, SessionError, SessionEvent, MAX_QUEUED_BYTES};
 
 #[test]
 fn publisher_receives_media_and_data() {
@@ -167,10 +167,12 @@ fn subscriber_sends_media_and_data() {
         })
     });
     assert!(ok, "server channels open");
-    assert!(pair
-        .server
-        .send_data("_reliable", true, b"to client")
-        .unwrap());
+    assert_eq!(
+        pair.server
+            .send_data("_reliable", true, b"to client")
+            .unwrap(),
+        DataSent::Sent
+    );
     assert!(matches!(
         pair.server.send_data("_nope", true, b"x"),
         Err(SessionError::NoChannel(_))
@@ -413,4 +415,69 @@ fn forwards_publisher_rtp_to_subscriber() {
         matches!(e, Err(SessionError::CodecNotNegotiated { .. })),
         "{e:?}"
     );
+}
+
+/// A reliable burst far beyond str0m's 128 KiB SCTP buffer: what does not fit waits
+/// and arrives later, whole and in order; lossy messages that do not fit are dropped;
+/// past MAX_QUEUED_BYTES the caller is told.
+#[test]
+fn a_reliable_burst_beyond_the_sctp_buffer_arrives_whole_and_in_order() {
+    let (mut pair, _offer) = subscriber();
+    let ok = pair.run_until(Duration::from_secs(2), |p| {
+        ["_reliable", "_lossy"].iter().all(|l| {
+            p.server_events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::ChannelOpen { label } if label == l))
+        })
+    });
+    assert!(ok, "server channels open");
+    let message = |i: u32| {
+        let mut m = vec![(i % 251) as u8; 15_000];
+        m[..4].copy_from_slice(&i.to_be_bytes());
+        m
+    };
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.push(
+            pair.server
+                .send_data("_reliable", true, &message(i))
+                .unwrap(),
+        );
+    }
+    assert!(
+        sent.contains(&DataSent::Queued),
+        "600 kB cannot all fit: {sent:?}"
+    );
+    assert!(pair.server.queued_data_bytes() > 0);
+    assert_eq!(
+        pair.server
+            .send_data("_lossy", false, &message(99))
+            .unwrap(),
+        DataSent::Dropped,
+        "lossy data does not wait"
+    );
+    pair.drain_server();
+    pair.run_for(Duration::from_secs(3));
+    assert_eq!(pair.server.queued_data_bytes(), 0, "everything went out");
+    let got: Vec<u32> = pair
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChannelData(d) if d.data.len() == 15_000 => {
+                Some(u32::from_be_bytes(d.data[..4].try_into().unwrap()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, (0..40).collect::<Vec<_>>(), "whole and in order");
+
+    // A receiver that never acknowledges: past the bound, the caller is told.
+    let mut outcome = Ok(DataSent::Sent);
+    for i in 0..200 {
+        outcome = pair.server.send_data("_reliable", true, &message(i));
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(outcome, Err(SessionError::DataOverflow(n)) if n <= MAX_QUEUED_BYTES));
 }
