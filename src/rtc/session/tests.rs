@@ -9,7 +9,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::Event;
 
 use super::harness::*;
-use super::{DataSent, RtpIn, SessionError, SessionEvent, MAX_QUEUED_BYTES};
+use super::{DataSent, PeerRole, RtpIn, SessionError, SessionEvent, MAX_QUEUED_BYTES};
 
 #[test]
 fn publisher_receives_media_and_data() {
@@ -480,4 +480,37 @@ fn a_reliable_burst_beyond_the_sctp_buffer_arrives_whole_and_in_order() {
         }
     }
     assert!(matches!(outcome, Err(SessionError::DataOverflow(n)) if n <= MAX_QUEUED_BYTES));
+}
+
+/// A client whose first trickled candidate cannot be paired (Chromium's `…:9/tcp`, an
+/// IPv6 address we have no socket for) and whose UDP candidate comes 2 s later still
+/// connects: the unpairable one never reaches str0m's agent, which would otherwise
+/// declare "no possible pairs" and end the session.
+#[test]
+fn an_unpairable_first_candidate_does_not_end_the_session() {
+    let mut pair = Pair::new(PeerRole::Publisher);
+    let mut api = pair.client.sdp_api();
+    api.add_channel("_reliable".into());
+    let (offer, pending) = api.apply().expect("offer");
+    pair.client_offer(offer, pending);
+    for line in [
+        "candidate:1 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active",
+        "candidate:2 1 udp 2122265343 fd00::2 34288 typ host",
+    ] {
+        let json = serde_json::json!({"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0});
+        assert!(matches!(
+            pair.server.add_remote_candidate(&json.to_string()),
+            Err(SessionError::Candidate(_))
+        ));
+    }
+    pair.run_for(Duration::from_secs(2));
+    assert!(
+        !pair
+            .server_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Disconnected)),
+        "the session survived the unpairable candidates"
+    );
+    pair.trickle();
+    pair.connect();
 }
