@@ -212,7 +212,11 @@ fn watch_executor(name: String, handle: glommio::ExecutorJoinHandle<()>) {
 }
 
 /// Binds a shard's media sockets: one per local IPv4 address on the shard's port, or
-/// one wildcard socket advertised as `rtc.node_ip` when that is set (1:1 NAT).
+/// one socket advertised as `rtc.node_ip` when that is set. When `node_ip` is an
+/// address of this host the socket is bound to it, so that replies leave from the
+/// address the client sent to (a wildcard socket's replies take the kernel's choice
+/// of source, which ICE rejects); otherwise (1:1 NAT) it is a wildcard socket, whose
+/// replies the NAT maps to `node_ip`.
 fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)>> {
     let (first, last) = config.udp_ports();
     let port = net::udp::shard_port(first, last, shard).with_context(|| {
@@ -223,8 +227,16 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         let ip: IpAddr = node_ip
             .parse()
             .with_context(|| format!("rtc.node_ip: {node_ip:?} is not an IP address"))?;
-        let socket = net::udp::bind(IpAddr::from([0, 0, 0, 0]), port)
-            .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))?;
+        let socket = match net::udp::bind(ip, port) {
+            Ok(socket) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                net::udp::bind(IpAddr::from([0, 0, 0, 0]), port)
+                    .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))?
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot bind {ip}:{port} for shard {shard}"))
+            }
+        };
         let local = socket.local_addr()?;
         bound.push((socket, SocketAddr::new(ip, local.port())));
         return Ok(bound);
