@@ -345,16 +345,22 @@ fn print_ports(config: &Config) {
     if let Some(p) = config.prometheus.port {
         println!("Prometheus:      {p} (TCP)");
     }
-    println!("ICE/TCP:         {} (TCP)", config.rtc.tcp_port);
     let (first, last) = config.udp_ports();
     if first == last {
         println!("ICE/UDP:         {first} (UDP)");
     } else {
         println!("ICE/UDP range:   {first}-{last} (UDP)");
     }
+    // Only what is listened on: ICE over TCP and the embedded TURN server are not
+    // implemented yet, whatever the config says.
+    if config.rtc.tcp_port != 0 {
+        println!(
+            "ICE/TCP:         not served (rtc.tcp_port {} is ignored: no ICE over TCP yet)",
+            config.rtc.tcp_port
+        );
+    }
     if config.turn.enabled {
-        println!("TURN/TLS:        {} (TCP)", config.turn.tls_port);
-        println!("TURN/UDP:        {} (UDP)", config.turn.udp_port);
+        println!("TURN:            not served (turn.enabled is ignored: no embedded TURN yet)");
     }
 }
 
