@@ -213,6 +213,18 @@ impl Pair {
         self.run_until(d, |_| false);
     }
 
+    /// Steps until the server reports its `_reliable` and `_lossy` channels open.
+    pub fn wait_server_channels(&mut self) {
+        let ok = self.run_until(Duration::from_secs(2), |p| {
+            ["_reliable", "_lossy"].iter().all(|l| {
+                p.server_events
+                    .iter()
+                    .any(|e| matches!(e, SessionEvent::ChannelOpen { label } if label == l))
+            })
+        });
+        assert!(ok, "server channels open");
+    }
+
     /// Steps until both sides report a connection.
     pub fn connect(&mut self) {
         let ok = self.run_until(Duration::from_secs(10), |p| {

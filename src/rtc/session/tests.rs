@@ -159,14 +159,7 @@ fn subscriber_sends_media_and_data() {
     }
 
     // Our own channels opened (DCEP), then a message on `_reliable`.
-    let ok = pair.run_until(Duration::from_secs(2), |p| {
-        ["_reliable", "_lossy"].iter().all(|l| {
-            p.server_events
-                .iter()
-                .any(|e| matches!(e, SessionEvent::ChannelOpen { label } if label == l))
-        })
-    });
-    assert!(ok, "server channels open");
+    pair.wait_server_channels();
     assert_eq!(
         pair.server
             .send_data("_reliable", true, b"to client")
@@ -423,14 +416,7 @@ fn forwards_publisher_rtp_to_subscriber() {
 #[test]
 fn a_reliable_burst_beyond_the_sctp_buffer_arrives_whole_and_in_order() {
     let (mut pair, _offer) = subscriber();
-    let ok = pair.run_until(Duration::from_secs(2), |p| {
-        ["_reliable", "_lossy"].iter().all(|l| {
-            p.server_events
-                .iter()
-                .any(|e| matches!(e, SessionEvent::ChannelOpen { label } if label == l))
-        })
-    });
-    assert!(ok, "server channels open");
+    pair.wait_server_channels();
     let message = |i: u32| {
         let mut m = vec![(i % 251) as u8; 15_000];
         m[..4].copy_from_slice(&i.to_be_bytes());

@@ -94,3 +94,15 @@ async def decoded_frames(track: rtc.Track, want: int, timeout: float) -> int:
     finally:
         await stream.aclose()
     return got
+
+
+def video_tracks(room: rtc.Room) -> "asyncio.Queue[rtc.Track]":
+    """The video tracks `room` subscribes to, as they come."""
+    tracks: asyncio.Queue = asyncio.Queue()
+
+    @room.on("track_subscribed")
+    def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            tracks.put_nowait(track)
+
+    return tracks

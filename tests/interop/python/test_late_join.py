@@ -11,7 +11,7 @@ import pytest
 from livekit import rtc
 
 from conftest import Corelay
-from sources import HEIGHT, WIDTH, CameraAndMic, decoded_frames
+from sources import HEIGHT, WIDTH, CameraAndMic, decoded_frames, video_tracks
 
 RUNS = 10
 DECODE_WITHIN_S = 10.0
@@ -24,12 +24,7 @@ async def late_join(c: Corelay, room: str, simulcast: bool) -> float:
     alice, bob = rtc.Room(), rtc.Room()
     # Big enough for the SDK to send two simulcast layers (q and h) when asked to.
     media = CameraAndMic((640, 360) if simulcast else (WIDTH, HEIGHT))
-    subscribed: asyncio.Queue = asyncio.Queue()
-
-    @bob.on("track_subscribed")
-    def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
-        if track.kind == rtc.TrackKind.KIND_VIDEO:
-            subscribed.put_nowait(track)
+    subscribed = video_tracks(bob)
 
     try:
         await alice.connect(c.url, c.join_token(room, "alice"))

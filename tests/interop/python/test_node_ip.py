@@ -10,7 +10,7 @@ import asyncio
 from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
+from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
 
 WANT_FRAMES = 10
 
@@ -18,12 +18,7 @@ WANT_FRAMES = 10
 async def call(c: Corelay) -> None:
     alice, bob = rtc.Room(), rtc.Room()
     media = CameraAndMic()
-    subscribed: asyncio.Queue = asyncio.Queue()
-
-    @bob.on("track_subscribed")
-    def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
-        if track.kind == rtc.TrackKind.KIND_VIDEO:
-            subscribed.put_nowait(track)
+    subscribed = video_tracks(bob)
 
     try:
         await alice.connect(c.url, c.join_token("node-ip", "alice"))

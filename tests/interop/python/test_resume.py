@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from livekit import rtc
 
 from conftest import Corelay
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
+from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
 
 WANT_FRAMES = 10
 
@@ -69,15 +69,10 @@ async def resume_after_cut(c: Corelay, room: str) -> None:
     await proxy.start()
     alice, bob = rtc.Room(), rtc.Room()
     media = CameraAndMic()
-    subscribed: asyncio.Queue = asyncio.Queue()
+    subscribed = video_tracks(bob)
     reconnected = asyncio.Event()
     bob_saw_leave = asyncio.Event()
     got: dict[str, list[str]] = {"alice": [], "bob": []}
-
-    @bob.on("track_subscribed")
-    def _on_track(track, publication, participant):  # type: ignore[no-untyped-def]
-        if track.kind == rtc.TrackKind.KIND_VIDEO:
-            subscribed.put_nowait(track)
 
     @bob.on("participant_disconnected")
     def _on_left(participant):  # type: ignore[no-untyped-def]
