@@ -333,7 +333,7 @@ impl Rooms {
         }
     }
 
-    fn on_event(
+    pub(super) fn on_event(
         &mut self,
         key: PeerKey,
         event: SessionEvent,
@@ -350,6 +350,18 @@ impl Rooms {
             SessionEvent::Disconnected => {
                 debug!(conn = key.0, side = ?key.1, "peer connection lost");
                 self.remove_conn(key.0, lk::DisconnectReason::UnknownReason, now, out);
+            }
+            SessionEvent::IceLost => {
+                debug!(conn = key.0, side = ?key.1, "ICE lost the peer; waiting for it to return");
+                if let Some(p) = self.participant_by_conn(key.0) {
+                    p.media.ice_lost[key.1 as usize].get_or_insert(now);
+                }
+            }
+            SessionEvent::IceRestored => {
+                debug!(conn = key.0, side = ?key.1, "ICE found the peer again");
+                if let Some(p) = self.participant_by_conn(key.0) {
+                    p.media.ice_lost[key.1 as usize] = None;
+                }
             }
             SessionEvent::Rtp(rtp) if key.1 == Side::Publisher => {
                 self.forward_rtp(key.0, rtp, now, touched);

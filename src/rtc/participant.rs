@@ -143,6 +143,9 @@ impl DownTrack {
 pub struct ParticipantMedia {
     pub publisher: Option<PeerSession>,
     pub subscriber: Option<PeerSession>,
+    /// Since when ICE has lost the peer, per side (publisher, subscriber): the
+    /// participant leaves if it does not come back within `resume::ICE_GRACE`.
+    pub ice_lost: [Option<Instant>; 2],
     pub publisher_deadline: Option<Instant>,
     pub subscriber_deadline: Option<Instant>,
     /// Trickled before the PC existed (the client may trickle before its offer lands).

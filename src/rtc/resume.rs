@@ -18,6 +18,11 @@ use super::room_ops::{RoomError, RoomReply};
 use super::room_signal::update;
 use super::Outbound;
 
+/// How long a peer connection whose ICE lost the peer may take to come back (the
+/// network returning, the client's ICE restart after a resume) before its participant
+/// leaves. str0m reports the loss only after consent checks stopped for a while.
+pub const ICE_GRACE: Duration = Duration::from_secs(15);
+
 impl Rooms {
     /// The participant's signal connection dropped: it may resume until the room's
     /// departure timeout, then leaves. Nothing happens for a connection whose
@@ -75,18 +80,28 @@ impl Rooms {
         Ok(RoomReply::Resumed { conn, messages })
     }
 
-    /// Participants whose signal connection stayed away past the departure timeout
-    /// leave now.
+    /// Participants whose signal connection stayed away past the departure timeout, or
+    /// whose ICE stayed lost past [`ICE_GRACE`], leave now.
     pub fn expire_departed(&mut self, now: Instant, out: &mut Vec<Outbound>) {
-        let gone: Vec<ConnId> = self
+        let gone: Vec<(ConnId, lk::DisconnectReason)> = self
             .rooms
             .values()
             .flat_map(|r| r.participants.values())
-            .filter(|p| p.departs_at.is_some_and(|at| at <= now))
-            .map(|p| p.conn)
+            .filter_map(|p| {
+                if p.departs_at.is_some_and(|at| at <= now) {
+                    return Some((p.conn, lk::DisconnectReason::SignalClose));
+                }
+                let ice_gone = p
+                    .media
+                    .ice_lost
+                    .iter()
+                    .flatten()
+                    .any(|&since| now.saturating_duration_since(since) >= ICE_GRACE);
+                ice_gone.then_some((p.conn, lk::DisconnectReason::ConnectionTimeout))
+            })
             .collect();
-        for conn in gone {
-            self.remove_conn(conn, lk::DisconnectReason::SignalClose, now, out);
+        for (conn, reason) in gone {
+            self.remove_conn(conn, reason, now, out);
         }
     }
 
@@ -202,5 +217,54 @@ mod tests {
         };
         assert!(matches!(&messages[0].message,
             Some(Resp::Reconnect(r)) if r.last_message_seq == 3));
+    }
+
+    #[test]
+    fn lost_ice_gets_a_grace_period_and_may_come_back() {
+        use crate::rtc::media::Side;
+        use crate::rtc::session::SessionEvent;
+        let t0 = crate::clock::now().mono;
+        let mut rooms = alice_and_bob(t0);
+        let mut out = Vec::new();
+        let mut event = |rooms: &mut Rooms, e, at| {
+            rooms.on_event((1, Side::Subscriber), e, at, &mut out, &mut Vec::new())
+        };
+        event(&mut rooms, SessionEvent::IceLost, t0);
+        event(
+            &mut rooms,
+            SessionEvent::IceLost,
+            t0 + Duration::from_secs(5),
+        );
+        let mut out = Vec::new();
+        rooms.expire_departed(t0 + ICE_GRACE - Duration::from_millis(1), &mut out);
+        assert!(left(&out).is_empty(), "within the grace period");
+        rooms.expire_departed(t0 + ICE_GRACE, &mut out);
+        assert_eq!(
+            left(&out),
+            ["alice"],
+            "the grace counts from the first loss"
+        );
+
+        // Bob's ICE comes back in time: he stays.
+        let mut out = Vec::new();
+        let mut touched = Vec::new();
+        rooms.on_event(
+            (2, Side::Publisher),
+            SessionEvent::IceLost,
+            t0,
+            &mut out,
+            &mut touched,
+        );
+        let back = t0 + Duration::from_secs(10);
+        rooms.on_event(
+            (2, Side::Publisher),
+            SessionEvent::IceRestored,
+            back,
+            &mut out,
+            &mut touched,
+        );
+        rooms.expire_departed(t0 + Duration::from_secs(60), &mut out);
+        assert!(left(&out).is_empty());
+        assert!(rooms.participant("r", "bob").is_ok());
     }
 }

@@ -49,9 +49,19 @@ impl PeerSession {
                 self.connected = true;
                 events.push(SessionEvent::Connected);
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed
-                if !self.closed =>
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if !self.closed && !self.ice_lost =>
             {
+                self.ice_lost = true;
+                events.push(SessionEvent::IceLost);
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if self.ice_lost => {
+                self.ice_lost = false;
+                events.push(SessionEvent::IceRestored);
+            }
+            Event::Closed if !self.closed => {
                 self.closed = true;
                 events.push(SessionEvent::Disconnected);
             }

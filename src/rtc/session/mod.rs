@@ -112,8 +112,13 @@ pub struct RtpIn {
 pub enum SessionEvent {
     /// ICE and DTLS are up; media and data can flow.
     Connected,
-    /// ICE lost the peer, or the peer closed the connection. Emitted once.
+    /// The peer closed the connection, or the session failed. Emitted once.
     Disconnected,
+    /// ICE lost the peer (no usable pair, consent lost). It may come back (an ICE
+    /// restart, the network returning): then `IceRestored` follows.
+    IceLost,
+    /// ICE found the peer again after `IceLost`.
+    IceRestored,
     /// str0m panicked inside this session (contained: see `guard`); `Disconnected`
     /// follows.
     Panicked(String),

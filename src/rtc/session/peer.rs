@@ -43,6 +43,8 @@ pub struct PeerSession {
     pub(super) data_queue: super::data_out::DataQueue,
     pub(super) connected: bool,
     pub(super) closed: bool,
+    /// ICE reported Disconnected and has not come back yet.
+    pub(super) ice_lost: bool,
     /// Set when str0m panicked inside this session (see `guard`).
     pub(super) poisoned: Option<String>,
     pub(super) keyframe_asks: super::keyframe_asks::KeyframeAsks,
@@ -108,6 +110,7 @@ impl PeerSession {
             data_queue: Default::default(),
             connected: false,
             closed: false,
+            ice_lost: false,
             poisoned: None,
             keyframe_asks: Default::default(),
             ufrag,
