@@ -160,7 +160,6 @@ impl Rooms {
         out: &mut Vec<Outbound>,
     ) {
         self.batching = false;
-        self.close_overflowed(now, out);
         let mut touched = std::mem::take(&mut self.batch_touched);
         touched.sort_unstable();
         touched.dedup();
@@ -331,6 +330,8 @@ impl Rooms {
                 self.tick((conn, Side::Subscriber), now, transmits, out);
             }
         }
+        // Relayed data may have overflowed a subscriber's queue (`deliver_data`).
+        self.close_overflowed(now, out);
     }
 
     pub(super) fn on_event(

@@ -49,9 +49,17 @@ impl Activity {
 /// `epoch`, the origin the timer grid shares, so that polls and timer slots coincide
 /// and one wake serves both.
 pub fn next_poll(epoch: Instant, now: Instant) -> Instant {
-    let grid = QUIET_POLL.as_nanos();
-    let since = now.saturating_duration_since(epoch).as_nanos();
-    let slots = since / grid + 1;
+    grid_ceil(epoch, now + Duration::from_nanos(1), QUIET_POLL)
+}
+
+/// The first multiple of `grid` since `epoch` at or after `at` (the shard's timer
+/// slots and quiet polls both lie on such grids).
+pub fn grid_ceil(epoch: Instant, at: Instant, grid: Duration) -> Instant {
+    let grid = grid.as_nanos();
+    let slots = at
+        .saturating_duration_since(epoch)
+        .as_nanos()
+        .div_ceil(grid);
     epoch + Duration::from_nanos((slots * grid).min(u64::MAX as u128) as u64)
 }
 

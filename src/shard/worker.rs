@@ -52,10 +52,7 @@ fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
     } else {
         TIMER_GRID
     };
-    let since = next.saturating_duration_since(epoch).as_nanos();
-    let grid = grid.as_nanos();
-    let slots = since.div_ceil(grid);
-    epoch + Duration::from_nanos((slots * grid).min(u64::MAX as u128) as u64)
+    quiet::grid_ceil(epoch, next, grid)
 }
 
 struct Shard {

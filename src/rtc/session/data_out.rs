@@ -78,16 +78,13 @@ impl PeerSession {
 
     /// Hands queued messages to SCTP while it takes them.
     pub(super) fn flush_data(&mut self) -> Result<(), SessionError> {
-        while let Some((id, data)) = self.data_queue.messages.front() {
-            let (id, len) = (*id, data.len());
-            let data = std::mem::take(&mut self.data_queue.messages[0].1);
+        while let Some((id, data)) = self.data_queue.messages.pop_front() {
             // A channel that closed meanwhile takes nothing any more: drop its message.
             if self.write_data(id, &data)? == Some(false) {
-                self.data_queue.messages[0].1 = data;
+                self.data_queue.messages.push_front((id, data));
                 return Ok(());
             }
-            self.data_queue.messages.pop_front();
-            self.data_queue.bytes -= len;
+            self.data_queue.bytes -= data.len();
         }
         Ok(())
     }
