@@ -44,6 +44,18 @@ describe('resume with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS },
               return { ok: v && v.framesDecoded > 0, info: v };
             });
           }
+          // One reliable message each way first, as any chat does. livekit-client replays
+          // the reliable messages it deferred during a reconnect only when the server's
+          // last_message_seq is non-zero (`if (res.lastMessageSeq)` in resumeConnection):
+          // a client's very first message, sent while it reconnects, is never replayed,
+          // against any server.
+          await alice.sendData('alice-before', 'before');
+          await bob.sendData('bob-before', 'before');
+          await waitFor('the messages sent before the gap to arrive', async () => {
+            const [a, b] = [await alice.session(), await bob.session()];
+            const ok = count(a.data, 'bob-before') === 1 && count(b.data, 'alice-before') === 1;
+            return { ok, info: { alice: a.data, bob: b.data } };
+          });
           const before = await alice.session();
 
           // The signal goes down for GAP_MS; both sides send reliable data meanwhile.
