@@ -18,6 +18,9 @@ mod negotiation;
 #[cfg(test)]
 mod negotiation_tests;
 pub mod participant;
+mod permission;
+#[cfg(test)]
+mod permission_tests;
 mod quality_room;
 pub mod red;
 mod resume;

@@ -246,9 +246,7 @@ impl Rooms {
             return;
         };
         let permission = p.info.permission.clone().unwrap_or_default();
-        let source_ok = permission.can_publish_sources.is_empty()
-            || permission.can_publish_sources.contains(&req.source);
-        if !permission.can_publish || !source_ok {
+        if !super::permission::may_publish_source(&permission, req.source) {
             reply(
                 out,
                 conn,

@@ -244,7 +244,7 @@ impl Rooms {
             RoomOp::UpdateParticipant(req) => {
                 self.check_metadata(&req.metadata)?;
                 self.participant(&req.room, &req.identity)?;
-                let info = self.update_participant(&req.room, &req.identity, &req, out)?;
+                let info = self.update_participant(&req.room, &req.identity, &req, now, out)?;
                 Ok(RoomReply::Participant(info))
             }
             RoomOp::UpdateSubscriptions(req) => {

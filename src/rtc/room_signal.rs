@@ -145,7 +145,7 @@ impl Rooms {
             Req::Leave(_) => {
                 self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
             }
-            Req::UpdateMetadata(update) => self.update_own_metadata(conn, update, out),
+            Req::UpdateMetadata(update) => self.update_own_metadata(conn, update, now, out),
             Req::Offer(offer) => self.on_offer(conn, offer, now, out),
             Req::Answer(answer) => self.on_answer(conn, answer, out),
             Req::Trickle(trickle) => self.on_trickle(conn, trickle),
@@ -277,12 +277,14 @@ impl Rooms {
         }
     }
 
-    /// RoomService UpdateParticipant: metadata, name, attributes, permission.
+    /// RoomService UpdateParticipant: metadata, name, attributes, permission. New
+    /// grants take effect at once (`enforce_permission`).
     pub(super) fn update_participant(
         &mut self,
         room_name: &str,
         identity: &str,
         req: &lk::UpdateParticipantRequest,
+        now: Instant,
         out: &mut Vec<Outbound>,
     ) -> Result<lk::ParticipantInfo, RoomError> {
         let room = self.room_mut(room_name)?;
@@ -297,12 +299,27 @@ impl Rooms {
             p.info.name = req.name.clone();
         }
         apply_attributes(&mut p.info.attributes, &req.attributes);
+        let mut changed_grants = None;
         if let Some(permission) = &req.permission {
-            p.info.permission = Some(permission.clone());
+            if p.info.permission.as_ref() != Some(permission) {
+                let was = p.info.permission.replace(permission.clone());
+                changed_grants = Some(was.unwrap_or_default());
+            }
         }
         p.bump();
-        let info = p.info.clone();
-        self.send_to_all(room_name, Resp::Update(update(vec![info.clone()])), out);
+        let conn = p.conn;
+        if let Some(was) = changed_grants {
+            self.enforce_permission(conn, &was, now, out);
+        }
+        let p = self.participant(room_name, identity)?;
+        let (info, hidden) = (p.info.clone(), p.hidden());
+        let msg = Resp::Update(update(vec![info.clone()]));
+        // A hidden participant is seen by nobody but itself.
+        if hidden {
+            reply(out, conn, msg);
+        } else {
+            self.send_to_all(room_name, msg, out);
+        }
         Ok(info)
     }
 
@@ -310,6 +327,7 @@ impl Rooms {
         &mut self,
         conn: ConnId,
         req: lk::UpdateParticipantMetadata,
+        now: Instant,
         out: &mut Vec<Outbound>,
     ) {
         let Some((room_name, identity)) = self.conns.get(&conn).cloned() else {
@@ -344,7 +362,7 @@ impl Rooms {
             attributes: req.attributes,
             ..Default::default()
         };
-        let _ = self.update_participant(&room_name, &identity, &as_admin, out);
+        let _ = self.update_participant(&room_name, &identity, &as_admin, now, out);
         reply(
             out,
             conn,
