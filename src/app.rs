@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
+use crate::rtc::session::EnabledCodecs;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::connect::connected;
 use crate::shard::{worker, FromShard, ToShard};
@@ -99,12 +100,18 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let limits = RoomLimits {
         max_metadata_size: config.limit.max_metadata_size,
         max_room_name_length: config.limit.max_room_name_length,
+        max_attributes_size: config.limit.max_attributes_size,
+        // LiveKit's "0 or negative: no limit".
+        subscription_limit_video: config.limit.subscription_limit_video.max(0) as u32,
+        subscription_limit_audio: config.limit.subscription_limit_audio.max(0) as u32,
     };
 
     let node = NodeInfo {
         node_id: ids::guid(ids::NODE_PREFIX),
         region: config.region.clone(),
     };
+    let codecs =
+        EnabledCodecs::from_mimes(config.room.enabled_codecs.iter().map(|c| c.mime.as_str()));
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
@@ -113,7 +120,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
         to_shards.push(to_tx);
         from_shards.push(from_rx);
-        let rooms = Rooms::new(defaults, limits, node.clone());
+        let mut rooms = Rooms::new(defaults, limits, node.clone());
+        rooms.set_codecs(codecs);
         let udp = bind_udp(&config, shard)?;
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))

@@ -6,7 +6,7 @@ use super::http::{Request, Response};
 use super::room_service;
 use super::router::{route, Route};
 use super::twirp::{Encoding, TwirpError};
-use super::validate::{validate_join, JoinCheck};
+use super::validate::{validate_join, JoinCheck, JoinContext};
 use crate::auth::{token_from_request, AuthError, Claims};
 use crate::clock;
 use crate::control::{CallError, Control};
@@ -80,8 +80,13 @@ fn unauthorized(e: &AuthError) -> Response {
 pub fn join_check(req: &Request, ctx: &Control) -> Result<Claims, Response> {
     let claims = claims(req, ctx)?;
     let room = claims.as_ref().map(|c| c.video.room.as_str()).unwrap_or("");
-    let room_exists = ctx.room_exists(room);
-    match validate_join(claims.as_ref(), room_exists, ctx.config.room.auto_create) {
+    let join = JoinContext {
+        limits: &ctx.config.limit,
+        room_exists: ctx.room_exists(room),
+        auto_create: ctx.config.room.auto_create,
+        node_full: ctx.limits_reached(),
+    };
+    match validate_join(claims.as_ref(), &join) {
         JoinCheck::Ok => Ok(claims.unwrap_or_default()),
         JoinCheck::Refused { status, message } => Err(Response::text(status, message)),
     }

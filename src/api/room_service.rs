@@ -234,9 +234,10 @@ pub fn room_error(e: &RoomError) -> TwirpError {
         RoomError::RoomNotFound | RoomError::ParticipantNotFound | RoomError::TrackNotFound => {
             TwirpError::not_found(e.to_string())
         }
-        RoomError::NoRoomName | RoomError::RoomNameTooLong | RoomError::MetadataTooLarge => {
-            TwirpError::invalid_argument(e.to_string())
-        }
+        RoomError::NoRoomName
+        | RoomError::RoomNameTooLong
+        | RoomError::MetadataTooLarge
+        | RoomError::AttributesTooLarge => TwirpError::invalid_argument(e.to_string()),
         RoomError::RoomFull => TwirpError::unavailable(e.to_string()),
     }
 }

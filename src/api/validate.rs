@@ -2,9 +2,7 @@
 //! `/rtc/validate`. Statuses and messages follow LiveKit's so SDKs report the same reasons.
 
 use crate::auth::Claims;
-
-/// LiveKit bounds identities and room names at 256 characters.
-const MAX_NAME: usize = 256;
+use crate::config::LimitConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinCheck {
@@ -19,7 +17,21 @@ fn refuse(status: u16, message: &str) -> JoinCheck {
     }
 }
 
-pub fn validate_join(claims: Option<&Claims>, room_exists: bool, auto_create: bool) -> JoinCheck {
+/// What a join is checked against besides its token.
+pub struct JoinContext<'a> {
+    pub limits: &'a LimitConfig,
+    pub room_exists: bool,
+    pub auto_create: bool,
+    /// Why the node takes no more joins (`limit.num_tracks`, `limit.bytes_per_sec`).
+    pub node_full: Option<String>,
+}
+
+/// `0` is no limit, as in LiveKit.
+fn over(len: usize, limit: u32) -> bool {
+    limit > 0 && len > limit as usize
+}
+
+pub fn validate_join(claims: Option<&Claims>, ctx: &JoinContext) -> JoinCheck {
     let Some(claims) = claims else {
         return refuse(401, "permissions denied: no access token");
     };
@@ -32,14 +44,32 @@ pub fn validate_join(claims: Option<&Claims>, room_exists: bool, auto_create: bo
     if claims.video.room.is_empty() {
         return refuse(400, "no room name");
     }
-    if claims.identity().len() > MAX_NAME {
-        return refuse(400, "participant identity length exceeds limits");
+    let limits = ctx.limits;
+    if over(
+        claims.identity().len(),
+        limits.max_participant_identity_length,
+    ) {
+        let max = limits.max_participant_identity_length;
+        return refuse(
+            400,
+            &format!("participant identity length exceeds limits: max length {max}"),
+        );
     }
-    if claims.video.room.len() > MAX_NAME {
-        return refuse(400, "room name length exceeds limits");
+    if over(claims.video.room.len(), limits.max_room_name_length) {
+        let max = limits.max_room_name_length;
+        return refuse(
+            400,
+            &format!("room name length exceeds limits: max length {max}"),
+        );
     }
-    if !room_exists && !auto_create {
+    if !ctx.room_exists && !ctx.auto_create {
         return refuse(404, "requested room does not exist");
+    }
+    if let Some(why) = &ctx.node_full {
+        return refuse(
+            503,
+            &format!("node has exceeded its configured limit: {why}"),
+        );
     }
     JoinCheck::Ok
 }
@@ -74,6 +104,7 @@ mod tests {
         let mut no_grant = ok.clone();
         no_grant.video.room_join = false;
         let long = "x".repeat(257);
+        let limits = LimitConfig::default();
         let cases: &[(Option<&Claims>, bool, bool, u16)] = &[
             (Some(&ok), false, true, 200),
             (Some(&ok), true, false, 200),
@@ -86,11 +117,40 @@ mod tests {
             (Some(&join("a", &long)), true, true, 400),
         ];
         for (i, (claims, exists, auto, want)) in cases.iter().enumerate() {
-            assert_eq!(
-                status(validate_join(*claims, *exists, *auto)),
-                *want,
-                "case {i}"
-            );
+            let ctx = JoinContext {
+                limits: &limits,
+                room_exists: *exists,
+                auto_create: *auto,
+                node_full: None,
+            };
+            assert_eq!(status(validate_join(*claims, &ctx)), *want, "case {i}");
         }
+    }
+
+    #[test]
+    fn configured_limits_and_a_full_node() {
+        let limits = LimitConfig {
+            max_participant_identity_length: 5,
+            max_room_name_length: 0,
+            ..LimitConfig::default()
+        };
+        let mut ctx = JoinContext {
+            limits: &limits,
+            room_exists: true,
+            auto_create: true,
+            node_full: None,
+        };
+        let long_room = "r".repeat(1000);
+        assert_eq!(
+            status(validate_join(Some(&join("alice", &long_room)), &ctx)),
+            200
+        );
+        assert_eq!(status(validate_join(Some(&join("alice6", "r")), &ctx)), 400);
+        ctx.node_full = Some("track limit reached (10)".into());
+        let full = validate_join(Some(&join("alice", "r")), &ctx);
+        assert!(
+            matches!(&full, JoinCheck::Refused { status: 503, message } if message.contains("limit")),
+            "{full:?}"
+        );
     }
 }

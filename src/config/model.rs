@@ -208,6 +208,14 @@ pub struct RoomConfig {
     /// 0 = no limit.
     pub max_participants: u32,
     pub enabled_codecs: Vec<CodecSpec>,
+    /// LiveKit's older place for three of the `limit.*` keys: a value other than 0
+    /// here wins over `limit`, as in LiveKit (folded in at load).
+    #[serde(deserialize_with = "lenient")]
+    pub max_metadata_size: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub max_participant_identity_length: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub max_room_name_length: u32,
 }
 
 impl Default for RoomConfig {
@@ -232,6 +240,9 @@ impl Default for RoomConfig {
             .into_iter()
             .map(codec)
             .collect(),
+            max_metadata_size: 0,
+            max_participant_identity_length: 0,
+            max_room_name_length: 0,
         }
     }
 }
@@ -263,8 +274,9 @@ impl Default for LoggingConfig {
     }
 }
 
-/// Node and participant limits; 0 (or negative, as in LiveKit) = no limit.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// Node and participant limits; 0 (or negative, as in LiveKit) = no limit. The
+/// defaults are LiveKit's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct LimitConfig {
     #[serde(deserialize_with = "lenient")]
@@ -283,6 +295,21 @@ pub struct LimitConfig {
     pub max_room_name_length: u32,
     #[serde(deserialize_with = "lenient")]
     pub max_participant_identity_length: u32,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig {
+            num_tracks: 0,
+            bytes_per_sec: 0.0,
+            subscription_limit_video: 0,
+            subscription_limit_audio: 0,
+            max_metadata_size: 512 * 1024,
+            max_attributes_size: 64 * 1024,
+            max_room_name_length: 256,
+            max_participant_identity_length: 256,
+        }
+    }
 }
 
 /// What the YAML holds before legacy keys are folded in: `Config` plus LiveKit's deprecated
@@ -356,6 +383,7 @@ impl From<RawConfig> for Config {
             .or(raw.logging.level)
             .map(|l| normalize_level(&l))
             .unwrap_or_else(|| LoggingConfig::default().level);
+        let limit = fold_legacy_limits(raw.limit, &raw.room);
         Config {
             port: raw.port,
             bind_addresses: raw.bind_addresses,
@@ -375,10 +403,27 @@ impl From<RawConfig> for Config {
                 pion_level: raw.logging.pion_level,
             },
             region: raw.region,
-            limit: raw.limit,
+            limit,
             development: raw.development,
         }
     }
+}
+
+fn fold_legacy_limits(mut limit: LimitConfig, room: &RoomConfig) -> LimitConfig {
+    let legacy = [
+        (room.max_metadata_size, &mut limit.max_metadata_size),
+        (
+            room.max_participant_identity_length,
+            &mut limit.max_participant_identity_length,
+        ),
+        (room.max_room_name_length, &mut limit.max_room_name_length),
+    ];
+    for (old, new) in legacy {
+        if old != 0 {
+            *new = old;
+        }
+    }
+    limit
 }
 
 fn normalize_level(level: &str) -> String {

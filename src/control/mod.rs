@@ -387,8 +387,20 @@ impl Control {
         {
             return Some(format!("shard {} stopped reporting", stale.stats.shard));
         }
+        drop(status);
+        self.limits_reached()
+    }
+
+    /// Why this node takes no more joins, from the shards' latest stats: LiveKit's
+    /// `limit.num_tracks` (published plus subscribed) and `limit.bytes_per_sec` (in plus
+    /// out).
+    pub fn limits_reached(&self) -> Option<String> {
+        let status = self.status.borrow();
         let limit = &self.config.limit;
-        let tracks: usize = status.iter().map(|s| s.stats.tracks).sum();
+        let tracks: usize = status
+            .iter()
+            .map(|s| s.stats.tracks + s.stats.subscribed)
+            .sum();
         let bytes: u64 = status.iter().map(|s| s.stats.bytes_per_sec).sum();
         if limit.num_tracks > 0 && tracks as i64 >= i64::from(limit.num_tracks) {
             return Some(format!("track limit reached ({tracks})"));

@@ -55,6 +55,11 @@ pub(super) struct Drained {
 
 impl Rooms {
     /// The shard's advertised UDP addresses, used for every new peer connection.
+    /// `room.enabled_codecs`: what new peer connections negotiate.
+    pub fn set_codecs(&mut self, codecs: super::session::EnabledCodecs) {
+        self.codecs = codecs;
+    }
+
     pub fn set_local_candidates(&mut self, addrs: Vec<SocketAddr>) {
         self.local_candidates = addrs;
     }
@@ -276,6 +281,7 @@ impl Rooms {
     /// Creates the session for `key` if missing and registers its ufrag for demux.
     pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
         let candidates = self.local_candidates.clone();
+        let codecs = self.codecs;
         let Some(p) = self.participant_by_conn(key.0) else {
             return false;
         };
@@ -286,7 +292,7 @@ impl Rooms {
         if slot.is_some() {
             return true;
         }
-        match PeerSession::new(key.1.role(), &candidates, now) {
+        match PeerSession::with_codecs(key.1.role(), &candidates, codecs, now) {
             Ok(session) => {
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);

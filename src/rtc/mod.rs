@@ -12,6 +12,8 @@ mod demux_tests;
 pub mod dynacast;
 mod forward;
 pub mod layers;
+#[cfg(test)]
+mod limits_tests;
 pub mod media;
 pub mod munger;
 mod negotiation;

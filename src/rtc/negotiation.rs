@@ -64,7 +64,7 @@ impl Rooms {
                 ..Default::default()
             }),
         );
-        self.unpublish_stopped(conn, &offered, out);
+        self.unpublish_stopped(conn, &offered, now, out);
         let mut newly = Vec::new();
         if let Some(p) = self.participant_by_conn(conn) {
             for m in offered {
@@ -416,6 +416,29 @@ impl Rooms {
         } else {
             MediaKind::Video
         };
+        let limit = match kind {
+            MediaKind::Audio => self.limits.subscription_limit_audio,
+            MediaKind::Video => self.limits.subscription_limit_video,
+        };
+        let Some(p) = self.participant_by_conn(conn) else {
+            return;
+        };
+        let held = p
+            .media
+            .downtracks
+            .values()
+            .filter(|d| d.kind == kind)
+            .count();
+        if limit > 0 && held >= limit as usize {
+            if !p.media.waiting.iter().any(|(_, t)| t.sid == track.sid) {
+                debug!(conn, track = %track.sid, limit, "subscription waits: limit reached");
+                p.media
+                    .waiting
+                    .push((publisher_sid.to_string(), track.clone()));
+            }
+            return;
+        }
+        p.media.waiting.retain(|(_, t)| t.sid != track.sid);
         let Some(session) = p.media.subscriber.as_mut() else {
             return;
         };
@@ -552,6 +575,7 @@ impl Rooms {
         &mut self,
         room: &str,
         track_sids: &[String],
+        now: Instant,
         out: &mut Vec<Outbound>,
     ) {
         if track_sids.is_empty() {
@@ -559,6 +583,9 @@ impl Rooms {
         }
         if let Some(r) = self.rooms.get_mut(room) {
             for p in r.participants.values_mut() {
+                p.media
+                    .waiting
+                    .retain(|(_, t)| !track_sids.contains(&t.sid));
                 for sid in track_sids {
                     if p.media.downtracks.remove(sid).is_some() {
                         if let Some(session) = p.media.subscriber.as_mut() {
@@ -570,6 +597,7 @@ impl Rooms {
                 }
             }
         }
+        self.fill_free_slots(room, now);
         self.send_pending_offers(room, out);
     }
 }

@@ -155,6 +155,9 @@ pub struct ParticipantMedia {
     pub published: HashMap<Mid, String>,
     /// Track sid → downtrack on the subscriber PC.
     pub downtracks: HashMap<String, DownTrack>,
+    /// Subscriptions over `limit.subscription_limit_*`, oldest first, with their
+    /// publisher's sid: they start when a slot of their kind frees.
+    pub waiting: Vec<(String, lk::TrackInfo)>,
     /// Dynacast: the qualities last announced to this publisher, per track sid.
     pub sent_qualities: HashMap<String, std::collections::BTreeSet<i32>>,
     /// Downlink estimate of the subscriber PC, for the stream allocator.

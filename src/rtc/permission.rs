@@ -38,7 +38,7 @@ impl Rooms {
             return;
         };
         let permission = p.info.permission.clone().unwrap_or_default();
-        self.unpublish_forbidden(&room, conn, &permission, out);
+        self.unpublish_forbidden(&room, conn, &permission, now, out);
         if permission.can_subscribe {
             let (started, auto) = self
                 .participant_by_conn(conn)
@@ -63,6 +63,7 @@ impl Rooms {
         room: &str,
         conn: ConnId,
         permission: &lk::ParticipantPermission,
+        now: Instant,
         out: &mut Vec<Outbound>,
     ) {
         let Some(p) = self.participant_by_conn(conn) else {
@@ -101,13 +102,14 @@ impl Rooms {
                 ));
             }
         }
-        self.unsubscribe_all(room, &sids, out);
+        self.unsubscribe_all(room, &sids, now, out);
     }
 
     fn unsubscribe_everything(&mut self, conn: ConnId) {
         let Some(p) = self.participant_by_conn(conn) else {
             return;
         };
+        p.media.waiting.clear();
         let sids: Vec<String> = p.media.downtracks.drain().map(|(sid, _)| sid).collect();
         if let Some(session) = p.media.subscriber.as_mut() {
             for sid in &sids {

@@ -23,6 +23,11 @@ pub struct RoomDefaults {
 pub struct RoomLimits {
     pub max_metadata_size: u32,
     pub max_room_name_length: u32,
+    /// Keys plus values of one participant's attributes, in bytes.
+    pub max_attributes_size: u32,
+    /// Tracks of a kind one participant may be subscribed to at a time.
+    pub subscription_limit_video: u32,
+    pub subscription_limit_audio: u32,
 }
 
 /// Running totals of one shard, reported to the control thread every second and summed
@@ -115,6 +120,7 @@ pub struct Rooms {
     pub(super) node: NodeInfo,
     /// The shard's UDP addresses, advertised as ICE host candidates.
     pub(super) local_candidates: Vec<std::net::SocketAddr>,
+    pub(super) codecs: super::session::EnabledCodecs,
     /// Which peer connection a known remote address or our ICE ufrag belongs to.
     pub(super) by_addr: HashMap<std::net::SocketAddr, super::media::PeerKey>,
     pub(super) by_ufrag: HashMap<String, super::media::PeerKey>,
@@ -138,7 +144,7 @@ pub struct Rooms {
     pub(super) next_speaker_poll: Option<Instant>,
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
-    limits: RoomLimits,
+    pub(super) limits: RoomLimits,
 }
 
 impl Rooms {
@@ -148,6 +154,7 @@ impl Rooms {
             conns: HashMap::new(),
             node,
             local_candidates: Vec::new(),
+            codecs: Default::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             dirty: Vec::new(),
@@ -243,6 +250,7 @@ impl Rooms {
             RoomOp::MutePublishedTrack(req) => self.server_mute(&req, out).map(RoomReply::Track),
             RoomOp::UpdateParticipant(req) => {
                 self.check_metadata(&req.metadata)?;
+                self.check_attributes(&req.attributes)?;
                 self.participant(&req.room, &req.identity)?;
                 let info = self.update_participant(&req.room, &req.identity, &req, now, out)?;
                 Ok(RoomReply::Participant(info))
@@ -344,6 +352,19 @@ impl Rooms {
         Ok(())
     }
 
+    /// LiveKit's check: the keys and values of the request, not of the result.
+    pub(super) fn check_attributes(
+        &self,
+        attributes: &std::collections::HashMap<String, String>,
+    ) -> Result<(), RoomError> {
+        let max = self.limits.max_attributes_size as usize;
+        let size: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if max > 0 && size > max {
+            return Err(RoomError::AttributesTooLarge);
+        }
+        Ok(())
+    }
+
     pub(super) fn room(&self, name: &str) -> Result<&RoomState, RoomError> {
         self.rooms.get(name).ok_or(RoomError::RoomNotFound)
     }
@@ -424,6 +445,7 @@ mod tests {
         let limits = RoomLimits {
             max_room_name_length: 4,
             max_metadata_size: 2,
+            ..RoomLimits::default()
         };
         let mut rooms = Rooms::new(DEFAULTS, limits, NodeInfo::default());
         assert_eq!(

@@ -140,6 +140,8 @@ pub enum RoomError {
     RoomNameTooLong,
     #[error("metadata size exceeds limits")]
     MetadataTooLarge,
+    #[error("attribute size exceeds limits")]
+    AttributesTooLarge,
     #[error("room is full")]
     RoomFull,
 }

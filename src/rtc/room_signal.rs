@@ -223,7 +223,7 @@ impl Rooms {
         }
         self.forget_peers(conn);
         self.forget_speaker(&room_name, &gone.info.sid);
-        self.unsubscribe_all(&room_name, &gone_tracks, out);
+        self.unsubscribe_all(&room_name, &gone_tracks, now, out);
         gone.bump();
         gone.info.state = lk::participant_info::State::Disconnected as i32;
         gone.info.disconnect_reason = reason as i32;
@@ -336,7 +336,9 @@ impl Rooms {
         let allowed = self
             .participant(&room_name, &identity)
             .is_ok_and(|p| p.can_update_metadata());
-        if !allowed || self.check_metadata(&req.metadata).is_err() {
+        let fits = self.check_metadata(&req.metadata).is_ok()
+            && self.check_attributes(&req.attributes).is_ok();
+        if !allowed || !fits {
             let reason = if allowed {
                 lk::request_response::Reason::LimitExceeded
             } else {

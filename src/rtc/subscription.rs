@@ -17,6 +17,7 @@ impl Rooms {
         &mut self,
         conn: ConnId,
         offered: &[OfferedMedia],
+        now: std::time::Instant,
         out: &mut Vec<Outbound>,
     ) {
         let Some(p) = self.participant_by_conn(conn) else {
@@ -53,7 +54,7 @@ impl Rooms {
             }
         }
         self.broadcast_participant(&room, conn, info, out);
-        self.unsubscribe_all(&room, &stopped, out);
+        self.unsubscribe_all(&room, &stopped, now, out);
     }
 
     /// RoomService MutePublishedTrack: the publisher is told to mute (it answers with its
@@ -134,6 +135,9 @@ impl Rooms {
                 self.unsubscribe(conn, &track.sid);
             }
         }
+        if !subscribe {
+            self.fill_free_slots(&room, now);
+        }
         self.send_pending_offers(&room, out);
     }
 
@@ -141,12 +145,35 @@ impl Rooms {
         let Some(p) = self.participant_by_conn(conn) else {
             return;
         };
+        p.media.waiting.retain(|(_, t)| t.sid != track_sid);
         if p.media.downtracks.remove(track_sid).is_some() {
             if let Some(session) = p.media.subscriber.as_mut() {
                 if session.remove_send_track(track_sid).is_ok() {
                     p.media.needs_offer = true;
                 }
             }
+        }
+    }
+
+    /// Subscriptions that waited for `limit.subscription_limit_*` start where a slot of
+    /// their kind is free, oldest first.
+    pub(super) fn fill_free_slots(&mut self, room: &str, now: std::time::Instant) {
+        let waiting: Vec<(ConnId, String, lk::TrackInfo)> = match self.rooms.get_mut(room) {
+            Some(r) => r
+                .participants
+                .values_mut()
+                .flat_map(|p| {
+                    let conn = p.conn;
+                    std::mem::take(&mut p.media.waiting)
+                        .into_iter()
+                        .map(move |(publisher, track)| (conn, publisher, track))
+                })
+                .collect(),
+            None => return,
+        };
+        // `subscribe` puts back what still does not fit, in the same order.
+        for (conn, publisher, track) in waiting {
+            self.subscribe(conn, &publisher, &track, now);
         }
     }
 

@@ -10,6 +10,7 @@
 
 mod candidate;
 pub mod codec_order;
+mod codecs;
 mod data_out;
 mod guard;
 mod keyframe_asks;
@@ -33,6 +34,7 @@ mod tests_stats;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use codecs::EnabledCodecs;
 pub use data_out::{DataSent, MAX_QUEUED_BYTES};
 pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;

@@ -12,6 +12,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 
 use super::candidate::{pairable, parse_trickle, to_trickle_json, Trickled};
+use super::codecs::EnabledCodecs;
 use super::offer::{Channels, SendTrack};
 use super::sdp_info::{first_mid, mark_rejected, offered_media, parse_offer};
 use super::{OfferedMedia, PeerRole, SessionError};
@@ -67,6 +68,16 @@ impl PeerSession {
         local_candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, SessionError> {
+        Self::with_codecs(role, local_candidates, EnabledCodecs::ALL, now)
+    }
+
+    /// As `new`, negotiating only `codecs` (`room.enabled_codecs`).
+    pub fn with_codecs(
+        role: PeerRole,
+        local_candidates: &[SocketAddr],
+        codecs: EnabledCodecs,
+        now: Instant,
+    ) -> Result<Self, SessionError> {
         // RED on both sides: publishers that offer it send Opus with redundancy, which
         // goes on as RED to subscribers that took it and unwrapped to the others
         // (`write_rtp`).
@@ -74,11 +85,11 @@ impl PeerSession {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, true)
-            .enable_vp8(true)
-            .enable_vp9(true)
-            .enable_h264(true)
-            .enable_av1(true)
+            .enable_opus(codecs.opus, codecs.opus && codecs.red)
+            .enable_vp8(codecs.vp8)
+            .enable_vp9(codecs.vp9)
+            .enable_h264(codecs.h264)
+            .enable_av1(codecs.av1)
             // Link figures once a second for the stream allocator and connection quality.
             .set_stats_interval(Some(STATS_INTERVAL));
         // No str0m BWE: it pads every video-carrying PC (~50 kbps of RTX padding, also
