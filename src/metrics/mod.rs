@@ -165,10 +165,16 @@ pub fn render(
             help: "Datagrams dropped, by reason",
             kind: "counter",
         },
-        &[(
-            format!("{node},reason=\"unknown_flow\""),
-            sum(&|s| s.counters.dropped_unknown_flow),
-        )],
+        &[
+            (
+                format!("{node},reason=\"unknown_flow\""),
+                sum(&|s| s.counters.dropped_unknown_flow),
+            ),
+            (
+                format!("{node},reason=\"receive_buffer_full\""),
+                sum(&|s| s.udp_receive_drops),
+            ),
+        ],
     );
     family(
         &mut out,

@@ -3,5 +3,6 @@
 
 pub mod addrs;
 pub mod batch;
+pub mod drops;
 pub mod trains;
 pub mod udp;

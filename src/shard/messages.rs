@@ -52,4 +52,7 @@ pub struct ShardStats {
     pub busy_us: u64,
     /// From a datagram's receipt to the flush of the packets it had forwarded.
     pub forward_latency: LatencyHistogram,
+    /// Datagrams the kernel dropped on this shard's sockets (receive buffer full):
+    /// media the shard could not keep up with.
+    pub udp_receive_drops: u64,
 }

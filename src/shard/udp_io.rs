@@ -22,6 +22,8 @@ pub struct Sockets {
     /// Whether each socket sends GSO trains: probed at start, turned off for good if
     /// the kernel refuses one (a device without checksum offload answers EIO).
     gso: Vec<Cell<bool>>,
+    /// Whether a send from an unadvertised address was already logged.
+    unknown_source_seen: Cell<bool>,
 }
 
 impl Sockets {
@@ -41,6 +43,7 @@ impl Sockets {
             sockets,
             advertised,
             gso,
+            unknown_source_seen: Cell::new(false),
         }
     }
 
@@ -124,10 +127,25 @@ impl Sockets {
         transmits.clear();
     }
 
-    fn index_of(&self, source: SocketAddr) -> usize {
-        self.advertised
+    /// Datagrams the kernel dropped on these sockets for a full receive buffer.
+    pub fn receive_drops(&self) -> u64 {
+        self.sockets
             .iter()
-            .position(|a| *a == source)
-            .unwrap_or(0)
+            .filter_map(|s| crate::net::drops::receive_drops(s.as_raw_fd()).ok())
+            .sum()
+    }
+
+    /// The socket advertised as `source`. str0m only picks sources among our advertised
+    /// candidates, so a miss is a bug: it is said once, and the first socket sends.
+    fn index_of(&self, source: SocketAddr) -> usize {
+        match self.advertised.iter().position(|a| *a == source) {
+            Some(i) => i,
+            None => {
+                if !self.unknown_source_seen.replace(true) {
+                    warn!(%source, advertised = ?self.advertised, "send from an address no socket is advertised as; using the first socket");
+                }
+                0
+            }
+        }
     }
 }

@@ -288,6 +288,12 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
             let us = done.saturating_duration_since(now.mono).as_micros();
             me.forward_latency.borrow_mut().record_us(us as u64);
         }
+        // Under a flood the socket is never empty and this loop would never give the
+        // executor back: joins and every other signal message would wait behind the
+        // media. One yield per batch lets the inbox and the timer take their turn;
+        // what the shard cannot keep up with overflows the socket buffer (dropped
+        // and counted by the kernel), never the signalling.
+        futures_lite::future::yield_now().await;
     }
 }
 
@@ -360,6 +366,7 @@ async fn stats_loop(me: Rc<Shard>) {
                 counters: rooms.counters,
                 busy_us: me.busy.borrow().total_us(),
                 forward_latency: me.forward_latency.borrow().clone(),
+                udp_receive_drops: me.sockets.receive_drops(),
             }
         };
         let msg = FromShard::Stats(Box::new(stats));
