@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for PortRange {
 }
 
 /// A number that may also be written as a string with `_` separators (`"1_000_000"`,
-/// which Go's YAML reads as a number and serde_yaml reads as a string).
+/// which Go's YAML reads as a number and yaml_serde reads as a string).
 struct Lenient<T>(T);
 
 pub(crate) trait FromNumber: Sized + FromStr {

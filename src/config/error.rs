@@ -52,9 +52,9 @@ impl ConfigError {
         }
     }
 
-    /// Turns a serde_yaml error into a `Parse` error for `origin`, moving serde_yaml's
+    /// Turns a YAML error into a `Parse` error for `origin`, moving yaml_serde's
     /// "at line L column C" to the front so every message reads `origin: line L column C: ...`.
-    pub(crate) fn from_yaml(origin: &str, err: &serde_yaml::Error) -> Self {
+    pub(crate) fn from_yaml(origin: &str, err: &yaml_serde::Error) -> Self {
         let mut message = err.to_string();
         let (line, column) = match err.location() {
             Some(loc) => {

@@ -134,14 +134,14 @@ fn parse_raw(yaml: &str, source: &str) -> Result<(RawConfig, Vec<String>), Confi
         return Ok((RawConfig::default(), Vec::new()));
     }
     let mut ignored = Vec::new();
-    let de = serde_yaml::Deserializer::from_str(yaml);
+    let de = yaml_serde::Deserializer::from_str(yaml);
     let raw: RawConfig = serde_ignored::deserialize(de, |path| ignored.push(dotted(&path)))
         .map_err(|e| ConfigError::from_yaml(source, &e))?;
     let warnings = ignored.iter().map(|p| ignored_warning(source, p)).collect();
     Ok((raw, warnings))
 }
 
-/// Only comments, blank lines and document markers: serde_yaml rejects an empty document.
+/// Only comments, blank lines and document markers: yaml_serde rejects an empty document.
 fn is_blank_yaml(yaml: &str) -> bool {
     yaml.lines().all(|l| {
         let l = l.trim();
@@ -284,7 +284,7 @@ pub(crate) fn parse_keys_arg(text: &str) -> Result<BTreeMap<String, String>, Con
             "cannot parse; expected \"key: secret\" pairs, one per line",
         )
     };
-    if let Ok(map) = serde_yaml::from_str::<BTreeMap<String, String>>(text) {
+    if let Ok(map) = yaml_serde::from_str::<BTreeMap<String, String>>(text) {
         if !map.is_empty() {
             return Ok(map);
         }
@@ -332,7 +332,7 @@ pub(crate) fn read_key_file(
     if is_blank_yaml(&text) {
         return Ok(BTreeMap::new());
     }
-    serde_yaml::from_str(&text).map_err(|e| ConfigError::from_yaml(origin, &e))
+    yaml_serde::from_str(&text).map_err(|e| ConfigError::from_yaml(origin, &e))
 }
 
 /// `~/keys.yaml` -> `$HOME/keys.yaml`, as LiveKit does for key_file.
