@@ -17,5 +17,5 @@ COPY core-affinity.toml /etc/corelay/core-affinity.toml
 COPY config-sample.yaml /etc/corelay/config-sample.yaml
 USER corelay
 # 7880 HTTP/WebSocket, 7881 ICE/TCP, 7882 ICE/UDP (single-port mode), 50000-60000 ICE/UDP range
-EXPOSE 7880 7882/udp 50000-60000/udp
+EXPOSE 7880 7881 7882/udp 50000-60000/udp
 ENTRYPOINT ["/usr/local/bin/corelay", "--core-affinity", "/etc/corelay/core-affinity.toml"]

@@ -123,6 +123,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let mut rooms = Rooms::new(defaults, limits, node.clone());
         rooms.set_codecs(codecs);
         let udp = bind_udp(&config, shard)?;
+        let tcp = bind_tcp(&config, shard, &udp)?;
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
                 .name(&format!("shard-{shard}"))
@@ -130,7 +131,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
                     debug!(shard, "shard executor running");
                     let inbox = connected(to_rx.connect()).await;
                     let outbox = connected(from_tx.connect()).await;
-                    worker::run(shard, inbox, outbox, rooms, udp).await;
+                    worker::run(shard, inbox, outbox, rooms, udp, tcp).await;
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
         handles.push(handle);
@@ -264,6 +265,30 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
     Ok(bound)
 }
 
+/// The shard's passive ICE/TCP listeners (`rtc.tcp_port + shard`): one beside each UDP
+/// socket, on the same local address, advertised with the same IP. None when
+/// `rtc.tcp_port` is 0.
+fn bind_tcp(
+    config: &Config,
+    shard: usize,
+    udp: &[(UdpSocket, SocketAddr)],
+) -> Result<Vec<(std::net::TcpListener, SocketAddr)>> {
+    let Some(base) = config.rtc.ice_tcp_port() else {
+        return Ok(Vec::new());
+    };
+    let port = net::tcp::shard_port(base, shard)
+        .with_context(|| format!("rtc.tcp_port {base} has no port left for shard {shard}"))?;
+    let mut bound = Vec::new();
+    for (socket, advertised) in udp {
+        let local = socket.local_addr()?.ip();
+        let listener = net::tcp::listen(local, port)
+            .with_context(|| format!("cannot listen on {local}:{port} (TCP) for shard {shard}"))?;
+        let port = listener.local_addr()?.port();
+        bound.push((listener, SocketAddr::new(advertised.ip(), port)));
+    }
+    Ok(bound)
+}
+
 /// Starts webhook delivery when `webhook.urls` is set. Config validation made sure the
 /// API key exists.
 fn start_webhooks(config: &Config) -> Option<crate::webhook::WebhookSender> {
@@ -359,13 +384,12 @@ fn print_ports(config: &Config) {
     } else {
         println!("ICE/UDP range:   {first}-{last} (UDP)");
     }
-    // Only what is listened on: ICE over TCP and the embedded TURN server are not
-    // implemented yet, whatever the config says.
-    if config.rtc.tcp_port != 0 {
-        println!(
-            "ICE/TCP:         not served (rtc.tcp_port {} is ignored: no ICE over TCP yet)",
-            config.rtc.tcp_port
-        );
+    // Only what is listened on: the embedded TURN server is not implemented yet,
+    // whatever the config says.
+    match config.rtc.ice_tcp_port() {
+        Some(0) => println!("ICE/TCP:         a free port per shard (TCP)"),
+        Some(p) => println!("ICE/TCP:         {p}, plus one per further shard (TCP)"),
+        None => {}
     }
     if config.turn.enabled {
         println!("TURN:            not served (turn.enabled is ignored: no embedded TURN yet)");

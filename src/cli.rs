@@ -47,6 +47,9 @@ pub struct ServerArgs {
     /// UDP port(s) to use for WebRTC traffic, a port or a range like 7882-7892
     #[arg(long, global = true, env = "UDP_PORT", value_name = "PORT")]
     pub udp_port: Option<String>,
+    /// ICE/TCP port, overriding `rtc.tcp_port` (0 picks a free port per shard)
+    #[arg(long, global = true, value_name = "PORT")]
+    pub tcp_port: Option<u16>,
     /// host (incl. port) to redis server
     #[arg(long, global = true, env = "REDIS_HOST", value_name = "HOST:PORT")]
     pub redis_host: Option<String>,
@@ -84,6 +87,7 @@ impl ServerArgs {
             port: self.port,
             node_ip: self.node_ip.clone(),
             udp_port: self.udp_port.clone(),
+            tcp_port: self.tcp_port,
             redis_host: self.redis_host.clone(),
         }
     }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use corelay::rtc::session::{
-    Codec, MediaKind, Mid, PayloadType, PeerRole, PeerSession, SessionEvent, Transmit,
+    Codec, MediaKind, Mid, PayloadType, PeerRole, PeerSession, SessionEvent, Transmit, Transport,
 };
 use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
@@ -126,6 +126,7 @@ impl Downtrack {
             match self.client.poll_output().expect("client poll") {
                 Output::Timeout(_) => return,
                 Output::Transmit(t) => to_server.push(Transmit {
+                    transport: Transport::Udp,
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),

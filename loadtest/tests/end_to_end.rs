@@ -50,7 +50,7 @@ fn start_corelay(tag: &str) -> Server {
     );
     let log = tmp(&format!("{tag}-corelay.log"));
     let mut child = Command::new(&bin)
-        .args(["--dev", "--port", "0", "--udp-port", "0"])
+        .args(["--dev", "--port", "0", "--udp-port", "0", "--tcp-port", "0"])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

@@ -28,6 +28,9 @@ pub struct LoadOptions {
     pub node_ip: Option<String>,
     /// `--udp-port` `"7882"` or `"7882-7892"` -> `rtc.udp_port`.
     pub udp_port: Option<String>,
+    /// `--tcp-port` -> `rtc.tcp_port`; 0 picks a free port (as `--port 0` does),
+    /// where `rtc.tcp_port: 0` in a config turns ICE/TCP off, as in LiveKit.
+    pub tcp_port: Option<u16>,
     /// `--redis-host` -> `redis.address`.
     pub redis_host: Option<String>,
 }
@@ -101,6 +104,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     }
     if let Some(spec) = &opts.udp_port {
         config.rtc.udp_port = Some(parse_udp_port_flag(spec)?);
+    }
+    if let Some(port) = opts.tcp_port {
+        config.rtc.tcp_port = port;
+        config.rtc.tcp_port_any = port == 0;
     }
     if let Some(host) = &opts.redis_host {
         config.redis.address = Some(host.clone());

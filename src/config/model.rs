@@ -97,15 +97,29 @@ pub struct RtcConfig {
     pub port_range_start: u16,
     #[serde(deserialize_with = "port")]
     pub port_range_end: u16,
-    /// ICE/TCP port; 0 disables ICE over TCP.
+    /// ICE/TCP port (one per shard from it); 0 disables ICE over TCP.
     #[serde(deserialize_with = "port")]
     pub tcp_port: u16,
+    /// `--tcp-port 0`: ICE/TCP on any free port (tests, several servers on one host).
+    #[serde(skip)]
+    pub tcp_port_any: bool,
     /// Discover the public IP via STUN.
     pub use_external_ip: bool,
     /// IP to advertise in ICE candidates.
     pub node_ip: Option<String>,
     pub stun_servers: Vec<String>,
     pub turn_servers: Vec<TurnServer>,
+}
+
+impl RtcConfig {
+    /// Where ICE/TCP listens: `None` when off, `Some(0)` for any free port.
+    pub fn ice_tcp_port(&self) -> Option<u16> {
+        match (self.tcp_port_any, self.tcp_port) {
+            (true, _) => Some(0),
+            (false, 0) => None,
+            (false, port) => Some(port),
+        }
+    }
 }
 
 impl Default for RtcConfig {
@@ -115,6 +129,7 @@ impl Default for RtcConfig {
             port_range_start: 50000,
             port_range_end: 60000,
             tcp_port: 7881,
+            tcp_port_any: false,
             use_external_ip: false,
             node_ip: None,
             stun_servers: Vec::new(),

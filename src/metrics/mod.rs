@@ -174,7 +174,21 @@ pub fn render(
                 format!("{node},reason=\"receive_buffer_full\""),
                 sum(&|s| s.udp_receive_drops),
             ),
+            (
+                format!("{node},reason=\"tcp_send_queue\""),
+                sum(&|s| s.tcp_dropped),
+            ),
         ],
+    );
+    family(
+        &mut out,
+        &Family {
+            name: "corelay_ice_tcp_refused_total",
+            help: "ICE/TCP connections closed for garbage, an oversized frame or silence \
+                   before their first valid frame, or refused at the connection cap",
+            kind: "counter",
+        },
+        &[(node.clone(), sum(&|s| s.tcp_refused))],
     );
     family(
         &mut out,

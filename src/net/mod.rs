@@ -4,5 +4,7 @@
 pub mod addrs;
 pub mod batch;
 pub mod drops;
+pub mod framing;
+pub mod tcp;
 pub mod trains;
 pub mod udp;

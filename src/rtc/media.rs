@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use super::participant::{ConnId, Participant};
 use super::room::Rooms;
 use super::room_ops::Outbound;
-use super::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit};
+use super::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit, Transport};
 
 /// Which of a participant's two peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,14 +54,42 @@ pub(super) struct Drained {
 }
 
 impl Rooms {
-    /// The shard's advertised UDP addresses, used for every new peer connection.
     /// `room.enabled_codecs`: what new peer connections negotiate.
     pub fn set_codecs(&mut self, codecs: super::session::EnabledCodecs) {
         self.codecs = codecs;
     }
 
+    /// The shard's advertised UDP addresses, used for every new peer connection.
     pub fn set_local_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        self.local_candidates = addrs;
+        self.local_candidates.udp = addrs;
+    }
+
+    /// The shard's passive ICE/TCP addresses (`rtc.tcp_port`), advertised beside UDP.
+    pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        self.local_candidates.tcp = addrs;
+    }
+
+    /// One frame from an ICE/TCP connection (without its length prefix); as
+    /// `handle_datagram` otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        frame: &[u8],
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
+        self.receive(
+            Transport::Tcp,
+            now,
+            source,
+            destination,
+            frame,
+            transmits,
+            out,
+        )
     }
 
     /// One datagram from the network. Unknown flows that are not a STUN request for one
@@ -75,9 +103,32 @@ impl Rooms {
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) -> bool {
+        self.receive(
+            Transport::Udp,
+            now,
+            source,
+            destination,
+            datagram,
+            transmits,
+            out,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        &mut self,
+        transport: Transport,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
         self.counters.packets_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
-        let key = match self.by_addr.get(&source) {
+        let flow = (transport, source);
+        let key = match self.by_addr.get(&flow) {
             Some(k) => *k,
             None => {
                 let key = stun_ufrag(datagram)
@@ -87,11 +138,11 @@ impl Rooms {
                 // names our ufrag must not grow the table.
                 let authentic = key.is_some_and(|k| {
                     self.session_mut(k)
-                        .is_some_and(|(s, _)| s.accepts(source, datagram))
+                        .is_some_and(|(s, _)| s.accepts_via(transport, source, datagram))
                 });
                 match key {
                     Some(k) if authentic => {
-                        self.by_addr.insert(source, k);
+                        self.by_addr.insert(flow, k);
                         k
                     }
                     _ => {
@@ -106,7 +157,7 @@ impl Rooms {
         let mut next = None;
         let ok = match self.session_mut(key) {
             Some((session, deadline)) => {
-                let r = session.handle_receive(now, source, destination, datagram);
+                let r = session.handle_receive_via(transport, now, source, destination, datagram);
                 if let Err(e) = &r {
                     debug!(conn = key.0, error = %e, "bad datagram");
                 }
@@ -119,7 +170,7 @@ impl Rooms {
                 true
             }
             None => {
-                self.by_addr.remove(&source);
+                self.by_addr.remove(&flow);
                 self.counters.dropped_unknown_flow += 1;
                 false
             }
@@ -280,7 +331,7 @@ impl Rooms {
 
     /// Creates the session for `key` if missing and registers its ufrag for demux.
     pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
-        let candidates = self.local_candidates.clone();
+        let addrs = self.local_candidates.clone();
         let codecs = self.codecs;
         let Some(p) = self.participant_by_conn(key.0) else {
             return false;
@@ -292,7 +343,7 @@ impl Rooms {
         if slot.is_some() {
             return true;
         }
-        match PeerSession::with_codecs(key.1.role(), &candidates, codecs, now) {
+        match PeerSession::configured(key.1.role(), &addrs, codecs, now) {
             Ok(session) => {
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);

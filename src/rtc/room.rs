@@ -118,11 +118,12 @@ pub struct Rooms {
     /// Which room and identity each signal connection belongs to.
     pub(super) conns: HashMap<ConnId, (String, String)>,
     pub(super) node: NodeInfo,
-    /// The shard's UDP addresses, advertised as ICE host candidates.
-    pub(super) local_candidates: Vec<std::net::SocketAddr>,
+    /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
+    pub(super) local_candidates: super::session::LocalAddrs,
     pub(super) codecs: super::session::EnabledCodecs,
     /// Which peer connection a known remote address or our ICE ufrag belongs to.
-    pub(super) by_addr: HashMap<std::net::SocketAddr, super::media::PeerKey>,
+    pub(super) by_addr:
+        HashMap<(super::session::Transport, std::net::SocketAddr), super::media::PeerKey>,
     pub(super) by_ufrag: HashMap<String, super::media::PeerKey>,
     /// Sessions changed outside a datagram or timeout (signalling, API data) that must
     /// be drained before the shard waits again.
@@ -153,7 +154,7 @@ impl Rooms {
             rooms: HashMap::new(),
             conns: HashMap::new(),
             node,
-            local_candidates: Vec::new(),
+            local_candidates: Default::default(),
             codecs: Default::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),

@@ -55,4 +55,8 @@ pub struct ShardStats {
     /// Datagrams the kernel dropped on this shard's sockets (receive buffer full):
     /// media the shard could not keep up with.
     pub udp_receive_drops: u64,
+    /// ICE/TCP connections closed for garbage, oversized frames or silence, or refused
+    /// at the connection cap; and packets for a gone or backed-up TCP connection.
+    pub tcp_refused: u64,
+    pub tcp_dropped: u64,
 }

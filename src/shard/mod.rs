@@ -5,6 +5,7 @@ pub mod busy;
 pub mod connect;
 pub mod messages;
 pub mod quiet;
+mod tcp_io;
 pub mod udp_io;
 pub mod worker;
 

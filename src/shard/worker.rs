@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,11 @@ use tracing::{debug, info, warn};
 use super::busy::Busy;
 use super::messages::{FromShard, ShardStats, ToShard};
 use super::quiet::{self, Activity};
+use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
-use crate::rtc::session::Transmit;
+use crate::rtc::session::{Transmit, Transport};
 use crate::rtc::{Outbound, Rooms};
 
 /// How often room lifetimes are checked and stats are reported.
@@ -55,13 +57,15 @@ fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
     quiet::grid_ceil(epoch, next, grid)
 }
 
-struct Shard {
-    id: usize,
-    rooms: RefCell<Rooms>,
+pub(super) struct Shard {
+    pub(super) id: usize,
+    pub(super) rooms: RefCell<Rooms>,
     outbox: ConnectedSender<FromShard>,
     sockets: Sockets,
+    /// ICE/TCP connections and their writers (`tcp_io`).
+    pub(super) tcp: TcpConns,
     /// Time in turns, for `corelay_shard_busy_seconds_total`.
-    busy: RefCell<Busy>,
+    pub(super) busy: RefCell<Busy>,
     /// Datagram receipt to the flush of what it forwarded, in µs.
     forward_latency: RefCell<LatencyHistogram>,
     /// When the timer task will wake next, and how to wake it sooner.
@@ -78,7 +82,7 @@ struct Shard {
 impl Shard {
     /// Something happened that must not wait for the quiet grid: receivers that were
     /// polling on it go back to waiting on each datagram.
-    fn touch(&self, now: Instant) {
+    pub(super) fn touch(&self, now: Instant) {
         let mut activity = self.activity.get();
         if activity.touch(now) {
             for wake in &self.wake_recv {
@@ -91,7 +95,7 @@ impl Shard {
 
     /// After a turn: if it gave some session (or a room tick) an earlier deadline than
     /// the timer task sleeps to, wake that task now.
-    fn rearm_timer(&self, now: Instant) {
+    pub(super) fn rearm_timer(&self, now: Instant) {
         let next = self.rooms.borrow_mut().next_wake(now);
         let slot = next.map(|at| timer_slot(self.epoch, now, at));
         if slot.is_some_and(|at| at < self.timer_at.get()) {
@@ -103,7 +107,10 @@ impl Shard {
 
     /// Sends what one turn produced: datagrams to the network, signal messages to the
     /// control thread. Returns false once the control thread is gone.
-    async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
+    pub(super) async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
+        for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
+            self.tcp.send(&t);
+        }
         self.sockets.send_all(&mut transmits).await;
         for o in out {
             if self.outbox.send(FromShard::Out(o)).await.is_err() {
@@ -132,11 +139,14 @@ pub async fn run(
     outbox: ConnectedSender<FromShard>,
     mut rooms: Rooms,
     udp: Vec<(UdpSocket, SocketAddr)>,
+    tcp: Vec<(std::net::TcpListener, SocketAddr)>,
 ) {
     let sockets = Sockets::adopt(udp);
     let advertised: Vec<SocketAddr> = (0..sockets.len()).map(|i| sockets.advertised(i)).collect();
-    info!(shard, udp = ?advertised, "shard started");
+    let tcp_advertised: Vec<SocketAddr> = tcp.iter().map(|(_, a)| *a).collect();
+    info!(shard, udp = ?advertised, tcp = ?tcp_advertised, "shard started");
     rooms.set_local_candidates(advertised);
+    rooms.set_tcp_candidates(tcp_advertised);
     let (wake_timer, timer_wakes) = local_channel::new_bounded(1);
     let (wake_recv, recv_wakes): (Vec<_>, Vec<_>) = (0..sockets.len())
         .map(|_| local_channel::new_bounded(1))
@@ -146,6 +156,7 @@ pub async fn run(
         rooms: RefCell::new(rooms),
         outbox,
         sockets,
+        tcp: TcpConns::default(),
         busy: RefCell::new(Busy::default()),
         forward_latency: RefCell::new(LatencyHistogram::default()),
         timer_at: Cell::new(clock::mono()),
@@ -158,6 +169,11 @@ pub async fn run(
     glommio::spawn_local(timer_loop(me.clone(), timer_wakes)).detach();
     for (index, wakes) in recv_wakes.into_iter().enumerate() {
         glommio::spawn_local(recv_loop(me.clone(), index, wakes)).detach();
+    }
+    for (listener, local) in tcp {
+        // SAFETY: the fd belongs to a bound, listening std socket that we give up here.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+        glommio::spawn_local(accept_loop(me.clone(), listener, local)).detach();
     }
 
     while let Some(msg) = inbox.recv().await {
@@ -367,6 +383,8 @@ async fn stats_loop(me: Rc<Shard>) {
                 busy_us: me.busy.borrow().total_us(),
                 forward_latency: me.forward_latency.borrow().clone(),
                 udp_receive_drops: me.sockets.receive_drops(),
+                tcp_refused: me.tcp.refused(),
+                tcp_dropped: me.tcp.dropped(),
             }
         };
         let msg = FromShard::Stats(Box::new(stats));

@@ -59,16 +59,16 @@ pub fn to_trickle_json(c: &Candidate, sdp_mid: &str) -> String {
     .to_string()
 }
 
-/// Whether a remote candidate can pair with one of `local`: same transport (corelay
-/// serves ICE over UDP only) and same address family. An unpairable candidate is
+/// Whether a remote candidate can pair with one of `local`: same transport (UDP, or
+/// TCP when we offer a passive TCP candidate) and same address family. An unpairable
+/// candidate is
 /// dropped before str0m sees it: after an ICE restart str0m's agent has no pairs yet,
 /// and the first candidate it gets being unpairable (a TCP or IPv6 one, in whatever
 /// order the client trickles them) made it declare the connection lost.
 pub fn pairable(local: &[Candidate], remote: &Candidate) -> bool {
-    remote.proto() == str0m::net::Protocol::Udp
-        && local
-            .iter()
-            .any(|l| l.addr().is_ipv4() == remote.addr().is_ipv4())
+    local
+        .iter()
+        .any(|l| l.proto() == remote.proto() && l.addr().is_ipv4() == remote.addr().is_ipv4())
 }
 
 #[cfg(test)]
@@ -96,5 +96,15 @@ mod tests {
             Candidate::host("[fd00::1]:7882".parse().unwrap(), "udp").unwrap(),
         ];
         assert!(pairable(&both, &udp6));
+        let with_tcp = [
+            local[0].clone(),
+            Candidate::builder()
+                .tcp()
+                .host("10.0.0.2:7881".parse().unwrap())
+                .tcptype(str0m::net::TcpType::Passive)
+                .build()
+                .unwrap(),
+        ];
+        assert!(pairable(&with_tcp, &tcp4), "ICE-TCP once we listen");
     }
 }

@@ -13,7 +13,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{OfferedMedia, PeerRole, PeerSession, RtpIn, SessionEvent, Transmit};
+use super::{OfferedMedia, PeerRole, PeerSession, RtpIn, SessionEvent, Transmit, Transport};
 
 pub const CLIENT: &str = "10.0.0.1:5000";
 pub const SERVER: &str = "10.0.0.2:7882";
@@ -130,6 +130,7 @@ impl Pair {
                     break;
                 }
                 Output::Transmit(t) => self.to_server.push(Transmit {
+                    transport: Transport::Udp,
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),

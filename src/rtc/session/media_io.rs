@@ -34,6 +34,11 @@ impl PeerSession {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => out.push(Transmit {
+                    transport: if t.proto == str0m::net::Protocol::Udp {
+                        super::Transport::Udp
+                    } else {
+                        super::Transport::Tcp
+                    },
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),

@@ -41,6 +41,7 @@ pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use str0m::format::Codec;
 pub use str0m::media::{MediaKind, Mid};
+pub use str0m::net::TcpType;
 pub use stream_stats::{Flow, Loss, StreamCounts};
 
 /// Which of a participant's two peer connections this is (LiveKit v0, dual PC).
@@ -52,9 +53,34 @@ pub enum PeerRole {
     Subscriber,
 }
 
+/// How a packet travels: a UDP datagram, or a frame on an ICE/TCP connection
+/// (RFC 4571) that the client opened to our passive TCP candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn protocol(self) -> str0m::net::Protocol {
+        match self {
+            Transport::Udp => str0m::net::Protocol::Udp,
+            Transport::Tcp => str0m::net::Protocol::Tcp,
+        }
+    }
+}
+
+/// Our advertised addresses: one host candidate each, UDP and (passive) TCP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalAddrs {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+}
+
 /// One datagram to send, moved out of str0m without a copy.
 #[derive(Debug)]
 pub struct Transmit {
+    pub transport: Transport,
     /// One of the advertised local addresses: the socket to send from.
     pub source: SocketAddr,
     pub destination: SocketAddr,

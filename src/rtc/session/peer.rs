@@ -8,13 +8,14 @@ use std::time::Instant;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::Mid;
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 
 use super::candidate::{pairable, parse_trickle, to_trickle_json, Trickled};
 use super::codecs::EnabledCodecs;
 use super::offer::{Channels, SendTrack};
 use super::sdp_info::{first_mid, mark_rejected, offered_media, parse_offer};
+use super::{LocalAddrs, TcpType, Transport};
 use super::{OfferedMedia, PeerRole, SessionError};
 
 /// How often str0m reports link figures (`SessionEvent::LinkStats`).
@@ -68,13 +69,18 @@ impl PeerSession {
         local_candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, SessionError> {
-        Self::with_codecs(role, local_candidates, EnabledCodecs::ALL, now)
+        let addrs = LocalAddrs {
+            udp: local_candidates.to_vec(),
+            tcp: Vec::new(),
+        };
+        Self::configured(role, &addrs, EnabledCodecs::ALL, now)
     }
 
-    /// As `new`, negotiating only `codecs` (`room.enabled_codecs`).
-    pub fn with_codecs(
+    /// As `new`, with passive ICE/TCP candidates beside the UDP ones, negotiating only
+    /// `codecs` (`room.enabled_codecs`).
+    pub fn configured(
         role: PeerRole,
-        local_candidates: &[SocketAddr],
+        addrs: &LocalAddrs,
         codecs: EnabledCodecs,
         now: Instant,
     ) -> Result<Self, SessionError> {
@@ -97,10 +103,23 @@ impl PeerSession {
         // from loss and RTT instead (`rtc::bandwidth`).
         // Panics only on a bad config, and this one is fixed.
         let mut rtc = config.build(now);
-        let mut local = Vec::with_capacity(local_candidates.len());
-        for addr in local_candidates {
+        let mut local = Vec::with_capacity(addrs.udp.len() + addrs.tcp.len());
+        for addr in &addrs.udp {
             let c = Candidate::host(*addr, "udp")
                 .map_err(|e| SessionError::Candidate(format!("{addr}: {e}")))?;
+            if let Some(c) = rtc.add_local_candidate(c) {
+                local.push(c.clone());
+            }
+        }
+        // RFC 6544 passive candidates: the client connects, we never dial out. Their
+        // type preference is below UDP's, so clients use them only when UDP fails.
+        for addr in &addrs.tcp {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SessionError::Candidate(format!("{addr}/tcp: {e}")))?;
             if let Some(c) = rtc.add_local_candidate(c) {
                 local.push(c.clone());
             }
@@ -202,10 +221,21 @@ impl PeerSession {
         self.local.iter().map(|c| to_trickle_json(c, mid)).collect()
     }
 
-    /// Whether a datagram belongs to this session (str0m's `accepts`).
+    /// Whether a UDP datagram belongs to this session (str0m's `accepts`).
     pub fn accepts(&self, source: SocketAddr, datagram: &[u8]) -> bool {
-        let destination = self.local.first().map(|c| c.addr()).unwrap_or(source);
-        match Receive::new(Protocol::Udp, source, destination, datagram) {
+        self.accepts_via(Transport::Udp, source, datagram)
+    }
+
+    /// Whether a packet that came over `transport` belongs to this session.
+    pub fn accepts_via(&self, transport: Transport, source: SocketAddr, datagram: &[u8]) -> bool {
+        let protocol = transport.protocol();
+        let destination = self
+            .local
+            .iter()
+            .find(|c| c.proto() == protocol)
+            .map(|c| c.addr())
+            .unwrap_or(source);
+        match Receive::new(protocol, source, destination, datagram) {
             Ok(r) => self.rtc.accepts(&Input::Receive(self.last_now, r)),
             Err(_) => false,
         }
@@ -220,8 +250,21 @@ impl PeerSession {
         destination: SocketAddr,
         datagram: &[u8],
     ) -> Result<(), SessionError> {
+        self.handle_receive_via(Transport::Udp, now, source, destination, datagram)
+    }
+
+    /// As `handle_receive`, for a packet that came over `transport` (a TCP frame without
+    /// its length prefix).
+    pub fn handle_receive_via(
+        &mut self,
+        transport: Transport,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), SessionError> {
         self.guarded(|s| {
-            let r = Receive::new(Protocol::Udp, source, destination, datagram)
+            let r = Receive::new(transport.protocol(), source, destination, datagram)
                 .map_err(|e| SessionError::Datagram(e.to_string()))?;
             s.last_now = s.last_now.max(now);
             s.rtc.handle_input(Input::Receive(now, r))?;

@@ -1,6 +1,6 @@
 // Start a real corelay binary for the browser interop tests.
 //
-// `$CORELAY_BIN --dev --port 0 --udp-port 0` prints one line per listener on stdout
+// `$CORELAY_BIN --dev --port 0 --udp-port 0 --tcp-port 0` prints one line per listener on stdout
 // ("corelay listening on http://127.0.0.1:PORT"); the first one is used.
 // stderr (the logs) goes straight to a file, so it can never fill a pipe;
 // stdout is read for the server's whole life.
@@ -41,7 +41,7 @@ export async function startCorelay() {
   const logFile = path.join(logDir, `corelay-browser-${process.pid}-${Date.now()}.log`);
   const logFd = openSync(logFile, 'w');
 
-  const child = spawn(bin, ['--dev', '--port', '0', '--udp-port', '0'], {
+  const child = spawn(bin, ['--dev', '--port', '0', '--udp-port', '0', '--tcp-port', '0'], {
     stdio: ['ignore', 'pipe', logFd],
     // Own process group: stop() signals the whole group, so a wrapper script's
     // children cannot keep the stdout pipe (and this test process) alive.

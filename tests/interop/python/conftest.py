@@ -1,6 +1,6 @@
 """Fixtures for the Python interop tests: start a real corelay binary.
 
-The server is started as ``$CORELAY_BIN --dev --port 0``. It prints one line
+The server is started as ``$CORELAY_BIN --dev --port 0 --udp-port 0 --tcp-port 0``. It prints one line
 per listener on stdout (``corelay listening on http://127.0.0.1:PORT``); the
 first one is used. Logs (stderr) go to a file that is printed when a test
 fails.
@@ -71,6 +71,8 @@ class _Server:
                 "--port",
                 "0",
                 "--udp-port",
+                "0",
+                "--tcp-port",
                 "0",
                 *(extra_args or []),
             ],
