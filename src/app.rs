@@ -250,7 +250,8 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         bound.push((socket, SocketAddr::new(ip, local.port())));
         return Ok(bound);
     }
-    for ip in net::addrs::local_ipv4s() {
+    let ips = net::addrs::media_ips(&net::addrs::interface_ips(), &config.rtc.addr_filters());
+    for ip in ips {
         match net::udp::bind(ip, port) {
             Ok(socket) => {
                 let local = socket.local_addr()?;

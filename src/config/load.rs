@@ -211,8 +211,6 @@ const LIVEKIT_ONLY_KEYS: &[&str] = &[
     "rtc.data_channel_max_buffered_amount",
     "rtc.enable_loopback_candidate",
     "rtc.forward_stats",
-    "rtc.interfaces",
-    "rtc.ips",
     "rtc.node_ip_autogen",
     "rtc.packet_buffer_size",
     "rtc.packet_buffer_size_audio",

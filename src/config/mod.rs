@@ -8,6 +8,7 @@
 //!
 //! Every [`ConfigError`] message names its source (file, `--config-body`, flag) and the key.
 
+mod addr_filter;
 mod affinity;
 mod de;
 mod error;
@@ -18,6 +19,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use addr_filter::{parse_cidr, AddrFilters, IncludeExclude};
 pub use affinity::{
     dropped_cores, load_affinity, parse_affinity, plan_threads, AffinityFile, ThreadPlan,
 };

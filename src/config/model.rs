@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::addr_filter::{AddrFilters, IncludeExclude};
 use super::de::{lenient, opt_port, port};
 
 /// The whole server configuration. `Default` gives LiveKit's defaults.
@@ -109,9 +110,21 @@ pub struct RtcConfig {
     pub node_ip: Option<String>,
     pub stun_servers: Vec<String>,
     pub turn_servers: Vec<TurnServer>,
+    /// Interfaces (by name) media is served on; see `AddrFilters`.
+    pub interfaces: IncludeExclude,
+    /// Local addresses (CIDRs) media is served on.
+    pub ips: IncludeExclude,
 }
 
 impl RtcConfig {
+    /// `interfaces` and `ips`, as address selection applies them.
+    pub fn addr_filters(&self) -> AddrFilters {
+        AddrFilters {
+            interfaces: self.interfaces.clone(),
+            ips: self.ips.clone(),
+        }
+    }
+
     /// Where ICE/TCP listens: `None` when off, `Some(0)` for any free port.
     pub fn ice_tcp_port(&self) -> Option<u16> {
         match (self.tcp_port_any, self.tcp_port) {
@@ -134,6 +147,8 @@ impl Default for RtcConfig {
             node_ip: None,
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),
+            interfaces: IncludeExclude::default(),
+            ips: IncludeExclude::default(),
         }
     }
 }

@@ -162,6 +162,21 @@ pub(crate) fn validate_with_origins(
         }
     }
 
+    // Media addresses.
+    for (list, entries) in [
+        ("rtc.ips.includes", &config.rtc.ips.includes),
+        ("rtc.ips.excludes", &config.rtc.ips.excludes),
+    ] {
+        for (i, cidr) in entries.iter().enumerate() {
+            if super::parse_cidr(cidr).is_none() {
+                return Err(err(
+                    &format!("{list}[{i}]"),
+                    format_args!(" ('{cidr}') must be a CIDR such as 10.0.0.0/8 or an IP"),
+                ));
+            }
+        }
+    }
+
     // Rooms.
     for (i, codec) in config.room.enabled_codecs.iter().enumerate() {
         let ok = codec.mime.split_once('/').is_some_and(|(kind, name)| {

@@ -11,6 +11,10 @@ fn validation_errors_name_key_and_source() {
             "config.yaml: rtc.port_range_start (0) is not a valid port (1-65535)",
         ),
         (
+            format!("{keys}rtc:\n  ips:\n    excludes: [10.0.0.0/8, eth0]\n"),
+            "config.yaml: rtc.ips.excludes[1] ('eth0') must be a CIDR such as 10.0.0.0/8 or an IP",
+        ),
+        (
             format!("{keys}rtc:\n  port_range_start: 60001\n"),
             "config.yaml: rtc.port_range_start (60001) is greater than rtc.port_range_end (60000)",
         ),

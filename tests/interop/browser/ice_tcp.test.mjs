@@ -14,7 +14,7 @@ import { startCorelay } from './corelay.mjs';
 import { expectFramesRising, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 120_000;
-const SHARD_STARTED = /shard started .*udp=\[([^\]]*)\]/;
+const SHARD_STARTED = /shard started .*? udp=\[(.*)\] tcp=/m;
 
 function nftUsable() {
   if (process.getuid?.() !== 0) return false;
@@ -47,9 +47,10 @@ describe('ICE over TCP with livekit-client in Chromium', { timeout: TEST_TIMEOUT
       await withDiagnostics(ctx, async () => {
         const line = await waitFor('the shard to report its sockets', async () => {
           const m = SHARD_STARTED.exec(ctx.server.fullLog());
-          return { ok: !!m, info: m?.[0] ?? '' };
+          return { ok: !!m, info: m?.[1] ?? '' };
         });
-        const ports = [...new Set(line.info.match(/udp=\[([^\]]*)\]/)[1].split(', ').map((a) => a.split(':').pop()))];
+        // IPv6 addresses come bracketed: the port is what follows the last colon.
+        const ports = [...new Set(line.info.split(', ').map((a) => a.split(':').pop()))];
         nft(['-f', '-'], `table inet ${table} {
           chain input {
             type filter hook input priority 0; policy accept;

@@ -9,38 +9,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import socket
 import struct
-import subprocess
 import time
 import urllib.request
-import uuid
 
-import pytest
 from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
+from firewall import dropping, media_addrs, needs_nft, ports
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
 
 WANT_FRAMES = 10
-SHARD_STARTED = re.compile(r"shard started .*udp=\[([^\]]*)\] tcp=\[([^\]]*)\]")
-
-
-def nft(*args: str, input: str | None = None) -> str:
-    return subprocess.run(
-        ["nft", *args], input=input, capture_output=True, text=True, check=True
-    ).stdout
-
-
-def media_addrs(server: _Server) -> tuple[list[str], list[str]]:
-    """The shard's advertised UDP and TCP addresses, from its start-up log line."""
-    for _ in range(100):
-        m = SHARD_STARTED.search(server.logs())
-        if m:
-            return m.group(1).split(", "), m.group(2).split(", ")
-        time.sleep(0.05)
-    pytest.fail(f"no 'shard started' line\n{server.describe()}", pytrace=False)
 
 
 def closed_by_server(addr: str, payload: bytes) -> bool:
@@ -81,11 +61,10 @@ async def call(c: Corelay) -> None:
         await alice.disconnect()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="needs root and nft")
+@needs_nft
 def test_media_flows_over_ice_tcp_when_udp_is_blocked() -> None:
     server = _Server(_binary(), env={"LIVEKIT_CONFIG": "prometheus:\n  port: 0\n"})
     _SERVERS.append(server)
-    table = f"corelay_test_{uuid.uuid4().hex[:8]}"
     try:
         url = server.wait_ready()
         udp, tcp = media_addrs(server)
@@ -96,21 +75,9 @@ def test_media_flows_over_ice_tcp_when_udp_is_blocked() -> None:
                 break
             time.sleep(0.1)
         assert refused_count(server) == 2, "both bad connections are counted"
-        ports = ", ".join(sorted({a.rsplit(":", 1)[1] for a in udp}))
-        nft(
-            "-f",
-            "-",
-            input=f"""table inet {table} {{
-                chain input {{
-                    type filter hook input priority 0; policy accept;
-                    udp dport {{ {ports} }} counter drop
-                }}
-            }}""",
-        )
-        asyncio.run(asyncio.wait_for(call(Corelay(url, API_KEY, API_SECRET)), 90))
-        counted = re.search(r"counter packets (\d+)", nft("list", "table", "inet", table))
-        assert counted and int(counted.group(1)) > 0, "the SDK never tried UDP: the rule proved nothing"
+        with dropping([f"udp dport {{ {ports(udp)} }} counter drop"]) as firewall:
+            asyncio.run(asyncio.wait_for(call(Corelay(url, API_KEY, API_SECRET)), 90))
+            assert firewall.dropped()[0] > 0, "the SDK never tried UDP: the rule proved nothing"
     finally:
-        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
         server.stop()
         _SERVERS.remove(server)
