@@ -11,6 +11,8 @@ pub mod connection_quality;
 mod demux_tests;
 pub mod dynacast;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layers;
 #[cfg(test)]
 mod limits_tests;

@@ -3,6 +3,7 @@
 //! frames messages and answers pings itself: every other request goes to the shard
 //! that owns the participant.
 
+pub mod frame;
 pub mod params;
 pub mod resume;
 pub mod ws;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::future::or;
@@ -18,6 +18,7 @@ use livekit_protocol as lk;
 use prost::Message as _;
 use tracing::{debug, info};
 
+use super::frame::{decode_binary, decode_text, ws_config, Format};
 use super::params::join_params;
 use crate::api::http::{Request, Response};
 use crate::auth::Claims;
@@ -25,12 +26,6 @@ use crate::control::{CallError, ConnEvent, Control};
 use crate::rtc::{ConnId, RoomError, RoomOp, RoomReply};
 use glommio::channels::local_channel::LocalReceiver;
 
-/// LiveKit's inbound limit for one signal message.
-const MAX_MESSAGE: usize = 2 * 1024 * 1024;
-/// tungstenite zero-fills its whole read buffer before every read (128 KiB by default):
-/// that was a tenth of an idle control thread's CPU, and 128 KiB per connection.
-/// Signal messages are small; a large one takes a few reads.
-const READ_BUFFER: usize = 4 * 1024;
 /// A connection silent this long gets a WebSocket ping (LiveKit pings every 10 s), which
 /// keeps proxies from closing it; SDK pings count as traffic.
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -118,11 +113,7 @@ pub(super) async fn upgrade(
 ) -> Option<WebSocketStream<TcpStream>> {
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     write_upgrade(&mut stream, accept).await.ok()?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    Some(WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await)
+    Some(WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config())).await)
 }
 
 /// Runs a participant's signal connection: `first` goes out before anything queued,
@@ -192,13 +183,11 @@ async fn run(
                 let decoded = match &frame {
                     Message::Text(text) => {
                         format = Format::Json;
-                        serde_json::from_str::<lk::SignalRequest>(text.as_str())
-                            .map_err(|e| e.to_string())
+                        decode_text(text.as_str())
                     }
                     _ => {
                         format = Format::Protobuf;
-                        lk::SignalRequest::decode(frame.into_data().as_ref())
-                            .map_err(|e| e.to_string())
+                        decode_binary(frame.into_data().as_ref())
                     }
                 };
                 match decoded {
@@ -324,13 +313,6 @@ pub(super) async fn send(ws: &mut WebSocketStream<TcpStream>, msg: &lk::SignalRe
     send_as(ws, msg, Format::Protobuf).await
 }
 
-/// How a connection's messages are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Protobuf,
-    Json,
-}
-
 async fn send_as(
     ws: &mut WebSocketStream<TcpStream>,
     msg: &lk::SignalResponse,
@@ -362,6 +344,7 @@ async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::frame::MAX_MESSAGE;
     use async_tungstenite::tungstenite::error::CapacityError;
 
     #[test]

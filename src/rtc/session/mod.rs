@@ -44,6 +44,15 @@ pub use str0m::media::{MediaKind, Mid};
 pub use str0m::net::TcpType;
 pub use stream_stats::{Flow, Loss, StreamCounts};
 
+/// The text parsers a client's SDP and trickled candidates go through, for the fuzz
+/// targets (`fuzz/`); corelay itself reaches them through [`PeerSession`].
+#[doc(hidden)]
+pub mod parsers {
+    pub use super::candidate::{pairable, parse_trickle, Trickled};
+    pub use super::sdp_info::{first_mid, first_mid_in, normalize, offered_media, parse_offer};
+    pub use str0m::Candidate;
+}
+
 /// Which of a participant's two peer connections this is (LiveKit v0, dual PC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerRole {
