@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_yaml", targets::config::yaml),
     ("stun", targets::datagram::stun),
     ("demux", targets::datagram::demux),
+    ("tcp_stream", targets::datagram::tcp_stream),
     ("vp8", targets::payload::vp8),
     ("vp9", targets::payload::vp9),
     ("red", targets::payload::red),

@@ -1,10 +1,12 @@
 //! UDP datagrams on the shard's socket: the STUN USERNAME reader that routes new flows,
-//! and the demultiplexer as a whole (`Rooms::handle_datagram`) with one live session.
+//! the demultiplexer as a whole (`Rooms::handle_datagram`) with one live session, and
+//! ICE/TCP streams through the RFC 4571 deframer into the same demultiplexer.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use corelay::net::framing::Deframer;
 use corelay::rtc::fuzzing::{two_joined, SERVER};
 use corelay::rtc::media::stun_ufrag;
 use corelay::rtc::room::Rooms;
@@ -45,5 +47,45 @@ pub fn demux(data: &[u8]) {
     ROOMS.with_borrow_mut(|(rooms, now)| {
         let (mut transmits, mut out) = (Vec::new(), Vec::new());
         rooms.handle_datagram(*now, from, server, data, &mut transmits, &mut out);
+    });
+}
+
+/// An ICE/TCP byte stream: the first byte sets the read size, the rest arrives in reads
+/// of that size through the RFC 4571 deframer, and every whole frame goes through the
+/// demultiplexer as a TCP packet, as `shard::tcp_io` does until a frame is refused.
+pub fn tcp_stream(data: &[u8]) {
+    let Some((&chunk, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk).max(1);
+    let from: SocketAddr = "10.9.0.1:40001".parse().expect("a socket address");
+    let server: SocketAddr = SERVER.parse().expect("a socket address");
+    let mut deframer = Deframer::default();
+    ROOMS.with_borrow_mut(|(rooms, now)| {
+        for piece in stream.chunks(chunk) {
+            let space = deframer.space();
+            let n = piece.len().min(space.len());
+            space[..n].copy_from_slice(&piece[..n]);
+            deframer.filled(n);
+            loop {
+                match deframer.next_frame() {
+                    Ok(Some(frame)) => {
+                        let (mut transmits, mut out) = (Vec::new(), Vec::new());
+                        if !rooms.handle_tcp_frame(
+                            *now,
+                            from,
+                            server,
+                            frame,
+                            &mut transmits,
+                            &mut out,
+                        ) {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
     });
 }
