@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
+use crate::rtc::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
 use crate::rtc::session::EnabledCodecs;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::connect::connected;
@@ -112,6 +113,11 @@ fn serve(args: &ServerArgs) -> Result<()> {
     };
     let codecs =
         EnabledCodecs::from_mimes(config.room.enabled_codecs.iter().map(|c| c.mime.as_str()));
+    debug!(
+        ?codecs,
+        "codecs peer connections negotiate (room.enabled_codecs)"
+    );
+    let ice_servers = ice_server_config(&config);
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
@@ -122,6 +128,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         from_shards.push(from_rx);
         let mut rooms = Rooms::new(defaults, limits, node.clone());
         rooms.set_codecs(codecs);
+        rooms.set_ice_servers(ice_servers.clone());
         let udp = bind_udp(&config, shard)?;
         let tcp = bind_tcp(&config, shard, &udp)?;
         let handle =
@@ -264,6 +271,33 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         bail!("shard {shard}: could not bind any UDP socket on port {port}");
     }
     Ok(bound)
+}
+
+/// What clients are told in `ice_servers`: `rtc.turn_servers` and `rtc.stun_servers`.
+fn ice_server_config(config: &Config) -> IceServerConfig {
+    let turn = config
+        .rtc
+        .turn_servers
+        .iter()
+        .map(|s| {
+            let auth = if s.secret.is_empty() {
+                TurnAuth::Static {
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                }
+            } else {
+                TurnAuth::Secret {
+                    secret: s.secret.clone(),
+                    ttl_secs: i64::from(s.ttl),
+                }
+            };
+            ExternalTurn::new(&s.host, s.port, &s.protocol, auth)
+        })
+        .collect();
+    IceServerConfig {
+        turn,
+        stun: config.rtc.stun_servers.clone(),
+    }
 }
 
 /// The shard's passive ICE/TCP listeners (`rtc.tcp_port + shard`): one beside each UDP

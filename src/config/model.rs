@@ -164,6 +164,12 @@ pub struct TurnServer {
     pub protocol: String,
     pub username: String,
     pub credential: String,
+    /// TURN REST shared secret: clients get time-limited credentials instead of
+    /// `username`/`credential`.
+    pub secret: String,
+    /// Lifetime of those credentials in seconds (0: 4 hours, as LiveKit).
+    #[serde(deserialize_with = "lenient")]
+    pub ttl: i32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

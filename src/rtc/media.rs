@@ -59,6 +59,11 @@ impl Rooms {
         self.codecs = codecs;
     }
 
+    /// The TURN and STUN servers participants are told about.
+    pub fn set_ice_servers(&mut self, servers: super::ice_servers::IceServerConfig) {
+        self.ice_servers = servers;
+    }
+
     /// The shard's advertised UDP addresses, used for every new peer connection.
     pub fn set_local_candidates(&mut self, addrs: Vec<SocketAddr>) {
         self.local_candidates.udp = addrs;

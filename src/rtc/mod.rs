@@ -13,6 +13,7 @@ pub mod dynacast;
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ice_servers;
 pub mod layers;
 #[cfg(test)]
 mod limits_tests;

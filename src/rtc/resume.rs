@@ -43,7 +43,12 @@ impl Rooms {
     /// A client resumes: the participant `identity` of `room` keeps its connection id
     /// (the control thread routes the new signal connection to it). The reply carries
     /// what the resumed connection sends first, in order.
-    pub(super) fn resume(&mut self, room: &str, identity: &str) -> Result<RoomReply, RoomError> {
+    pub(super) fn resume(
+        &mut self,
+        room: &str,
+        identity: &str,
+        unix_secs: u64,
+    ) -> Result<RoomReply, RoomError> {
         let server_info = self.server_info();
         let r = self.rooms.get_mut(room).ok_or(RoomError::RoomNotFound)?;
         let p = r
@@ -53,6 +58,7 @@ impl Rooms {
         p.departs_at = None;
         let conn = p.conn;
         let last_message_seq = p.last_reliable_seq;
+        let ice_servers = self.ice_servers.for_participant(&p.info.sid, unix_secs);
         let participants: Vec<lk::ParticipantInfo> = r
             .participants
             .values()
@@ -66,6 +72,7 @@ impl Rooms {
             Resp::Reconnect(lk::ReconnectResponse {
                 server_info: Some(server_info),
                 last_message_seq,
+                ice_servers,
                 ..Default::default()
             }),
             Resp::Update(update(participants)),

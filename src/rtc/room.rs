@@ -121,6 +121,8 @@ pub struct Rooms {
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
     pub(super) local_candidates: super::session::LocalAddrs,
     pub(super) codecs: super::session::EnabledCodecs,
+    /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
+    pub(super) ice_servers: super::ice_servers::IceServerConfig,
     /// Which peer connection a known remote address or our ICE ufrag belongs to.
     pub(super) by_addr:
         HashMap<(super::session::Transport, std::net::SocketAddr), super::media::PeerKey>,
@@ -156,6 +158,7 @@ impl Rooms {
             node,
             local_candidates: Default::default(),
             codecs: Default::default(),
+            ice_servers: Default::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             dirty: Vec::new(),
@@ -213,7 +216,7 @@ impl Rooms {
                 .join(conn, &params, now, unix_secs, out)
                 .map(|r| RoomReply::Joined(Box::new(r))),
             RoomOp::List { names } => Ok(RoomReply::Rooms(self.list(&names))),
-            RoomOp::Resume { room, identity } => self.resume(&room, &identity),
+            RoomOp::Resume { room, identity } => self.resume(&room, &identity, unix_secs),
             RoomOp::Delete { room } => {
                 self.room(&room)?;
                 self.close_room(&room, lk::DisconnectReason::RoomDeleted, out);

@@ -106,6 +106,7 @@ impl Rooms {
         if params.permission.can_subscribe {
             self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
         }
+        let ice_servers = self.ice_servers.for_participant(&info.sid, unix_secs);
         Ok(lk::JoinResponse {
             room: Some(room_info),
             participant: Some(info),
@@ -117,6 +118,7 @@ impl Rooms {
             fast_publish: params.permission.can_publish,
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
+            ice_servers,
             sif_trailer,
             ..Default::default()
         })
