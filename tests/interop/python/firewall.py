@@ -29,14 +29,16 @@ def nft(*args: str, input: str | None = None) -> str:
     ).stdout
 
 
-def media_addrs(server: _Server) -> tuple[list[str], list[str]]:
-    """The shard's advertised UDP and TCP addresses, from its start-up log line."""
+def media_addrs(server: _Server, shards: int = 1) -> tuple[list[str], list[str]]:
+    """Every shard's advertised UDP and TCP addresses, from their start-up log lines."""
     for _ in range(100):
-        m = SHARD_STARTED.search(server.logs())
-        if m:
-            return m.group(1).split(", "), m.group(2).split(", ")
+        found = SHARD_STARTED.findall(server.logs())
+        if len(found) >= shards:
+            udp = [a for u, _ in found for a in u.split(", ")]
+            tcp = [a for _, t in found for a in t.split(", ")]
+            return udp, tcp
         time.sleep(0.05)
-    pytest.fail(f"no 'shard started' line\n{server.describe()}", pytrace=False)
+    pytest.fail(f"not {shards} 'shard started' lines\n{server.describe()}", pytrace=False)
 
 
 def ports(addrs: list[str]) -> str:

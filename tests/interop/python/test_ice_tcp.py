@@ -14,6 +14,9 @@ import struct
 import time
 import urllib.request
 
+from pathlib import Path
+
+import pytest
 from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
@@ -62,12 +65,20 @@ async def call(c: Corelay) -> None:
 
 
 @needs_nft
-def test_media_flows_over_ice_tcp_when_udp_is_blocked() -> None:
-    server = _Server(_binary(), env={"LIVEKIT_CONFIG": "prometheus:\n  port: 0\n"})
+@pytest.mark.parametrize("shards", [1, 3])
+def test_media_flows_over_ice_tcp_when_udp_is_blocked(shards: int, tmp_path: Path) -> None:
+    """With 3 shards each listens on its own TCP port; the room lands on one of them."""
+    affinity = tmp_path / "core-affinity.toml"
+    affinity.write_text(f"control_core = 0\nshard_cores = []\nshards = {shards}\n")
+    server = _Server(
+        _binary(),
+        extra_args=["--core-affinity", str(affinity)],
+        env={"LIVEKIT_CONFIG": "prometheus:\n  port: 0\n"},
+    )
     _SERVERS.append(server)
     try:
         url = server.wait_ready()
-        udp, tcp = media_addrs(server)
+        udp, tcp = media_addrs(server, shards)
         assert closed_by_server(tcp[0], struct.pack("!H", 20) + os.urandom(20)), "garbage"
         assert closed_by_server(tcp[0], b"\xff\xff" + b"x" * 100), "oversized frame"
         for _ in range(30):
