@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from livekit import rtc
@@ -106,3 +106,22 @@ def video_tracks(room: rtc.Room) -> "asyncio.Queue[rtc.Track]":
             tracks.put_nowait(track)
 
     return tracks
+
+
+async def alice_to_bob(url: str, token: "Callable[[str], str]", want: int = 10) -> int:
+    """alice publishes a camera and microphone, bob joins after her and decodes her
+    video: returns how many frames he decoded (up to `want`). `token(identity)` gives
+    each a join token."""
+    alice, bob = rtc.Room(), rtc.Room()
+    media = CameraAndMic()
+    subscribed = video_tracks(bob)
+    try:
+        await alice.connect(url, token("alice"))
+        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
+        await bob.connect(url, token("bob"))
+        video = await asyncio.wait_for(subscribed.get(), 20)
+        return await decoded_frames(video, want, 15)
+    finally:
+        media.stop()
+        await bob.disconnect()
+        await alice.disconnect()

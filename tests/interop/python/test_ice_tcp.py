@@ -13,15 +13,13 @@ import socket
 import struct
 import time
 import urllib.request
-
 from pathlib import Path
 
 import pytest
-from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
 from firewall import dropping, media_addrs, needs_nft, ports
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
+from sources import alice_to_bob
 
 WANT_FRAMES = 10
 
@@ -48,20 +46,8 @@ def refused_count(server: _Server) -> int:
 
 
 async def call(c: Corelay) -> None:
-    alice, bob = rtc.Room(), rtc.Room()
-    media = CameraAndMic()
-    subscribed = video_tracks(bob)
-    try:
-        await alice.connect(c.url, c.join_token("ice-tcp", "alice"))
-        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
-        await bob.connect(c.url, c.join_token("ice-tcp", "bob"))
-        video = await asyncio.wait_for(subscribed.get(), 20)
-        got = await decoded_frames(video, WANT_FRAMES, 15)
-        assert got >= WANT_FRAMES, f"bob decoded {got} frames over ICE/TCP"
-    finally:
-        media.stop()
-        await bob.disconnect()
-        await alice.disconnect()
+    got = await alice_to_bob(c.url, lambda who: c.join_token("ice-tcp", who), WANT_FRAMES)
+    assert got >= WANT_FRAMES, f"bob decoded {got} frames over ICE/TCP"
 
 
 @needs_nft

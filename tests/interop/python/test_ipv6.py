@@ -8,11 +8,10 @@ import asyncio
 import ipaddress
 
 import pytest
-from livekit import rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
 from firewall import dropping, media_addrs, needs_nft, ports
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
+from sources import alice_to_bob
 
 WANT_FRAMES = 10
 
@@ -23,20 +22,8 @@ def v6_url(url: str) -> str:
 
 
 async def call(c: Corelay) -> None:
-    alice, bob = rtc.Room(), rtc.Room()
-    media = CameraAndMic()
-    subscribed = video_tracks(bob)
-    try:
-        await alice.connect(c.url, c.join_token("ipv6", "alice"))
-        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
-        await bob.connect(c.url, c.join_token("ipv6", "bob"))
-        video = await asyncio.wait_for(subscribed.get(), 20)
-        got = await decoded_frames(video, WANT_FRAMES, 15)
-        assert got >= WANT_FRAMES, f"bob decoded {got} frames over IPv6"
-    finally:
-        media.stop()
-        await bob.disconnect()
-        await alice.disconnect()
+    got = await alice_to_bob(c.url, lambda who: c.join_token("ipv6", who), WANT_FRAMES)
+    assert got >= WANT_FRAMES, f"bob decoded {got} frames over IPv6"
 
 
 @needs_nft

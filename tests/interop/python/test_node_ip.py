@@ -7,30 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
-from livekit import rtc
-
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
+from sources import alice_to_bob
 
 WANT_FRAMES = 10
 
 
 async def call(c: Corelay) -> None:
-    alice, bob = rtc.Room(), rtc.Room()
-    media = CameraAndMic()
-    subscribed = video_tracks(bob)
-
-    try:
-        await alice.connect(c.url, c.join_token("node-ip", "alice"))
-        await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
-        await bob.connect(c.url, c.join_token("node-ip", "bob"))
-        video = await asyncio.wait_for(subscribed.get(), 15)
-        got = await decoded_frames(video, WANT_FRAMES, 10)
-        assert got >= WANT_FRAMES, f"bob decoded {got} frames"
-    finally:
-        media.stop()
-        await bob.disconnect()
-        await alice.disconnect()
+    got = await alice_to_bob(c.url, lambda who: c.join_token("node-ip", who), WANT_FRAMES)
+    assert got >= WANT_FRAMES, f"bob decoded {got} frames"
 
 
 def test_node_ip_of_this_host_connects_and_decodes() -> None:
