@@ -13,9 +13,8 @@ use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 /// The shard address the rooms advertise.
 pub const SERVER: &str = "10.0.0.2:7882";
 
-/// Rooms with "alice" (conn 1) and "bob" (conn 2) joined to room "r", both allowed to
-/// publish media and data.
-pub fn two_joined(now: Instant) -> Rooms {
+/// A shard's rooms (LiveKit's default timeouts, no limits) advertising [`SERVER`].
+pub fn rooms() -> Rooms {
     let defaults = RoomDefaults {
         empty_timeout: 300,
         departure_timeout: 20,
@@ -24,23 +23,33 @@ pub fn two_joined(now: Instant) -> Rooms {
     let mut rooms = Rooms::new(defaults, RoomLimits::default(), NodeInfo::default());
     let server: SocketAddr = SERVER.parse().expect("a socket address");
     rooms.set_local_candidates(vec![server]);
+    rooms
+}
+
+/// Joining room "r" as `identity`, auto-subscribing, allowed to publish media and data.
+pub fn join_params(identity: &str) -> JoinParams {
+    JoinParams {
+        room: "r".into(),
+        identity: identity.into(),
+        auto_create: true,
+        auto_subscribe: true,
+        permission: lk::ParticipantPermission {
+            can_subscribe: true,
+            can_publish: true,
+            can_publish_data: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Rooms with "alice" (conn 1) and "bob" (conn 2) joined to room "r".
+pub fn two_joined(now: Instant) -> Rooms {
+    let mut rooms = rooms();
     let mut out = Vec::new();
     for (conn, identity) in [(1, "alice"), (2, "bob")] {
-        let params = JoinParams {
-            room: "r".into(),
-            identity: identity.into(),
-            auto_create: true,
-            auto_subscribe: true,
-            permission: lk::ParticipantPermission {
-                can_subscribe: true,
-                can_publish: true,
-                can_publish_data: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
         rooms
-            .join(conn, &params, now, 0, &mut out)
+            .join(conn, &join_params(identity), now, 0, &mut out)
             .expect("a fresh room accepts two participants");
     }
     rooms

@@ -11,45 +11,21 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, RtcConfig};
 
 use super::participant::JoinParams;
-use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+use super::room::Rooms;
 use super::room_ops::Outbound;
 
 pub(super) fn rooms() -> Rooms {
-    let defaults = RoomDefaults {
-        empty_timeout: 300,
-        departure_timeout: 20,
-        max_participants: 0,
-    };
-    let mut rooms = Rooms::new(defaults, RoomLimits::default(), NodeInfo::default());
-    let server: SocketAddr = "10.0.0.2:7882".parse().unwrap();
-    rooms.set_local_candidates(vec![server]);
-    rooms
+    super::fuzzing::rooms()
 }
 
 pub(super) fn join(identity: &str) -> JoinParams {
-    JoinParams {
-        room: "r".into(),
-        identity: identity.into(),
-        auto_create: true,
-        auto_subscribe: true,
-        permission: lk::ParticipantPermission {
-            can_subscribe: true,
-            can_publish: true,
-            can_publish_data: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    super::fuzzing::join_params(identity)
 }
 
 /// Rooms with "alice" (conn 1) and "bob" (conn 2) joined to room "r", their join
 /// messages cleared.
 pub(super) fn alice_and_bob(now: std::time::Instant) -> Rooms {
-    let mut rooms = rooms();
-    let mut out = Vec::new();
-    rooms.join(1, &join("alice"), now, 0, &mut out).unwrap();
-    rooms.join(2, &join("bob"), now, 0, &mut out).unwrap();
-    rooms
+    super::fuzzing::two_joined(now)
 }
 
 pub(super) fn request(message: Req) -> lk::SignalRequest {
