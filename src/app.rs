@@ -227,12 +227,16 @@ fn watch_executor(name: String, handle: glommio::ExecutorJoinHandle<()>) {
     }
 }
 
-/// Binds a shard's media sockets: one per local IPv4 address on the shard's port, or
-/// one socket advertised as `rtc.node_ip` when that is set. When `node_ip` is an
-/// address of this host the socket is bound to it, so that replies leave from the
-/// address the client sent to (a wildcard socket's replies take the kernel's choice
-/// of source, which ICE rejects); otherwise (1:1 NAT) it is a wildcard socket, whose
-/// replies the NAT maps to `node_ip`.
+/// With this set, `rtc.node_ip` gets a wildcard media socket even when it is an
+/// address of this host: the 1:1 NAT path, which tests cannot reach otherwise.
+const MEDIA_WILDCARD_ENV: &str = "CORELAY_MEDIA_WILDCARD";
+
+/// Binds a shard's media sockets: one per local address on the shard's port, or one
+/// socket advertised as `rtc.node_ip` when that is set. When `node_ip` is an address
+/// of this host the socket is bound to it; otherwise (1:1 NAT) it is a wildcard
+/// socket, which learns each datagram's destination (IP_PKTINFO) and replies from it,
+/// since the kernel's own choice of source is often not the address the client used
+/// and ICE drops such replies.
 fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)>> {
     let (first, last) = config.udp_ports();
     let port = net::udp::shard_port(first, last, shard).with_context(|| {
@@ -243,12 +247,20 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         let ip: IpAddr = node_ip
             .parse()
             .with_context(|| format!("rtc.node_ip: {node_ip:?} is not an IP address"))?;
+        let any = if ip.is_ipv6() {
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::from([0, 0, 0, 0])
+        };
+        let wildcard = || {
+            net::udp::bind(any, port)
+                .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))
+        };
         let socket = match net::udp::bind(ip, port) {
+            // The setting tests use to take the 1:1 NAT path on one host.
+            Ok(_) if std::env::var_os(MEDIA_WILDCARD_ENV).is_some() => wildcard()?,
             Ok(socket) => socket,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-                net::udp::bind(IpAddr::from([0, 0, 0, 0]), port)
-                    .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))?
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => wildcard()?,
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot bind {ip}:{port} for shard {shard}"))
             }

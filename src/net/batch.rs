@@ -64,8 +64,9 @@ pub fn gso_supported(fd: RawFd) -> bool {
     r == 0
 }
 
-/// Room for one `UDP_SEGMENT` control message (a u16), 8-byte aligned as cmsghdr wants.
-type SegmentCmsg = [u64; 4];
+/// Room for a `UDP_SEGMENT` control message (a u16) and a source-address one
+/// (`pktinfo`), 8-byte aligned as cmsghdr wants: 24 + 40 bytes at most.
+type MessageCmsg = [u64; 8];
 
 /// Sends `packets` (destination, bytes) with `sendmmsg`: up to [`BATCH`] messages of
 /// up to [`MAX_PACKETS`] packets in all. With `gso`, each run that `trains::train_len`
@@ -73,6 +74,17 @@ type SegmentCmsg = [u64; 4];
 /// Returns how many leading packets the kernel took; `WouldBlock` if it took none
 /// because the socket buffer is full. Any other error is for the first message only.
 pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])], gso: bool) -> io::Result<usize> {
+    send_batch_from(fd, packets, gso, &[])
+}
+
+/// As `send_batch`; packet `i` leaves from local address `sources[i]` where that is
+/// given (a wildcard socket replying from the address the client used, see `pktinfo`).
+pub fn send_batch_from(
+    fd: RawFd,
+    packets: &[(SocketAddr, &[u8])],
+    gso: bool,
+    sources: &[Option<std::net::IpAddr>],
+) -> io::Result<usize> {
     use std::mem::MaybeUninit;
     let packets = &packets[..packets.len().min(MAX_PACKETS)];
     if packets.is_empty() {
@@ -81,7 +93,7 @@ pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])], gso: bool) -> io::
     // Only the entries a message uses are written, so nothing is zeroed wholesale.
     let mut addrs = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; BATCH];
     let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_PACKETS];
-    let mut cmsgs = [const { MaybeUninit::<SegmentCmsg>::uninit() }; BATCH];
+    let mut cmsgs = [const { MaybeUninit::<MessageCmsg>::uninit() }; BATCH];
     let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut counts = [0usize; BATCH];
     let (mut m, mut p) = (0, 0);
@@ -107,20 +119,31 @@ pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])], gso: bool) -> io::
         hdr.msg_namelen = namelen;
         hdr.msg_iov = iovecs[p].as_mut_ptr();
         hdr.msg_iovlen = n;
-        if n > 1 {
-            let cmsg = cmsgs[m].write([0; 4]);
-            hdr.msg_control = (cmsg as *mut SegmentCmsg).cast();
-            // SAFETY: CMSG_SPACE only computes a size.
-            hdr.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-            // SAFETY: msg_control points at a zeroed buffer of msg_controllen bytes
-            // (CMSG_SPACE(2) = 24 <= 32), so the first header and its u16 fit in it.
+        let source = sources.get(p).copied().flatten();
+        // SAFETY: CMSG_SPACE only computes a size.
+        let segment_space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+        let control_len =
+            if n > 1 { segment_space } else { 0 } + source.map_or(0, super::pktinfo::space);
+        if control_len > 0 {
+            let cmsg = cmsgs[m].write([0; 8]);
+            hdr.msg_control = (cmsg as *mut MessageCmsg).cast();
+            hdr.msg_controllen = control_len;
+            // SAFETY: msg_control points at a zeroed buffer of 64 bytes and
+            // msg_controllen (at most 24 + 40) covers exactly the headers written
+            // below, so FIRSTHDR/NXTHDR return headers inside it.
             unsafe {
-                let c = libc::CMSG_FIRSTHDR(&hdr);
-                (*c).cmsg_level = libc::SOL_UDP;
-                (*c).cmsg_type = libc::UDP_SEGMENT;
-                (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-                let segment = packets[p].1.len() as u16;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+                let mut c = libc::CMSG_FIRSTHDR(&hdr);
+                if n > 1 {
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = libc::UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+                    let segment = packets[p].1.len() as u16;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+                    c = libc::CMSG_NXTHDR(&hdr, c);
+                }
+                if let (Some(ip), false) = (source, c.is_null()) {
+                    super::pktinfo::write_source(c, ip);
+                }
             }
         }
         msgs[m].write(libc::mmsghdr {
@@ -149,7 +172,7 @@ pub fn send_batch(fd: RawFd, packets: &[(SocketAddr, &[u8])], gso: bool) -> io::
 }
 
 /// The reverse of `to_storage`.
-fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(super) fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
     match s.ss_family as libc::c_int {
         libc::AF_INET => {

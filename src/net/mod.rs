@@ -5,6 +5,7 @@ pub mod addrs;
 pub mod batch;
 pub mod drops;
 pub mod framing;
+pub mod pktinfo;
 pub mod tcp;
 pub mod trains;
 pub mod udp;

@@ -1,22 +1,31 @@
 //! A shard's UDP sockets inside its executor: receive a datagram, hand it to the
 //! rooms, send what they produced. One socket per advertised address.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 
 use glommio::net::UdpSocket;
 use tracing::{debug, warn};
 
-use crate::net::batch::{gso_supported, send_batch, MAX_PACKETS};
+use crate::net::batch::{gso_supported, send_batch_from, MAX_PACKETS};
 use crate::rtc::session::Transmit;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+
+/// Remote addresses a wildcard socket remembers the local address of.
+const MAX_REPLY_ROUTES: usize = 65_536;
 
 /// Datagrams bigger than this are not WebRTC (MTU-sized packets, ~1200 bytes).
 pub const MAX_DATAGRAM: usize = 2048;
 
 pub struct Sockets {
     sockets: Vec<UdpSocket>,
+    /// Wildcard sockets learn each datagram's destination (`net::pktinfo`) and reply
+    /// from it.
+    pktinfo: Vec<bool>,
+    /// On those: the local address each remote address last sent to.
+    reply_from: RefCell<HashMap<SocketAddr, IpAddr>>,
     /// What each socket is advertised as (and so what str0m sees as the destination).
     advertised: Vec<SocketAddr>,
     /// Whether each socket sends GSO trains: probed at start, turned off for good if
@@ -32,8 +41,18 @@ impl Sockets {
         let mut sockets = Vec::new();
         let mut advertised = Vec::new();
         let mut gso = Vec::new();
+        let mut pktinfo = Vec::new();
         for (socket, addr) in bound {
             gso.push(Cell::new(gso_supported(socket.as_raw_fd())));
+            let local = socket.local_addr().ok();
+            let wildcard = local.is_some_and(|l| l.ip().is_unspecified());
+            let learns = wildcard
+                && crate::net::pktinfo::enable(socket.as_raw_fd(), addr.is_ipv6())
+                    .map_err(
+                        |e| warn!(error = %e, "no IP_PKTINFO: replies take the kernel's source"),
+                    )
+                    .is_ok();
+            pktinfo.push(learns);
             // SAFETY: the fd belongs to a bound std socket that we give up here.
             sockets.push(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) });
             advertised.push(addr);
@@ -41,6 +60,8 @@ impl Sockets {
         debug!(gso = ?gso.iter().map(Cell::get).collect::<Vec<_>>(), "udp sockets adopted");
         Sockets {
             sockets,
+            pktinfo,
+            reply_from: RefCell::new(HashMap::new()),
             advertised,
             gso,
             unknown_source_seen: Cell::new(false),
@@ -60,10 +81,36 @@ impl Sockets {
     }
 
     pub async fn recv(&self, index: usize, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.sockets[index]
-            .recv_from(buf)
-            .await
-            .map_err(std::io::Error::from)
+        if !self.pktinfo[index] {
+            return self.sockets[index]
+                .recv_from(buf)
+                .await
+                .map_err(std::io::Error::from);
+        }
+        // glommio's receive has no control data: wait with a peek, then take the
+        // datagram with its destination.
+        loop {
+            self.sockets[index]
+                .peek_from(&mut [0u8; 1])
+                .await
+                .map_err(std::io::Error::from)?;
+            if let Some(got) = self.recv_now(index, buf) {
+                return Ok(got);
+            }
+        }
+    }
+
+    fn remember_destination(&self, source: SocketAddr, destination: Option<IpAddr>) {
+        let Some(local) = destination else {
+            return;
+        };
+        let mut map = self.reply_from.borrow_mut();
+        // Bounded: a flood of spoofed sources cannot grow it; flows re-learn on their
+        // next datagram.
+        if map.len() >= MAX_REPLY_ROUTES && !map.contains_key(&source) {
+            map.clear();
+        }
+        map.insert(source, local);
     }
 
     /// A datagram already queued on socket `index`, without waiting (see
@@ -71,6 +118,19 @@ impl Sockets {
     /// the batch: the next awaited receive reports them.
     pub fn recv_now(&self, index: usize, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         let socket = self.sockets.get(index)?;
+        if self.pktinfo[index] {
+            return match crate::net::pktinfo::recv_now(socket.as_raw_fd(), buf) {
+                Ok(Some((n, source, destination))) => {
+                    self.remember_destination(source, destination);
+                    Some((n, source))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    debug!(error = %e, "non-blocking receive failed");
+                    None
+                }
+            };
+        }
         match crate::net::batch::recv_now(socket.as_raw_fd(), buf) {
             Ok(got) => got,
             Err(e) => {
@@ -86,6 +146,7 @@ impl Sockets {
     /// shard; a full socket buffer is waited out.
     pub async fn send_all(&self, transmits: &mut Vec<Transmit>) {
         let mut packets: Vec<(SocketAddr, &[u8])> = Vec::new();
+        let mut sources: Vec<Option<IpAddr>> = Vec::new();
         let mut at = 0;
         while at < transmits.len() {
             let index = self.index_of(transmits[at].source);
@@ -104,7 +165,12 @@ impl Sockets {
                     .iter()
                     .map(|t| (t.destination, t.contents.as_slice())),
             );
-            match send_batch(socket.as_raw_fd(), &packets, gso.get()) {
+            sources.clear();
+            if self.pktinfo[index] {
+                let routes = self.reply_from.borrow();
+                sources.extend(packets.iter().map(|(to, _)| routes.get(to).copied()));
+            }
+            match send_batch_from(socket.as_raw_fd(), &packets, gso.get(), &sources) {
                 Ok(n) => at += n.max(1),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let t = &transmits[at];
