@@ -86,6 +86,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         config.key_file = Some(path);
     }
 
+    read_turn_secret_files(&mut config, &source, &mut warnings)?;
+
     if let Some(arg) = &opts.keys {
         for (k, v) in parse_keys_arg(arg)? {
             key_origins.insert(k.clone(), KEYS_FLAG.to_string());
@@ -338,6 +340,57 @@ pub(crate) fn read_key_file(
         return Ok(BTreeMap::new());
     }
     yaml_serde::from_str(&text).map_err(|e| ConfigError::from_yaml(origin, &e))
+}
+
+/// `rtc.turn_servers[].secret_file`, as LiveKit reads it: trimmed, refused when others
+/// may read it or when it is empty; an inline `secret` wins (with a warning).
+fn read_turn_secret_files(
+    config: &mut Config,
+    source: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (i, server) in config.rtc.turn_servers.iter_mut().enumerate() {
+        let Some(path) = server.secret_file.clone() else {
+            continue;
+        };
+        let key = format!("rtc.turn_servers[{i}].secret_file");
+        if !server.secret.trim().is_empty() {
+            warnings.push(format!(
+                "{source}: {key}: secret is set too; the inline secret is used, as LiveKit does"
+            ));
+            continue;
+        }
+        let path = expand_home(&path);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+            what: format!("{key} {}", path.display()),
+            source: e,
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
+            if mode & 0o007 != 0 {
+                return Err(ConfigError::invalid(
+                    source,
+                    &key,
+                    format_args!(
+                        " ({}) may be read by others (mode {mode:03o}): chmod o-rwx it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(ConfigError::invalid(
+                source,
+                &key,
+                format_args!(" ({}) is empty", path.display()),
+            ));
+        }
+        server.secret = secret.to_string();
+    }
+    Ok(())
 }
 
 /// `~/keys.yaml` -> `$HOME/keys.yaml`, as LiveKit does for key_file.

@@ -167,6 +167,8 @@ pub struct TurnServer {
     /// TURN REST shared secret: clients get time-limited credentials instead of
     /// `username`/`credential`.
     pub secret: String,
+    /// A file holding `secret` (read at load; `secret` wins when both are set).
+    pub secret_file: Option<PathBuf>,
     /// Lifetime of those credentials in seconds (0: 4 hours, as LiveKit).
     #[serde(deserialize_with = "lenient")]
     pub ttl: i32,

@@ -198,3 +198,32 @@ fn keys_flag_supplies_keys() {
          LIVEKIT_KEYS (or use --dev)"
     );
 }
+
+#[test]
+fn turn_secret_file_is_read_and_guarded() {
+    let dir = temp_dir("turnsecret");
+    let path = dir.join("turn.secret");
+    std::fs::write(&path, "  north-wind \n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let yaml = format!(
+        "keys:\n  k: {SECRET}\nrtc:\n  turn_servers:\n    - host: turn.example.com\n      port: 443\n      protocol: tls\n      secret_file: {}\n",
+        path.display()
+    );
+    let loaded = load(&body(&yaml)).unwrap();
+    assert_eq!(loaded.config.rtc.turn_servers[0].secret, "north-wind");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let err = load(&body(&yaml)).unwrap_err().to_string();
+        assert!(
+            err.contains("rtc.turn_servers[0].secret_file") && err.contains("mode 604"),
+            "{err}"
+        );
+    }
+}
