@@ -583,17 +583,8 @@ impl Rooms {
         }
         if let Some(r) = self.rooms.get_mut(room) {
             for p in r.participants.values_mut() {
-                p.media
-                    .waiting
-                    .retain(|(_, t)| !track_sids.contains(&t.sid));
                 for sid in track_sids {
-                    if p.media.downtracks.remove(sid).is_some() {
-                        if let Some(session) = p.media.subscriber.as_mut() {
-                            if session.remove_send_track(sid).is_ok() {
-                                p.media.needs_offer = true;
-                            }
-                        }
-                    }
+                    p.media.drop_downtrack(sid);
                 }
             }
         }

@@ -172,6 +172,21 @@ pub struct ParticipantMedia {
     pub connected: bool,
 }
 
+impl ParticipantMedia {
+    /// Stops the subscription to `track_sid`, or its wait for a free slot: the
+    /// downtrack goes, and its m-line leaves with the next subscriber offer.
+    pub fn drop_downtrack(&mut self, track_sid: &str) {
+        self.waiting.retain(|(_, t)| t.sid != track_sid);
+        if self.downtracks.remove(track_sid).is_some() {
+            if let Some(session) = self.subscriber.as_mut() {
+                if session.remove_send_track(track_sid).is_ok() {
+                    self.needs_offer = true;
+                }
+            }
+        }
+    }
+}
+
 impl Participant {
     pub fn hidden(&self) -> bool {
         self.info.permission.as_ref().is_some_and(|p| p.hidden)

@@ -110,13 +110,9 @@ impl Rooms {
             return;
         };
         p.media.waiting.clear();
-        let sids: Vec<String> = p.media.downtracks.drain().map(|(sid, _)| sid).collect();
-        if let Some(session) = p.media.subscriber.as_mut() {
-            for sid in &sids {
-                if session.remove_send_track(sid).is_ok() {
-                    p.media.needs_offer = true;
-                }
-            }
+        let sids: Vec<String> = p.media.downtracks.keys().cloned().collect();
+        for sid in &sids {
+            p.media.drop_downtrack(sid);
         }
     }
 }

@@ -145,14 +145,7 @@ impl Rooms {
         let Some(p) = self.participant_by_conn(conn) else {
             return;
         };
-        p.media.waiting.retain(|(_, t)| t.sid != track_sid);
-        if p.media.downtracks.remove(track_sid).is_some() {
-            if let Some(session) = p.media.subscriber.as_mut() {
-                if session.remove_send_track(track_sid).is_ok() {
-                    p.media.needs_offer = true;
-                }
-            }
-        }
+        p.media.drop_downtrack(track_sid);
     }
 
     /// Subscriptions that waited for `limit.subscription_limit_*` start where a slot of
