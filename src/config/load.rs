@@ -321,21 +321,12 @@ pub(crate) fn read_key_file(
         what: origin.to_string(),
         source: e,
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                warnings.push(format!(
-                    "{origin}: readable by group or others (mode {mode:03o}); \
-                     LiveKit refuses this, run chmod 600 on it"
-                ));
-            }
-        }
+    if let Some(mode) = file_mode(path).filter(|m| m & 0o077 != 0) {
+        warnings.push(format!(
+            "{origin}: readable by group or others (mode {mode:03o}); \
+             LiveKit refuses this, run chmod 600 on it"
+        ));
     }
-    #[cfg(not(unix))]
-    let _ = &warnings;
     if is_blank_yaml(&text) {
         return Ok(BTreeMap::new());
     }
@@ -365,20 +356,15 @@ fn read_turn_secret_files(
             what: format!("{key} {}", path.display()),
             source: e,
         })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
-            if mode & 0o007 != 0 {
-                return Err(ConfigError::invalid(
-                    source,
-                    &key,
-                    format_args!(
-                        " ({}) may be read by others (mode {mode:03o}): chmod o-rwx it",
-                        path.display()
-                    ),
-                ));
-            }
+        if let Some(mode) = file_mode(&path).filter(|m| m & 0o007 != 0) {
+            return Err(ConfigError::invalid(
+                source,
+                &key,
+                format_args!(
+                    " ({}) may be read by others (mode {mode:03o}): chmod o-rwx it",
+                    path.display()
+                ),
+            ));
         }
         let secret = text.trim();
         if secret.is_empty() {
@@ -391,6 +377,22 @@ fn read_turn_secret_files(
         server.secret = secret.to_string();
     }
     Ok(())
+}
+
+/// A secret file's permission bits (`None` where unknown or not Unix).
+fn file_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// `~/keys.yaml` -> `$HOME/keys.yaml`, as LiveKit does for key_file.
