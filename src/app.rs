@@ -256,13 +256,17 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
             net::udp::bind(any, port)
                 .with_context(|| format!("cannot bind UDP port {port} for shard {shard}"))
         };
-        let socket = match net::udp::bind(ip, port) {
-            // The setting tests use to take the 1:1 NAT path on one host.
-            Ok(_) if std::env::var_os(MEDIA_WILDCARD_ENV).is_some() => wildcard()?,
-            Ok(socket) => socket,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => wildcard()?,
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot bind {ip}:{port} for shard {shard}"))
+        // MEDIA_WILDCARD_ENV: the setting tests use to take the 1:1 NAT path on one host.
+        let socket = if std::env::var_os(MEDIA_WILDCARD_ENV).is_some() {
+            wildcard()?
+        } else {
+            match net::udp::bind(ip, port) {
+                Ok(socket) => socket,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => wildcard()?,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot bind {ip}:{port} for shard {shard}"))
+                }
             }
         };
         let local = socket.local_addr()?;

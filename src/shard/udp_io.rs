@@ -117,21 +117,18 @@ impl Sockets {
     /// `net::batch::recv_now`); errors other than "nothing queued" are logged and end
     /// the batch: the next awaited receive reports them.
     pub fn recv_now(&self, index: usize, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-        let socket = self.sockets.get(index)?;
-        if self.pktinfo[index] {
-            return match crate::net::pktinfo::recv_now(socket.as_raw_fd(), buf) {
-                Ok(Some((n, source, destination))) => {
+        let fd = self.sockets.get(index)?.as_raw_fd();
+        let got = if self.pktinfo[index] {
+            crate::net::pktinfo::recv_now(fd, buf).map(|got| {
+                got.map(|(n, source, destination)| {
                     self.remember_destination(source, destination);
-                    Some((n, source))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    debug!(error = %e, "non-blocking receive failed");
-                    None
-                }
-            };
-        }
-        match crate::net::batch::recv_now(socket.as_raw_fd(), buf) {
+                    (n, source)
+                })
+            })
+        } else {
+            crate::net::batch::recv_now(fd, buf)
+        };
+        match got {
             Ok(got) => got,
             Err(e) => {
                 debug!(error = %e, "non-blocking receive failed");
