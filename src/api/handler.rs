@@ -32,9 +32,13 @@ pub async fn handle(req: &Request, ctx: &Control) -> Response {
             Ok(_) => Response::text(200, "success"),
             Err(resp) => resp,
         },
-        // Upgrades are taken over by `api::server` before they reach here.
-        Route::Rtc => Response::text(404, "404 page not found"),
-        Route::RtcV1 => Response::text(404, "404 page not found"),
+        Route::RtcV1Validate => match join_check(req, ctx).and_then(|_| v1_join_request(req)) {
+            Ok(_) => Response::text(200, "success"),
+            Err(resp) => resp,
+        },
+        // Upgrades are taken over by `api::server` before they reach here; anything
+        // else on these paths is 404, as LiveKit answers it.
+        Route::Rtc | Route::RtcV1 => Response::text(404, "404 page not found"),
         Route::Twirp { service, method } => twirp(req, ctx, service, method).await,
         Route::TwirpBadMethod => TwirpError::bad_route(format!(
             "unsupported method {:?} (only POST is allowed)",
@@ -90,6 +94,14 @@ pub fn join_check(req: &Request, ctx: &Control) -> Result<Claims, Response> {
         JoinCheck::Ok => Ok(claims.unwrap_or_default()),
         JoinCheck::Refused { status, message } => Err(Response::text(status, message)),
     }
+}
+
+/// `/rtc/v1`'s `join_request`, or the 400 LiveKit answers a bad one with.
+pub fn v1_join_request(req: &Request) -> Result<livekit_protocol::JoinRequest, Response> {
+    crate::signal::join_request::decode(req.query_param("join_request")).map_err(|e| {
+        debug!(error = %e, "v1 join refused");
+        Response::text(400, e.to_string())
+    })
 }
 
 async fn twirp(req: &Request, ctx: &Control, service: &str, method: &str) -> Response {

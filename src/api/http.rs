@@ -14,7 +14,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_head: 16 * 1024,
+            max_head: 64 * 1024,
             max_headers: 64,
             max_body: 1024 * 1024,
         }

@@ -10,8 +10,10 @@ pub enum Route<'a> {
     RtcValidate,
     /// `/rtc`: the v0 signal WebSocket.
     Rtc,
-    /// `/rtc/v1` and `/rtc/v1/validate`: answered 404 so SDKs fall back to v0.
+    /// `/rtc/v1`: the signal WebSocket with one peer connection (`join_request`).
     RtcV1,
+    /// `/rtc/v1/validate`: the checks a v1 join would make.
+    RtcV1Validate,
     /// `POST /twirp/<package.Service>/<Method>`.
     Twirp {
         service: &'a str,
@@ -42,7 +44,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         "/" | "" if get => Route::Health,
         "/rtc/validate" | "/rtc/validate/" if get => Route::RtcValidate,
         "/rtc" | "/rtc/" if get => Route::Rtc,
-        "/rtc/v1" | "/rtc/v1/" | "/rtc/v1/validate" | "/rtc/v1/validate/" => Route::RtcV1,
+        "/rtc/v1/validate" | "/rtc/v1/validate/" if get => Route::RtcV1Validate,
+        "/rtc/v1" | "/rtc/v1/" if get => Route::RtcV1,
         _ => Route::NotFound,
     }
 }
@@ -60,7 +63,8 @@ mod tests {
             ("GET", "/rtc", Route::Rtc),
             ("GET", "/rtc/validate", Route::RtcValidate),
             ("GET", "/rtc/v1", Route::RtcV1),
-            ("GET", "/rtc/v1/validate", Route::RtcV1),
+            ("GET", "/rtc/v1/validate", Route::RtcV1Validate),
+            ("POST", "/rtc/v1", Route::NotFound),
             ("GET", "/rtc/v2", Route::NotFound),
             ("GET", "/rtcx", Route::NotFound),
             (

@@ -9,7 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::handler::{handle, join_check};
+use super::handler::{handle, join_check, v1_join_request};
 use super::http::{parse_request, Limits, Parsed, Response};
 use super::router::{route, Route};
 use crate::control::Control;
@@ -64,11 +64,21 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
                     }
                     continue;
                 }
-                if route(&request.method, &request.path) == Route::Rtc
-                    && request.is_websocket_upgrade()
-                {
-                    match join_check(&request, &ctx) {
-                        Ok(claims) => crate::signal::ws::serve(stream, &request, claims, ctx).await,
+                let signal = match route(&request.method, &request.path) {
+                    Route::Rtc => Some(false),
+                    Route::RtcV1 => Some(true),
+                    _ => None,
+                };
+                if let Some(v1) = signal.filter(|_| request.is_websocket_upgrade()) {
+                    let checked = join_check(&request, &ctx).and_then(|claims| {
+                        let join_request = v1.then(|| v1_join_request(&request)).transpose()?;
+                        Ok((claims, join_request))
+                    });
+                    match checked {
+                        Ok((claims, join_request)) => {
+                            crate::signal::ws::serve(stream, &request, claims, join_request, ctx)
+                                .await
+                        }
                         Err(response) => {
                             log_request(&request, response.status, started);
                             let _ = write(&mut stream, &response, false).await;

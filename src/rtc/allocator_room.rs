@@ -47,16 +47,17 @@ impl Rooms {
         let Some(p) = self.participant_by_conn(conn) else {
             return;
         };
+        // A single PC (`/rtc/v1`) carries both directions.
+        let single = p.media.single_pc;
         let q = &mut p.media.quality;
         q.last_report = Some(now);
-        match side {
-            Side::Publisher => q.upstream_loss = stats.ingress_loss,
-            Side::Subscriber => {
-                q.downstream_loss = stats.egress_loss;
-                q.rtt = stats.rtt.or(q.rtt);
-            }
+        if side == Side::Publisher {
+            q.upstream_loss = stats.ingress_loss;
         }
-        if side != Side::Subscriber {
+        if side == Side::Subscriber || single {
+            q.downstream_loss = stats.egress_loss;
+            q.rtt = stats.rtt.or(q.rtt);
+        } else {
             return;
         }
         let report = LinkReport {

@@ -65,7 +65,12 @@ impl Rooms {
             let Some(down) = p.media.downtracks.get_mut(&track_sid) else {
                 continue;
             };
-            let (Some(session), Some(mid)) = (p.media.subscriber.as_mut(), down.mid) else {
+            let session = if p.media.single_pc {
+                p.media.publisher.as_mut()
+            } else {
+                p.media.subscriber.as_mut()
+            };
+            let (Some(session), Some(mid)) = (session, down.mid) else {
                 continue;
             };
             if down.kind == MediaKind::Video {
@@ -279,7 +284,7 @@ impl Rooms {
             {
                 continue;
             }
-            if let Some(session) = p.media.subscriber.as_mut() {
+            if let Some(session) = p.media.down_session() {
                 match session.send_data(label, reliable, &bytes) {
                     Ok(DataSent::Sent) => touched.push(p.conn),
                     Ok(DataSent::Queued) => {

@@ -299,6 +299,7 @@ impl Rooms {
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) {
+        let key = self.canonical(key);
         let mut drained = Vec::new();
         let mut sent = (0, 0);
         let mut next = None;
@@ -323,23 +324,50 @@ impl Rooms {
         self.rooms.get_mut(room)?.participants.get_mut(identity)
     }
 
+    /// The key a session is filed under: a single PC (`/rtc/v1`) is the publisher
+    /// side, whichever side asks for it.
+    pub(super) fn canonical(&self, (conn, side): PeerKey) -> PeerKey {
+        if side == Side::Subscriber && self.is_single_pc(conn) {
+            (conn, Side::Publisher)
+        } else {
+            (conn, side)
+        }
+    }
+
+    pub(super) fn is_single_pc(&self, conn: ConnId) -> bool {
+        let Some((room, identity)) = self.conns.get(&conn) else {
+            return false;
+        };
+        self.rooms
+            .get(room)
+            .and_then(|r| r.participants.get(identity))
+            .is_some_and(|p| p.media.single_pc)
+    }
+
     pub(super) fn session_mut(
         &mut self,
         (conn, side): PeerKey,
     ) -> Option<(&mut PeerSession, &mut Option<Instant>)> {
         let m = &mut self.participant_by_conn(conn)?.media;
         match side {
-            Side::Publisher => Some((m.publisher.as_mut()?, &mut m.publisher_deadline)),
-            Side::Subscriber => Some((m.subscriber.as_mut()?, &mut m.subscriber_deadline)),
+            Side::Subscriber if !m.single_pc => {
+                Some((m.subscriber.as_mut()?, &mut m.subscriber_deadline))
+            }
+            _ => Some((m.publisher.as_mut()?, &mut m.publisher_deadline)),
         }
     }
 
     /// Creates the session for `key` if missing and registers its ufrag for demux.
     pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
+        let key = self.canonical(key);
         let addrs = self.local_candidates.clone();
         let codecs = self.codecs;
         let Some(p) = self.participant_by_conn(key.0) else {
             return false;
+        };
+        let role = match key.1 {
+            Side::Publisher if p.media.single_pc => PeerRole::Single,
+            side => side.role(),
         };
         let slot = match key.1 {
             Side::Publisher => &mut p.media.publisher,
@@ -348,8 +376,9 @@ impl Rooms {
         if slot.is_some() {
             return true;
         }
-        match PeerSession::configured(key.1.role(), &addrs, codecs, now) {
+        match PeerSession::configured(role, &addrs, codecs, now) {
             Ok(session) => {
+                debug!(conn = key.0, ?role, "peer connection created");
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);
                 self.by_ufrag.insert(ufrag, key);
@@ -429,7 +458,8 @@ impl Rooms {
             SessionEvent::Rtp(rtp) if key.1 == Side::Publisher => {
                 self.forward_rtp(key.0, rtp, now, touched);
             }
-            SessionEvent::KeyframeRequest { mid, .. } if key.1 == Side::Subscriber => {
+            // Only PCs we send on get these: subscriber PCs, and single PCs.
+            SessionEvent::KeyframeRequest { mid, .. } => {
                 self.relay_keyframe_request(key.0, mid, now);
             }
             SessionEvent::LinkStats(stats) => self.on_link_stats(key, stats, now, out),

@@ -54,6 +54,10 @@ impl Rooms {
         self.by_ufrag.retain(|_, k| *k != key);
         self.by_ufrag.insert(ufrag, key);
         let answer = self.prefer_announced_codecs(conn, &offered, &answer);
+        let mid_to_track_id = self.settle_single_pc(conn);
+        if !mid_to_track_id.is_empty() {
+            debug!(conn, ?mid_to_track_id, "single PC answer");
+        }
         reply(
             out,
             conn,
@@ -61,9 +65,16 @@ impl Rooms {
                 r#type: "answer".into(),
                 sdp: answer.clone(),
                 id: offer.id,
-                ..Default::default()
+                mid_to_track_id,
             }),
         );
+        if let Some(p) = self.participant_by_conn(conn) {
+            if p.media.single_pc {
+                // The client's offer came: tracks still waiting need another one.
+                p.media.awaiting_answer = false;
+                ask_for_offer(p, conn, out);
+            }
+        }
         self.unpublish_stopped(conn, &offered, now, out);
         let mut newly = Vec::new();
         if let Some(p) = self.participant_by_conn(conn) {
@@ -183,6 +194,10 @@ impl Rooms {
         answer: lk::SessionDescription,
         out: &mut Vec<Outbound>,
     ) {
+        if self.is_single_pc(conn) {
+            debug!(conn, "answer on a single PC, where we never offer: ignored");
+            return;
+        }
         if let Some((session, _)) = self.session_mut((conn, Side::Subscriber)) {
             if let Err(e) = session.accept_answer(&answer.sdp) {
                 debug!(conn, error = %e, "subscriber answer refused");
@@ -196,7 +211,11 @@ impl Rooms {
         }
     }
 
-    pub(super) fn on_trickle(&mut self, conn: ConnId, trickle: lk::TrickleRequest) {
+    pub(super) fn on_trickle(&mut self, conn: ConnId, mut trickle: lk::TrickleRequest) {
+        if self.is_single_pc(conn) {
+            // One PC: whatever the target says (the Rust SDK names SUBSCRIBER too).
+            trickle.target = lk::SignalTarget::Publisher as i32;
+        }
         let side = Side::from_target(trickle.target);
         match self.session_mut((conn, side)) {
             Some((session, _)) => {
@@ -439,7 +458,8 @@ impl Rooms {
             return;
         }
         p.media.waiting.retain(|(_, t)| t.sid != track.sid);
-        let Some(session) = p.media.subscriber.as_mut() else {
+        let adaptive_stream = p.adaptive_stream;
+        let Some(session) = p.media.down_session() else {
             return;
         };
         let mut layers = LayerState::default();
@@ -447,7 +467,7 @@ impl Rooms {
         let announced = track_layers(track);
         if announced.len() > 1 {
             // Before any settings: HIGH, or LOW for adaptive-stream clients (LiveKit).
-            let start = if p.adaptive_stream {
+            let start = if adaptive_stream {
                 lk::VideoQuality::Low
             } else {
                 lk::VideoQuality::High
@@ -492,6 +512,10 @@ impl Rooms {
             let Some(p) = self.participant_by_conn(conn) else {
                 continue;
             };
+            if p.media.single_pc {
+                ask_for_offer(p, conn, out);
+                continue;
+            }
             let Some(session) = p.media.subscriber.as_mut() else {
                 continue;
             };
@@ -505,6 +529,7 @@ impl Rooms {
                     }
                     let mid_to_track_id = session
                         .send_track_mids()
+                        .into_iter()
                         .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
                         .collect();
                     reply(
@@ -553,6 +578,14 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
+        if self.is_single_pc(conn) {
+            // The client's own offer carries its channels; tracks wait for its lines.
+            if auto_subscribe {
+                self.subscribe_to_existing(conn, room, now);
+            }
+            self.send_pending_offers(room, out);
+            return;
+        }
         if !self.ensure_session((conn, Side::Subscriber), now) {
             return;
         }
@@ -591,6 +624,53 @@ impl Rooms {
         self.fill_free_slots(room, now);
         self.send_pending_offers(room, out);
     }
+}
+
+impl Rooms {
+    /// Single PC, after an answer: the downtracks learn the lines they went on, and the
+    /// answer names them (`mid_to_track_id`). Empty for v0 publisher PCs.
+    fn settle_single_pc(&mut self, conn: ConnId) -> std::collections::HashMap<String, String> {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return Default::default();
+        };
+        if !p.media.single_pc {
+            return Default::default();
+        }
+        let Some(session) = p.media.publisher.as_ref() else {
+            return Default::default();
+        };
+        for (sid, down) in p.media.downtracks.iter_mut() {
+            down.mid = session.send_track_mid(sid);
+        }
+        session
+            .send_track_mids()
+            .into_iter()
+            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+            .collect()
+    }
+}
+
+/// Single PC: asks the client to offer again (adding the lines our waiting tracks
+/// need), unless nothing waits or an earlier ask is still unanswered.
+fn ask_for_offer(p: &mut super::participant::Participant, conn: ConnId, out: &mut Vec<Outbound>) {
+    p.media.needs_offer = false;
+    if p.media.awaiting_answer {
+        // Asked already: its offer comes, and this is looked at again then.
+        return;
+    }
+    let Some(wanted) = p.media.publisher.as_mut().and_then(|s| s.sections_wanted()) else {
+        return;
+    };
+    p.media.awaiting_answer = true;
+    debug!(conn, ?wanted, "asking the client to offer again");
+    reply(
+        out,
+        conn,
+        Resp::MediaSectionsRequirement(lk::MediaSectionsRequirement {
+            num_audios: wanted.audios,
+            num_videos: wanted.videos,
+        }),
+    );
 }
 
 /// The codec a publisher's audio track goes first with: RED, as LiveKit prefers it,

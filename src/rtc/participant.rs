@@ -38,6 +38,12 @@ pub struct JoinParams {
     pub client: lk::ClientInfo,
     /// May the join create the room (`room.auto_create`)?
     pub auto_create: bool,
+    /// `/rtc/v1`: one peer connection both ways, the client always offers.
+    pub single_pc: bool,
+    /// `/rtc/v1` join-with-offer: the client's first offer and the tracks it announces
+    /// with it, handled right after the join in LiveKit's order (tracks, then offer).
+    pub add_tracks: Vec<lk::AddTrackRequest>,
+    pub offer: Option<lk::SessionDescription>,
 }
 
 pub struct Participant {
@@ -141,6 +147,9 @@ impl DownTrack {
 /// The participant's peer connections and what rides on them.
 #[derive(Default)]
 pub struct ParticipantMedia {
+    /// `/rtc/v1`: `publisher` is the one PC both ways (`PeerRole::Single`) and
+    /// `subscriber` stays empty.
+    pub single_pc: bool,
     pub publisher: Option<PeerSession>,
     pub subscriber: Option<PeerSession>,
     /// Since when ICE has lost the peer, per side (publisher, subscriber): the
@@ -167,18 +176,38 @@ pub struct ParticipantMedia {
     /// The connection quality last sent for this participant.
     pub sent_quality: Option<i32>,
     pub offer_id: u32,
+    /// v0: our subscriber offer waits for its answer. Single PC: we asked the client
+    /// for an offer (`MediaSectionsRequirement`) and it has not come yet.
     pub awaiting_answer: bool,
     pub needs_offer: bool,
     pub connected: bool,
 }
 
 impl ParticipantMedia {
+    /// The PC subscribed tracks and data go out on.
+    pub fn down_session(&mut self) -> Option<&mut PeerSession> {
+        if self.single_pc {
+            self.publisher.as_mut()
+        } else {
+            self.subscriber.as_mut()
+        }
+    }
+
+    /// Whether the PC subscribed tracks go out on exists.
+    pub fn has_down_session(&self) -> bool {
+        if self.single_pc {
+            self.publisher.is_some()
+        } else {
+            self.subscriber.is_some()
+        }
+    }
+
     /// Stops the subscription to `track_sid`, or its wait for a free slot: the
     /// downtrack goes, and its m-line leaves with the next subscriber offer.
     pub fn drop_downtrack(&mut self, track_sid: &str) {
         self.waiting.retain(|(_, t)| t.sid != track_sid);
         if self.downtracks.remove(track_sid).is_some() {
-            if let Some(session) = self.subscriber.as_mut() {
+            if let Some(session) = self.down_session() {
                 if session.remove_send_track(track_sid).is_ok() {
                     self.needs_offer = true;
                 }

@@ -42,7 +42,7 @@ impl Rooms {
         if permission.can_subscribe {
             let (started, auto) = self
                 .participant_by_conn(conn)
-                .map(|p| (p.media.subscriber.is_some(), p.auto_subscribe))
+                .map(|p| (p.media.has_down_session(), p.auto_subscribe))
                 .unwrap_or((true, false));
             if !started {
                 self.start_subscriber(conn, &room, auto, now, out);

@@ -71,7 +71,10 @@ impl Rooms {
             conn,
             auto_subscribe: params.auto_subscribe,
             adaptive_stream: params.adaptive_stream,
-            media: Default::default(),
+            media: super::participant::ParticipantMedia {
+                single_pc: params.single_pc,
+                ..Default::default()
+            },
             departs_at: None,
             last_reliable_seq: 0,
         };
@@ -101,9 +104,11 @@ impl Rooms {
                 out,
             );
         }
-        // Subscriber-primary (v0): the server opens the subscriber PC with its data
-        // channels and what is already published, and offers it right after joining.
-        if params.permission.can_subscribe {
+        if params.single_pc {
+            self.start_single_pc(conn, params, now, out);
+        } else if params.permission.can_subscribe {
+            // Subscriber-primary (v0): the server opens the subscriber PC with its data
+            // channels and what is already published, and offers it right after joining.
             self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
         }
         let ice_servers = self.ice_servers.for_participant(&info.sid, unix_secs);
@@ -114,7 +119,7 @@ impl Rooms {
             server_version: COMPATIBLE_SERVER_VERSION.into(),
             server_region: self.node.region.clone(),
             server_info: Some(self.server_info()),
-            subscriber_primary: params.permission.can_subscribe,
+            subscriber_primary: params.permission.can_subscribe && !params.single_pc,
             fast_publish: params.permission.can_publish,
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
@@ -122,6 +127,32 @@ impl Rooms {
             sif_trailer,
             ..Default::default()
         })
+    }
+
+    /// `/rtc/v1`: the one PC, what is already published queued for the client's
+    /// `recvonly` lines, then (LiveKit's order) the tracks announced with the join and
+    /// the join's offer, whose answer follows the JoinResponse.
+    fn start_single_pc(
+        &mut self,
+        conn: ConnId,
+        params: &JoinParams,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        if !self.ensure_session((conn, super::media::Side::Publisher), now) {
+            return;
+        }
+        if params.permission.can_subscribe && params.auto_subscribe {
+            self.subscribe_to_existing(conn, &params.room, now);
+        }
+        for req in &params.add_tracks {
+            self.on_add_track(conn, req.clone(), out);
+        }
+        match &params.offer {
+            Some(offer) => self.on_offer(conn, offer.clone(), now, out),
+            None => self.send_pending_offers(&params.room, out),
+        }
+        self.dirty.push((conn, super::media::Side::Publisher));
     }
 
     /// Handles one request from a participant's signal connection.

@@ -1,9 +1,11 @@
-//! The LiveKit signal connection (`/rtc`, protocol v0): join parameters from the token
-//! and query (`params`), and the WebSocket session on the control thread (`ws`), which
+//! The LiveKit signal connection (`/rtc`, protocol v0, and `/rtc/v1`, one peer
+//! connection): join parameters from the token and the query or the `join_request`
+//! (`params`, `join_request`), and the WebSocket session on the control thread (`ws`), which
 //! frames messages and answers pings itself: every other request goes to the shard
 //! that owns the participant.
 
 pub mod frame;
+pub mod join_request;
 pub mod params;
 pub mod resume;
 pub mod ws;

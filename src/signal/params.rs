@@ -53,7 +53,32 @@ fn client_info(req: &Request) -> lk::ClientInfo {
     }
 }
 
+/// `/rtc/v1`: the same from the token, the rest from the JoinRequest (LiveKit ignores
+/// the v0 query parameters there, and takes name, metadata and attributes only from
+/// the token).
+pub fn join_params_v1(claims: &Claims, req: &lk::JoinRequest, auto_create: bool) -> JoinParams {
+    let settings = req.connection_settings.unwrap_or_default();
+    JoinParams {
+        auto_subscribe: settings.auto_subscribe,
+        adaptive_stream: settings.adaptive_stream,
+        client: req.client_info.clone().unwrap_or_default(),
+        single_pc: true,
+        add_tracks: req.add_track_requests.clone(),
+        offer: req.publisher_offer.clone(),
+        ..from_token(claims, auto_create)
+    }
+}
+
 pub fn join_params(claims: &Claims, req: &Request, auto_create: bool) -> JoinParams {
+    JoinParams {
+        auto_subscribe: flag(req, "auto_subscribe", true),
+        adaptive_stream: flag(req, "adaptive_stream", false),
+        client: client_info(req),
+        ..from_token(claims, auto_create)
+    }
+}
+
+fn from_token(claims: &Claims, auto_create: bool) -> JoinParams {
     let grant = &claims.video;
     JoinParams {
         room: grant.room.clone(),
@@ -71,10 +96,9 @@ pub fn join_params(claims: &Claims, req: &Request, auto_create: bool) -> JoinPar
             can_update_metadata: grant.can_update_own_metadata(),
             ..Default::default()
         },
-        auto_subscribe: flag(req, "auto_subscribe", true),
-        adaptive_stream: flag(req, "adaptive_stream", false),
-        client: client_info(req),
+        auto_subscribe: true,
         auto_create,
+        ..Default::default()
     }
 }
 

@@ -1,4 +1,4 @@
-//! A `reconnect=1` signal connection: the client resumes its participant after its
+//! A `reconnect=1` signal connection (v1: `JoinRequest.reconnect`): the client resumes its participant after its
 //! previous connection dropped (see `rtc::resume` and `control::resume`). When there
 //! is nothing to resume, the answer is LiveKit's leave STATE_MISMATCH/RECONNECT, and
 //! the SDK does a full reconnect.
@@ -8,24 +8,15 @@ use std::rc::Rc;
 use glommio::net::TcpStream;
 use tracing::info;
 
-use super::params::join_params;
 use super::ws::{refuse_resume, session, upgrade};
-use crate::api::http::Request;
 use crate::auth::Claims;
 use crate::control::Control;
 use crate::rtc::{RoomOp, RoomReply};
 
-pub async fn serve(
-    stream: TcpStream,
-    req: &Request,
-    claims: &Claims,
-    accept: &str,
-    ctx: Rc<Control>,
-) {
+pub async fn serve(stream: TcpStream, claims: &Claims, accept: &str, ctx: Rc<Control>) {
     // The token names the room and the identity; as LiveKit, the participant is found
     // by identity (the `sid` query parameter is only informative).
-    let params = join_params(claims, req, false);
-    let (room, identity) = (params.room, params.identity);
+    let (room, identity) = (claims.video.room.clone(), claims.identity().to_string());
     let Some(resumed) = ctx.take_over(&room, &identity).await else {
         info!(%room, %identity, "resume refused: no such participant here");
         refuse_resume(stream, accept).await;

@@ -19,7 +19,7 @@ use prost::Message as _;
 use tracing::{debug, info};
 
 use super::frame::{decode_binary, decode_text, ws_config, Format};
-use super::params::join_params;
+use super::params::{join_params, join_params_v1};
 use crate::api::http::{Request, Response};
 use crate::auth::Claims;
 use crate::control::{CallError, ConnEvent, Control};
@@ -43,7 +43,14 @@ enum Step {
 }
 
 /// Joins the room, and only if that works upgrades the connection and runs the session.
-pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc<Control>) {
+/// `join_request` is `/rtc/v1`'s (one peer connection); `None` on `/rtc`.
+pub async fn serve(
+    mut stream: TcpStream,
+    req: &Request,
+    claims: Claims,
+    join_request: Option<lk::JoinRequest>,
+    ctx: Rc<Control>,
+) {
     if ctx.lifecycle.is_draining() {
         let busy = Response::text(503, "server is shutting down");
         let _ = write_response(&mut stream, &busy).await;
@@ -58,11 +65,20 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
         return;
     };
     let accept = derive_accept_key(key.as_bytes());
-    if is_resume(req) {
-        super::resume::serve(stream, req, &claims, &accept, ctx).await;
+    let resume = match &join_request {
+        Some(j) => j.reconnect,
+        None => is_resume(req),
+    };
+    if resume {
+        super::resume::serve(stream, &claims, &accept, ctx).await;
         return;
     }
-    let params = join_params(&claims, req, ctx.config.room.auto_create);
+    let auto_create = ctx.config.room.auto_create;
+    let params = match &join_request {
+        Some(j) => join_params_v1(&claims, j, auto_create),
+        None => join_params(&claims, req, auto_create),
+    };
+    let signal = if params.single_pc { "v1" } else { "v0" };
     let room = params.room.clone();
     let identity = params.identity.clone();
     let (conn, events) = ctx.open_conn();
@@ -94,7 +110,7 @@ pub async fn serve(mut stream: TcpStream, req: &Request, claims: Claims, ctx: Rc
     let join_ms = crate::clock::mono()
         .saturating_duration_since(started)
         .as_millis() as u64;
-    info!(conn, %room, %identity, join_ms, "participant joined");
+    info!(conn, %room, %identity, join_ms, signal, "participant joined");
 
     let first = lk::SignalResponse {
         message: Some(lk::signal_response::Message::Join(*join)),

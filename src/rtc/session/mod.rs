@@ -18,6 +18,7 @@ mod media_io;
 mod offer;
 mod peer;
 mod sdp_info;
+mod single_pc;
 mod stream_stats;
 
 #[cfg(test)]
@@ -29,6 +30,8 @@ mod tests_guard;
 #[cfg(test)]
 mod tests_input;
 #[cfg(test)]
+mod tests_single;
+#[cfg(test)]
 mod tests_stats;
 
 use std::net::SocketAddr;
@@ -39,6 +42,7 @@ pub use data_out::{DataSent, MAX_QUEUED_BYTES};
 pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
+pub use single_pc::SectionsWanted;
 pub use str0m::format::Codec;
 pub use str0m::media::{MediaKind, Mid};
 pub use str0m::net::TcpType;
@@ -60,6 +64,9 @@ pub enum PeerRole {
     Publisher,
     /// We offer sendonly tracks plus `_reliable`/`_lossy`, the client answers.
     Subscriber,
+    /// LiveKit `/rtc/v1`: one PC both ways. The client offers (its tracks, its data
+    /// channels and `recvonly` lines for ours), we only answer (`single_pc`).
+    Single,
 }
 
 /// How a packet travels: a UDP datagram, or a frame on an ICE/TCP connection

@@ -46,8 +46,13 @@ impl PeerSession {
         stream_id: &str,
         track_id: &str,
     ) -> Result<(), SessionError> {
-        if self.role != PeerRole::Subscriber {
-            return Err(SessionError::WrongRole(self.role));
+        match self.role {
+            PeerRole::Subscriber => {}
+            PeerRole::Single => {
+                self.slots.add(kind, stream_id, track_id);
+                return Ok(());
+            }
+            PeerRole::Publisher => return Err(SessionError::WrongRole(self.role)),
         }
         if self.send_tracks.iter().any(|t| t.track_id == track_id) {
             return Ok(());
@@ -75,6 +80,9 @@ impl PeerSession {
 
     /// The mid of a send track, once an offer carried it (it changes if that offer failed).
     pub fn send_track_mid(&self, track_id: &str) -> Option<Mid> {
+        if self.role == PeerRole::Single {
+            return self.slots.mid_of(track_id);
+        }
         self.send_tracks
             .iter()
             .find(|t| t.track_id == track_id)
@@ -82,16 +90,26 @@ impl PeerSession {
     }
 
     /// Every send track with a mid, for `SessionDescription.mid_to_track_id`.
-    pub fn send_track_mids(&self) -> impl Iterator<Item = (Mid, &str)> {
+    pub fn send_track_mids(&self) -> Vec<(Mid, &str)> {
+        if self.role == PeerRole::Single {
+            return self.slots.mids().collect();
+        }
         self.send_tracks
             .iter()
             .filter_map(|t| Some((t.mid?, t.track_id.as_str())))
+            .collect()
     }
 
     /// Subscriber PC: stops a send track in the next offer (port 0; the m-line can be
     /// recycled; the BUNDLE tag is made inactive instead). A track no offer carried
     /// yet is simply forgotten.
     pub fn remove_send_track(&mut self, track_id: &str) -> Result<(), SessionError> {
+        if self.role == PeerRole::Single {
+            return match self.slots.remove(track_id) {
+                true => Ok(()),
+                false => Err(SessionError::UnknownTrack(track_id.to_string())),
+            };
+        }
         let i = self
             .send_tracks
             .iter()
@@ -122,12 +140,24 @@ impl PeerSession {
 
     /// Whether queued changes wait for an offer.
     pub fn has_queued_changes(&self) -> bool {
+        if self.role == PeerRole::Single {
+            return self.slots.has_changes();
+        }
         self.channels_state == Channels::Queued
             || self
                 .send_tracks
                 .iter()
                 .any(|t| t.mid.is_none() || t.reactivate)
             || self.removals.iter().any(|(_, in_flight)| !in_flight)
+    }
+
+    /// Single PC: the sections to ask the client for before it offers again, `None`
+    /// when nothing waits for an offer (see `single_pc`).
+    pub fn sections_wanted(&mut self) -> Option<super::SectionsWanted> {
+        match self.role {
+            PeerRole::Single => self.slots.wanted(),
+            _ => None,
+        }
     }
 
     /// Subscriber PC: an offer for everything queued, `None` if nothing is. Only one offer

@@ -35,6 +35,8 @@ pub struct PeerSession {
     /// Subscriber: the BUNDLE-tag m-line, made inactive rather than stopped when its
     /// track went, with that track's id: the line it returns on if subscribed again.
     pub(super) parked: Vec<(Mid, String)>,
+    /// Single: the client's `recvonly` lines and the tracks we send on them.
+    pub(super) slots: super::single_pc::SendSlots,
     /// Subscriber: LiveKit's data channels.
     pub(super) channels_state: Channels,
     pub(super) pending: Option<SdpPendingOffer>,
@@ -133,6 +135,7 @@ impl PeerSession {
             send_tracks: Vec::new(),
             removals: Vec::new(),
             parked: Vec::new(),
+            slots: Default::default(),
             channels_state: Channels::NotWanted,
             pending: None,
             bundle_mid: None,
@@ -165,7 +168,8 @@ impl PeerSession {
         self.rtc.is_connected()
     }
 
-    /// Publisher PC: the client's offer → our answer, plus its audio/video m-lines.
+    /// Publisher or single PC: the client's offer → our answer, plus its audio/video
+    /// m-lines. On a single PC the answer also carries the tracks we send (`single_pc`).
     pub fn accept_offer(&mut self, sdp: &str) -> Result<(String, Vec<OfferedMedia>), SessionError> {
         self.guarded(|s| s.accept_offer_unguarded(sdp))
     }
@@ -174,7 +178,7 @@ impl PeerSession {
         &mut self,
         sdp: &str,
     ) -> Result<(String, Vec<OfferedMedia>), SessionError> {
-        if self.role != PeerRole::Publisher {
+        if self.role == PeerRole::Subscriber {
             return Err(SessionError::WrongRole(self.role));
         }
         let offer = parse_offer(sdp)?;
@@ -191,7 +195,12 @@ impl PeerSession {
         for m in &media {
             self.offered.insert(m.mid, m.clone());
         }
-        Ok((answer.to_sdp_string(), media))
+        let mut answer = answer.to_sdp_string();
+        if self.role == PeerRole::Single {
+            self.slots.on_offer(&media);
+            answer = self.slots.rewrite_answer(&answer);
+        }
+        Ok((answer, media))
     }
 
     /// A trickled candidate from the client (`RTCIceCandidateInit` JSON or a bare

@@ -143,7 +143,7 @@ fn subscriber_sends_media_and_data() {
         .server
         .send_track_mid("TR_def")
         .expect("mid after offer");
-    let mids: Vec<_> = pair.server.send_track_mids().collect();
+    let mids: Vec<_> = pair.server.send_track_mids();
     assert_eq!(mids.len(), 2);
     assert!(mids.contains(&(mid, "TR_def")));
     let client_media = pair.client.media(mid).expect("client has the mid");

@@ -473,8 +473,11 @@ def test_rtc_validate_missing_token(corelay: Corelay) -> None:
     assert resp.status == 401, resp
 
 
-def test_rtc_v1_is_404(corelay: Corelay) -> None:
+def test_rtc_paths_without_an_upgrade(corelay: Corelay) -> None:
     q = "?access_token=" + quote(join_token())
-    for path in ("/rtc/v1/validate", "/rtc/v1"):
+    for path in ("/rtc", "/rtc/v1"):
         resp = http_req("GET", corelay.url + path + q)
         assert resp.status == 404, (path, resp)
+    # v1 validation needs the join_request, as LiveKit's.
+    resp = http_req("GET", corelay.url + "/rtc/v1/validate" + q)
+    assert resp.status == 400 and b"join_request" in resp.body, resp
