@@ -5,6 +5,15 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use livekit_protocol as lk;
 
+/// Which signal path clients speak.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalPath {
+    /// `/rtc`: a subscriber PC the server offers, and a publisher PC.
+    V0,
+    /// `/rtc/v1`: one PC that the client always offers (what current SDKs use).
+    V1,
+}
+
 /// A simulcast quality a subscriber asks for.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubQuality {
@@ -104,6 +113,10 @@ pub struct Args {
     /// Queue of the constrained downlink, in ms at its rate (datagrams beyond it are dropped).
     #[arg(long, default_value_t = 100)]
     pub constrain_queue_ms: u32,
+    /// Signal path: v1 (`/rtc/v1`, one peer connection per participant, the SDKs'
+    /// default) or v0 (`/rtc`, a subscriber and a publisher PC).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub signal: SignalPath,
     /// Joins per second (0 = all at once).
     #[arg(long, default_value_t = 20.0)]
     pub ramp: f64,

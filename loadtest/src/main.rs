@@ -229,6 +229,7 @@ fn main() {
         sub_quality: args.sub_quality.map(cli::SubQuality::video_quality),
         constrain_kbps: args.constrain_kbps,
         constrain_queue_ms: args.constrain_queue_ms,
+        single_pc: args.signal == cli::SignalPath::V1,
     });
 
     let cpu_start = args.server_pid.map(process_cpu_us);

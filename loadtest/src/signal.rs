@@ -153,12 +153,21 @@ fn ws_failure(e: WsError, what: &str) -> Failure {
 impl Signal {
     /// TCP connect (blocking, 3 s at most) and start the WebSocket handshake without
     /// blocking.
-    pub fn connect(ep: &Endpoint, token: &str) -> Result<Signal, Failure> {
+    /// With `join_request` (`--signal v1`), `/rtc/v1`; the v0 query parameters then
+    /// travel inside it.
+    pub fn connect(
+        ep: &Endpoint,
+        token: &str,
+        join_request: Option<&str>,
+    ) -> Result<Signal, Failure> {
         use std::os::fd::AsRawFd;
-        let url = format!(
-            "{}/rtc?access_token={token}&auto_subscribe=1&sdk=go&version=loadtest&protocol=16",
-            ep.base
-        );
+        let url = match join_request {
+            Some(j) => format!("{}/rtc/v1?access_token={token}&join_request={j}", ep.base),
+            None => format!(
+                "{}/rtc?access_token={token}&auto_subscribe=1&sdk=go&version=loadtest&protocol=16",
+                ep.base
+            ),
+        };
         let stream = TcpStream::connect_timeout(&ep.addr, Duration::from_secs(3))
             .map_err(|e| io_failure(&e, &format!("connect {}", ep.addr)))?;
         let _ = stream.set_nodelay(true);

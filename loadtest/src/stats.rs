@@ -65,6 +65,8 @@ pub struct Shared {
     /// Join (connect start → JoinResponse) and ready (→ all peer connections up), µs.
     pub join_us: Mutex<Option<Histogram<u64>>>,
     pub ready_us: Mutex<Option<Histogram<u64>>>,
+    /// Connect start → the first media packet a client received, µs.
+    pub first_media_us: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Shared {
@@ -72,6 +74,7 @@ impl Shared {
         let s = Shared::default();
         *s.join_us.lock().unwrap() = Some(latency_histogram());
         *s.ready_us.lock().unwrap() = Some(latency_histogram());
+        *s.first_media_us.lock().unwrap() = Some(latency_histogram());
         s
     }
 
@@ -95,6 +98,12 @@ impl Shared {
 
     pub fn record_join(&self, us: u64) {
         if let Some(h) = self.join_us.lock().unwrap().as_mut() {
+            h.saturating_record(us.max(1));
+        }
+    }
+
+    pub fn record_first_media(&self, us: u64) {
+        if let Some(h) = self.first_media_us.lock().unwrap().as_mut() {
             h.saturating_record(us.max(1));
         }
     }

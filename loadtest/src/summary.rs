@@ -218,6 +218,12 @@ pub fn build(run: &Run) -> Value {
         .unwrap()
         .take()
         .unwrap_or_else(latency_histogram);
+    let first_media = shared
+        .first_media_us
+        .lock()
+        .unwrap()
+        .take()
+        .unwrap_or_else(latency_histogram);
     let errors = shared.errors.lock().unwrap().clone();
     let packets_sent = shared.packets_sent.load(Relaxed);
     let subs: Vec<&Client> = clients
@@ -257,6 +263,7 @@ pub fn build(run: &Run) -> Value {
             "constrain_kbps": args.constrain_kbps,
             "constrain_queue_ms": args.constrain_queue_ms,
             "ramp_per_s": args.ramp,
+            "signal": match args.signal { crate::cli::SignalPath::V0 => "v0", crate::cli::SignalPath::V1 => "v1" },
             "threads": run.threads,
         },
         "wall_s": round3(wall_s),
@@ -301,6 +308,7 @@ pub fn build(run: &Run) -> Value {
         "jitter_ms": { "mean": jitter_mean, "max": jitter_max.map(round3) },
         "join_ms": { "p50": pct(&join, 0.5), "p99": pct(&join, 0.99), "max": if join.is_empty() { Value::Null } else { json!(round3(join.max() as f64 / 1000.0)) } },
         "ready_ms": { "p50": pct(&ready, 0.5), "p99": pct(&ready, 0.99), "max": if ready.is_empty() { Value::Null } else { json!(round3(ready.max() as f64 / 1000.0)) } },
+        "first_media_ms": { "p50": pct(&first_media, 0.5), "p99": pct(&first_media, 0.99), "max": if first_media.is_empty() { Value::Null } else { json!(round3(first_media.max() as f64 / 1000.0)) } },
         "errors": errors.iter().map(|(k, e)| (k.clone(), json!(e.count))).collect::<serde_json::Map<_, _>>(),
         "error_examples": errors.iter().map(|(k, e)| (k.clone(), json!(e.example))).collect::<serde_json::Map<_, _>>(),
         "server_pid": args.server_pid,
@@ -344,6 +352,12 @@ pub fn print(s: &Value) {
         ms(&s["ready_ms"]["p50"]),
         ms(&s["ready_ms"]["p99"]),
         ms(&s["ready_ms"]["max"])
+    );
+    println!(
+        "first media       p50 {}  p99 {}  max {}  (connect -> first media packet received)",
+        ms(&s["first_media_ms"]["p50"]),
+        ms(&s["first_media_ms"]["p99"]),
+        ms(&s["first_media_ms"]["max"])
     );
     println!(
         "tracks            {} received / {} expected ({} offered)",

@@ -128,10 +128,10 @@ fn check_fields(v: &Value) {
     assert!(v["errors"].is_object());
 }
 
-#[test]
-fn runs_end_to_end_against_corelay() {
-    let server = start_corelay("ok");
-    let json = tmp("ok.json");
+/// One publisher, two subscribers, on the given signal path.
+fn end_to_end(signal: &str) {
+    let server = start_corelay(signal);
+    let json = tmp(&format!("ok-{signal}.json"));
     let pid = server.child.id().to_string();
     let (out, v) = loadtest(
         &server.url,
@@ -146,6 +146,8 @@ fn runs_end_to_end_against_corelay() {
             "5",
             "--server-pid",
             &pid,
+            "--signal",
+            signal,
         ],
         &json,
     );
@@ -165,12 +167,24 @@ fn runs_end_to_end_against_corelay() {
     assert!(v["packets_received"].as_u64().unwrap() > 0, "{ctx}");
     assert!(v["latency_ms"]["p50"].is_number(), "{ctx}");
     assert!(v["join_ms"]["p50"].is_number(), "{ctx}");
+    assert!(v["first_media_ms"]["p50"].is_number(), "{ctx}");
+    assert_eq!(v["config"]["signal"], signal, "{ctx}");
     assert!(v["server_cpu_s"].is_number(), "{ctx}");
     assert_eq!(v["errors"], serde_json::json!({}), "{ctx}");
     // no simulcast: one layer
     assert_eq!(v["layers"]["ended_on"]["single"], 2, "{ctx}");
     assert!(out.status.success(), "{ctx}");
     let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn runs_end_to_end_against_corelay_on_v1() {
+    end_to_end("v1");
+}
+
+#[test]
+fn runs_end_to_end_against_corelay_on_v0() {
+    end_to_end("v0");
 }
 
 #[test]

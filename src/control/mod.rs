@@ -59,6 +59,8 @@ struct Conn {
     /// Whose participant this is (set by `bind_conn`), for resumes to find it.
     room: String,
     identity: String,
+    /// The participant's sid, for a resume to check the one it names.
+    sid: String,
     /// The queue's receiving end while no signal connection reads it: the connection
     /// dropped and the participant may resume (`control::resume`).
     parked: Option<LocalReceiver<ConnEvent>>,
@@ -222,6 +224,7 @@ impl Control {
                 events: Some(events),
                 room: String::new(),
                 identity: String::new(),
+                sid: String::new(),
                 parked: None,
                 generation: 0,
             },
@@ -231,12 +234,13 @@ impl Control {
     }
 
     /// Records which shard took the connection's participant (after its join).
-    pub fn bind_conn(&self, conn: ConnId, room: &str, identity: &str) {
+    pub fn bind_conn(&self, conn: ConnId, room: &str, identity: &str, sid: &str) {
         let shard = self.directory.borrow().lookup(room);
         if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
             c.shard = shard;
             c.room = room.to_string();
             c.identity = identity.to_string();
+            c.sid = sid.to_string();
         }
     }
 

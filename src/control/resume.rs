@@ -61,6 +61,12 @@ impl Control {
             .max()
     }
 
+    /// The sid of `identity`'s participant in `room`, if it is here.
+    pub fn participant_sid(&self, room: &str, identity: &str) -> Option<String> {
+        let conn = self.conn_of(room, identity)?;
+        self.conns.borrow().get(&conn).map(|c| c.sid.clone())
+    }
+
     /// Takes over the queue of `identity`'s participant in `room` for a resuming
     /// connection. A connection task still running for it is told to end first (its
     /// client gave up on it before the server noticed). `None` when there is nothing

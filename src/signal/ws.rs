@@ -70,7 +70,11 @@ pub async fn serve(
         None => is_resume(req),
     };
     if resume {
-        super::resume::serve(stream, &claims, &accept, ctx).await;
+        let sid = match &join_request {
+            Some(j) => Some(j.participant_sid.as_str()),
+            None => req.query_param("sid"),
+        };
+        super::resume::serve(stream, &claims, sid.filter(|s| !s.is_empty()), &accept, ctx).await;
         return;
     }
     let auto_create = ctx.config.room.auto_create;
@@ -106,7 +110,12 @@ pub async fn serve(
             return;
         }
     };
-    ctx.bind_conn(conn, &room, &identity);
+    let sid = join
+        .participant
+        .as_ref()
+        .map(|p| p.sid.as_str())
+        .unwrap_or("");
+    ctx.bind_conn(conn, &room, &identity, sid);
     let join_ms = crate::clock::mono()
         .saturating_duration_since(started)
         .as_millis() as u64;
@@ -353,7 +362,10 @@ async fn write_frame(ws: &mut WebSocketStream<TcpStream>, frame: Message) -> boo
     .await
 }
 
-async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+pub(super) async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+) -> std::io::Result<()> {
     stream.write_all(&response.encode(false)).await
 }
 

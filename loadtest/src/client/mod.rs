@@ -1,11 +1,12 @@
 //! One simulated participant: the signal WebSocket, a subscriber peer connection (the
 //! server offers), and for publishers a publisher peer connection (we offer) that sends
-//! synthetic media. Everything is non-blocking; a worker calls [`Client::poll`] in a loop.
+//! synthetic media; with `--signal v1` one peer connection both ways (`single`). Everything is non-blocking; a worker calls [`Client::poll`] in a loop.
 //! The peer connection is in `pc`, the sending side in `publisher`, the receiving side
 //! in `subscriber`.
 
 mod pc;
 mod publisher;
+mod single;
 mod subscriber;
 
 use std::collections::{HashMap, HashSet};
@@ -72,6 +73,8 @@ pub struct Config {
     /// The constrained subscribers' downlink: rate and queue.
     pub constrain_kbps: u32,
     pub constrain_queue_ms: u32,
+    /// `/rtc/v1`: one PC per participant (`single`).
+    pub single_pc: bool,
 }
 
 /// Worker-owned scratch and results the clients write into.
@@ -133,6 +136,10 @@ pub struct Client {
     /// The subscriber PC's shaper, when constrained (kept when the PC goes).
     pub shaper_stats: Option<ShaperStats>,
     next_ping: Instant,
+    /// `--signal v1`: the one PC is `publ`; changes waiting for the next offer.
+    single_pc: bool,
+    single: single::Pending,
+    single_dirty: bool,
 }
 
 impl Client {
@@ -172,6 +179,20 @@ impl Client {
             last_media_us: None,
             shaper_stats: None,
             next_ping: now + PING_INTERVAL,
+            single_pc: cfg.single_pc,
+            single: Default::default(),
+            single_dirty: false,
+        };
+        let join_request = if cfg.single_pc {
+            match c.single_join(cfg, now) {
+                Ok(j) => Some(j),
+                Err(f) => {
+                    c.fail(f, shared);
+                    return c;
+                }
+            }
+        } else {
+            None
         };
         let connect = cfg.endpoint.clone().and_then(|ep| {
             let token = crate::token::join_token(
@@ -182,7 +203,7 @@ impl Client {
                 cfg.token_ttl,
             )
             .map_err(|e| Failure::new("token", e))?;
-            Signal::connect(&ep, &token)
+            Signal::connect(&ep, &token, join_request.as_deref())
         });
         match connect {
             Ok(s) => c.signal = Some(s),
@@ -289,6 +310,20 @@ impl Client {
             return Ok(());
         }
         let publisher = self.spec.role != Role::Sub;
+        if self.single_pc {
+            let f = match &self.publ {
+                Some(p) if !p.connected => Failure::new(
+                    "ice_timeout",
+                    format!("peer connection not connected after {READY_TIMEOUT:?}"),
+                ),
+                _ if publisher && self.pub_mid.is_none() => Failure::new(
+                    "publish_timeout",
+                    format!("no TrackPublishedResponse for {}", self.cid),
+                ),
+                _ => return Ok(()),
+            };
+            return Err(f);
+        }
         let f = match (&self.sub, &self.publ) {
             (None, _) => Failure::new("no_subscriber_offer", "the server sent no offer"),
             (Some(s), _) if !s.connected => Failure::new(
@@ -316,8 +351,11 @@ impl Client {
         if self.ready || self.joined_at.is_none() {
             return;
         }
-        let sub_up = self.sub.as_ref().is_some_and(|p| p.connected);
         let pub_up = self.spec.role == Role::Sub || self.publ.as_ref().is_some_and(|p| p.connected);
+        let sub_up = match self.single_pc {
+            true => self.publ.as_ref().is_some_and(|p| p.connected),
+            false => self.sub.as_ref().is_some_and(|p| p.connected),
+        };
         if sub_up && pub_up {
             self.ready = true;
             Shared::add(&shared.connected, 1);
@@ -357,12 +395,23 @@ impl Client {
                     .accept_answer(pending, answer)
                     .map_err(|e| rtc_failure("publisher_sdp", e))?;
                 pc.timeout = now;
+                if self.single_pc {
+                    self.single_answered(&sd, now, ctx)?;
+                }
+            }
+            Resp::TrackPublished(t)
+                if t.cid == self.cid && self.single_pc && self.pub_mid.is_none() =>
+            {
+                self.single_publish(now, ctx)?;
             }
             Resp::TrackPublished(t) if t.cid == self.cid && self.publ.is_none() => {
                 self.start_publisher(now, ctx)?;
             }
+            Resp::MediaSectionsRequirement(r) if self.single_pc => {
+                self.on_sections_requirement(r, now, ctx)?;
+            }
             Resp::Trickle(t) => {
-                let pc = if t.target == lk::SignalTarget::Publisher as i32 {
+                let pc = if self.single_pc || t.target == lk::SignalTarget::Publisher as i32 {
                     self.publ.as_mut()
                 } else {
                     self.sub.as_mut()
@@ -441,7 +490,12 @@ impl Client {
 
     fn finish(&mut self, shared: &Shared) {
         self.done = true;
-        if let Some(sh) = self.sub.as_ref().and_then(|pc| pc.shaper.as_ref()) {
+        let receiving = if self.single_pc {
+            &self.publ
+        } else {
+            &self.sub
+        };
+        if let Some(sh) = receiving.as_ref().and_then(|pc| pc.shaper.as_ref()) {
             self.shaper_stats = Some(sh.stats);
         }
         self.sub = None;

@@ -208,7 +208,9 @@ impl Client {
             match e {
                 Event::Connected => {
                     pc.connected = true;
-                    if which == Which::Pub {
+                    // v1: our line exists once the answer to its offer is in
+                    // (`single_answered` starts the sender then).
+                    if which == Which::Pub && !(self.single_pc && self.pub_pending.is_some()) {
                         self.start_sender(pc, ctx);
                     }
                 }
@@ -222,7 +224,7 @@ impl Client {
                     );
                 }
                 Event::KeyframeRequest(r) => self.on_keyframe_request(r.rid, ctx.shared),
-                Event::RtpPacket(p) if which == Which::Sub => {
+                Event::RtpPacket(p) if which == Which::Sub || self.single_pc => {
                     self.on_rtp(pc, p, wall, ctx);
                 }
                 _ => {}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 
 use super::pc::Pc;
@@ -145,25 +145,13 @@ impl Client {
     pub(super) fn start_publisher(&mut self, now: Instant, ctx: &mut Ctx) -> Result<(), Failure> {
         let mut pc = Pc::new(ctx.cfg.local_ip, now)?;
         let audio = self.spec.role == Role::Audio;
-        let kind = if audio {
-            MediaKind::Audio
-        } else {
-            MediaKind::Video
-        };
-        let simulcast = (!audio && ctx.cfg.simulcast).then(|| {
-            let mut s = Simulcast::new();
-            for rid in RIDS {
-                s.add_send_layer(SimulcastLayer::new(rid));
-            }
-            s
-        });
         let mut api = pc.rtc.sdp_api();
-        let mid = api.add_media(
-            kind,
-            Direction::SendOnly,
-            Some(self.spec.identity.clone()),
-            Some(self.cid.clone()),
-            simulcast,
+        let mid = send_line(
+            &mut api,
+            audio,
+            ctx.cfg.simulcast,
+            &self.spec.identity,
+            &self.cid,
         );
         let (offer, pending) = api
             .apply()
@@ -338,6 +326,36 @@ impl Client {
         pc.timeout = now; // write_rtp transmits on the next Timeout
         self.pump(Which::Pub, now, ctx)
     }
+}
+
+/// Our one sendonly m-line, whose msid track id is the AddTrackRequest cid (with q/h/f
+/// send rids for simulcast video).
+pub(super) fn send_line(
+    api: &mut str0m::change::SdpApi<'_>,
+    audio: bool,
+    simulcast: bool,
+    identity: &str,
+    cid: &str,
+) -> Mid {
+    let kind = if audio {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    };
+    let layers = (!audio && simulcast).then(|| {
+        let mut s = Simulcast::new();
+        for rid in RIDS {
+            s.add_send_layer(SimulcastLayer::new(rid));
+        }
+        s
+    });
+    api.add_media(
+        kind,
+        Direction::SendOnly,
+        Some(identity.to_string()),
+        Some(cid.to_string()),
+        layers,
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::signal::Failure;
 use crate::stats::{RxTrack, Shared};
 
 /// The m-lines of an SDP: (mid, video?, msid track id).
-fn sections(sdp: &str) -> Vec<(Option<String>, bool, Option<String>)> {
+pub(super) fn sections(sdp: &str) -> Vec<(Option<String>, bool, Option<String>)> {
     let mut out: Vec<(Option<String>, bool, Option<String>)> = Vec::new();
     for line in sdp.lines() {
         if let Some(m) = line.strip_prefix("m=") {
@@ -109,10 +109,7 @@ impl Client {
             ..Default::default()
         }))?;
         // --sub-quality: ask once for every video track newly offered
-        let Some(quality) = ctx.cfg.sub_quality else {
-            return Ok(());
-        };
-        let fresh: Vec<String> = sections
+        let video: Vec<String> = sections
             .iter()
             .filter(|(_, video, _)| *video)
             .filter_map(|(mid, _, msid)| {
@@ -121,6 +118,21 @@ impl Client {
                     .or(msid.as_ref())
                     .cloned()
             })
+            .collect();
+        self.request_quality(video, ctx)
+    }
+
+    /// `--sub-quality`: asks once for that quality of each video track not asked yet.
+    pub(super) fn request_quality(
+        &mut self,
+        video: Vec<String>,
+        ctx: &mut Ctx,
+    ) -> Result<(), Failure> {
+        let Some(quality) = ctx.cfg.sub_quality else {
+            return Ok(());
+        };
+        let fresh: Vec<String> = video
+            .into_iter()
             .filter(|t| !self.quality_requested.contains(t))
             .collect();
         if fresh.is_empty() {
@@ -197,7 +209,11 @@ impl Client {
             t.bytes += p.payload.len() as u64;
             Shared::add(&ctx.shared.packets_received, 1);
             Shared::add(&ctx.shared.payload_bytes_received, p.payload.len() as u64);
-            self.first_media_us.get_or_insert(wall);
+            if self.first_media_us.is_none() {
+                self.first_media_us = Some(wall);
+                let since = crate::clock::now().duration_since(self.started);
+                ctx.shared.record_first_media(since.as_micros() as u64);
+            }
             self.last_media_us = Some(wall);
         }
     }

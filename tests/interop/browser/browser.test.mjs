@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { REPO_ROOT, startCorelay } from './corelay.mjs';
-import { WAIT_MS, startBrowser, token, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
+import { WAIT_MS, expectSignalPaths, startBrowser, token, waitFor, withDiagnostics, wsUrl } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PYTHON = path.join(REPO_ROOT, 'target', 'interop', 'venv', 'bin', 'python');
@@ -98,8 +98,10 @@ after(async () => {
 });
 
 describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
-  test('a browser decodes the camera of another browser', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const ROOM = 'browser-a';
+  // The SDK's default (/rtc/v1, one peer connection), and v0 (two PCs) when told so.
+  for (const [signal, roomOptions] of [['v1', undefined], ['v0', { singlePeerConnection: false }]]) {
+  test(`a browser decodes the camera of another browser (${signal})`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const ROOM = `browser-a-${signal}`;
     const ctx = { pages: [], server: await startCorelay() };
     try {
       await withDiagnostics(ctx, async () => {
@@ -109,9 +111,10 @@ describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
         const url = wsUrl(ctx.server);
 
         const t0 = Date.now();
-        await bob.connect(url, await token('bob', ROOM));
-        await alice.connect(url, await token('alice', ROOM));
+        await bob.connect(url, await token('bob', ROOM), roomOptions);
+        await alice.connect(url, await token('alice', ROOM), roomOptions);
         const connectMs = Date.now() - t0;
+        await expectSignalPaths(ctx.server, ROOM, { alice: signal, bob: signal });
 
         const publishedAt = Date.now();
         const pubs = await alice.publish({ camera: true, mic: true });
@@ -144,7 +147,7 @@ describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
         const concealed = a2.concealedSamples - a1.concealedSamples;
         assert.ok(concealed < received / 2, `most audio was concealment: ${JSON.stringify({ a1, a2 })}`);
 
-        const report = { connectBothMs: connectMs, published: pubs, ...video, audio: { codec: a2.codec, received, concealed } };
+        const report = { signal, connectBothMs: connectMs, published: pubs, ...video, audio: { codec: a2.codec, received, concealed } };
         t.diagnostic(`browser->browser ${JSON.stringify(report)}`);
       });
     } finally {
@@ -152,6 +155,7 @@ describe('livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
       await ctx.server.stop();
     }
   });
+  }
 
   test('a browser and a Python rtc participant decode each other', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const ROOM = 'browser-b';

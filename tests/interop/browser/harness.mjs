@@ -185,18 +185,34 @@ export async function describePage(p) {
 
 /**
  * Opens one page per name (each into ctx.pages as it opens), then connects them to
- * `room` on ctx.server in `connectOrder` (default: the same order). Returns the pages
- * by name.
+ * `room` on ctx.server in `connectOrder` (default: the same order), with livekit-client
+ * `roomOptions` if given. Returns the pages by name.
  */
-export async function joinPages(env, ctx, room, names, connectOrder = names) {
+export async function joinPages(env, ctx, room, names, connectOrder = names, roomOptions = undefined) {
   const pages = {};
   for (const name of names) {
     pages[name] = await env.openPage(name);
     ctx.pages.push(pages[name]);
   }
   const url = wsUrl(ctx.server);
-  for (const name of connectOrder) await pages[name].connect(url, await token(name, room));
+  for (const name of connectOrder) await pages[name].connect(url, await token(name, room), roomOptions);
   return pages;
+}
+
+/** identity → signal path ("v0"/"v1") of each join in `room`, from the server's log. */
+function signalPaths(log, room) {
+  const paths = {};
+  const re = new RegExp(`participant joined conn=\\d+ room=${room} identity=(\\S+) .*signal="(v\\d)"`, 'g');
+  for (const m of log.matchAll(re)) paths[m[1]] = m[2];
+  return paths;
+}
+
+/** Waits until the server's log says each join in `room` used the path `want` names. */
+export async function expectSignalPaths(server, room, want) {
+  await waitFor(`the joins in ${room} to use ${JSON.stringify(want)}`, async () => {
+    const got = signalPaths(server.fullLog(), room);
+    return { ok: Object.entries(want).every(([who, path]) => got[who] === path), info: got };
+  });
 }
 
 /** The server's request, join and signal-close lines (at most 20), for a failure's first lines. */

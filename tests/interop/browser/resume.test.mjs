@@ -11,7 +11,15 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startCorelay } from './corelay.mjs';
-import { expectFramesRising, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
+import {
+  expectFramesRising,
+  joinPages,
+  expectSignalPaths,
+  startBrowser,
+  videoFrom,
+  waitFor,
+  withDiagnostics,
+} from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 180_000;
 const GAP_MS = 2_000; // how long the signal connection stays down
@@ -29,13 +37,21 @@ after(async () => {
 const count = (list, text) => list.filter((d) => d.text === text).length;
 
 describe('resume with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
-  for (const round of [1, 2]) {
-    test(`a dropped signal connection resumes the same participant (round ${round})`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
-      const ROOM = `resume-${round}`;
+  // The SDK's default (/rtc/v1, one peer connection) twice, and v0 (two PCs) once.
+  const rounds = [
+    ['v1', 1, undefined],
+    ['v1', 2, undefined],
+    ['v0', 1, { singlePeerConnection: false }],
+  ];
+  for (const [signal, round, roomOptions] of rounds) {
+    test(`a dropped signal connection resumes the same participant (${signal}, round ${round})`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const ROOM = `resume-${signal}-${round}`;
       const ctx = { pages: [], server: await startCorelay() };
       try {
         await withDiagnostics(ctx, async () => {
-          const { alice, bob } = await joinPages(env, ctx, ROOM, ['alice', 'bob']);
+          const names = ['alice', 'bob'];
+          const { alice, bob } = await joinPages(env, ctx, ROOM, names, names, roomOptions);
+          await expectSignalPaths(ctx.server, ROOM, { alice: signal, bob: signal });
           await alice.publish({ camera: true, mic: true });
           await bob.publish({ camera: true, mic: false });
           for (const [viewer, from] of [[bob, 'alice'], [alice, 'bob']]) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlparse
 
+import pytest
 from livekit import rtc
 
 from conftest import Corelay
@@ -63,7 +64,7 @@ class CuttableProxy:
             await self.server.wait_closed()
 
 
-async def resume_after_cut(c: Corelay, room: str) -> None:
+async def resume_after_cut(c: Corelay, room: str, single_pc: bool) -> None:
     target = urlparse(c.url)
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 80)
     await proxy.start()
@@ -92,9 +93,10 @@ async def resume_after_cut(c: Corelay, room: str) -> None:
     bob.on("data_received", on_data("bob"))
 
     try:
-        await alice.connect(f"ws://127.0.0.1:{proxy.port}", c.join_token(room, "alice"))
+        options = rtc.RoomOptions(single_peer_connection=single_pc)
+        await alice.connect(f"ws://127.0.0.1:{proxy.port}", c.join_token(room, "alice"), options)
         await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
-        await bob.connect(c.url, c.join_token(room, "bob"))
+        await bob.connect(c.url, c.join_token(room, "bob"), options)
         video = await asyncio.wait_for(subscribed.get(), 15)
         assert await decoded_frames(video, WANT_FRAMES, 10) >= WANT_FRAMES, "before the cut"
         sid = alice.local_participant.sid
@@ -126,6 +128,8 @@ async def resume_after_cut(c: Corelay, room: str) -> None:
         await proxy.stop()
 
 
-def test_cut_signal_connection_resumes(corelay: Corelay) -> None:
+@pytest.mark.parametrize("single_pc", [True, False], ids=["v1", "v0"])
+def test_cut_signal_connection_resumes(corelay: Corelay, single_pc: bool) -> None:
     for i in range(2):
-        asyncio.run(asyncio.wait_for(resume_after_cut(corelay, f"resume-{i}"), 90))
+        room = f"resume-{'v1' if single_pc else 'v0'}-{i}"
+        asyncio.run(asyncio.wait_for(resume_after_cut(corelay, room, single_pc), 90))

@@ -9,6 +9,8 @@ import asyncio
 import base64
 import gzip
 import re
+import socket
+import time
 import urllib.request
 from urllib.error import HTTPError
 from urllib.parse import quote
@@ -42,10 +44,16 @@ def client(s: _Server) -> Corelay:
     return Corelay(s.wait_ready(), API_KEY, API_SECRET)
 
 
-def joins(s: _Server, room: str) -> dict[str, str]:
-    """identity → signal path ("v0"/"v1") of every join in `room`, from the server log."""
+def joins(s: _Server, room: str, want: int) -> dict[str, str]:
+    """identity → signal path ("v0"/"v1") of every join in `room`, from the server log
+    (which may lag a little: waits for `want` joins)."""
     pattern = re.compile(rf'participant joined conn=\d+ room={room} identity=(\S+) .*signal="(v\d)"')
-    return {m.group(1): m.group(2) for m in pattern.finditer(s.logs())}
+    for _ in range(50):
+        found = {m.group(1): m.group(2) for m in pattern.finditer(s.logs())}
+        if len(found) >= want:
+            break
+        time.sleep(0.1)
+    return found
 
 
 def peer_connections(s: _Server) -> list[str]:
@@ -106,7 +114,7 @@ async def v1_scenario(c: Corelay, room: str) -> None:
 
 def test_default_sdk_uses_v1_with_one_peer_connection(server: _Server) -> None:
     asyncio.run(v1_scenario(client(server), "v1-room"))
-    assert joins(server, "v1-room") == {"alice": "v1", "bob": "v1", "carol": "v1"}
+    assert joins(server, "v1-room", 3) == {"alice": "v1", "bob": "v1", "carol": "v1"}
     roles = peer_connections(server)
     assert roles == ["Single"] * 3, roles
     assert "path=/rtc/v1 status=404" not in server.logs()
@@ -131,7 +139,7 @@ async def v0_scenario(c: Corelay, room: str) -> None:
 
 def test_v0_when_the_sdk_is_told_so(server: _Server) -> None:
     asyncio.run(v0_scenario(client(server), "v0-room"))
-    assert joins(server, "v0-room") == {"alice": "v0", "bob": "v0"}
+    assert joins(server, "v0-room", 2) == {"alice": "v0", "bob": "v0"}
     assert "Single" not in peer_connections(server)
 
 
@@ -182,3 +190,59 @@ def test_join_request_decoding_and_bad_values(corelay: Corelay) -> None:
         assert "join_request" in body, (what, body)
     # The server is still fine.
     assert validate(corelay, join_request(good, True))[0] == 200
+
+
+def upgrade_status(c: Corelay, path_and_query: str) -> tuple[int, str]:
+    """The status line and body of a WebSocket upgrade request the server refuses."""
+    host, port = c.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            (
+                f"GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.find(b"\r\n\r\n") + 4:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.settimeout(1)
+        try:
+            while chunk := s.recv(4096):
+                data += chunk
+        except OSError:
+            pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+async def resume_with_a_foreign_sid(c: Corelay) -> None:
+    a, b = rtc.Room(), rtc.Room()
+    try:
+        await a.connect(c.url, c.join_token("v1-resume-a", "alice"))
+        await b.connect(c.url, c.join_token("v1-resume-b", "alice"))
+        sid_a, sid_b = a.local_participant.sid, b.local_participant.sid
+        assert sid_a != sid_b
+        token_b = c.join_token("v1-resume-b", "alice")
+        for label, sid in (("room a's sid", sid_a), ("an unknown sid", "PA_nobody")):
+            req = pb.JoinRequest(reconnect=True, participant_sid=sid)
+            path = f"/rtc/v1?access_token={token_b}&join_request={join_request(req, True)}"
+            status, body = upgrade_status(c, path)
+            assert status == 400, (label, status, body)
+            assert sid in body, body
+        # The bad resumes changed nothing: both still connected.
+        await asyncio.sleep(0.5)
+        assert a.connection_state == rtc.ConnectionState.CONN_CONNECTED
+        assert b.connection_state == rtc.ConnectionState.CONN_CONNECTED
+        bad = f"/rtc/v1?access_token={token_b}&join_request=%25%25"
+        assert upgrade_status(c, bad)[0] == 400, "a bad join_request on the upgrade itself"
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+
+
+def test_resume_naming_another_participants_sid_is_refused(corelay: Corelay) -> None:
+    asyncio.run(resume_with_a_foreign_sid(corelay))
