@@ -6,7 +6,7 @@
 mod targets;
 
 /// Inputs are cut here: every decoder bounds its own input well below this (HTTP head
-/// 16 KiB, JWT 4 KiB), so longer ones only slow the fuzzer down.
+/// 64 KiB, JWT 4 KiB), so longer ones only slow the fuzzer down.
 pub const MAX_INPUT: usize = 64 * 1024;
 
 /// One fuzz target: any input must return normally.
@@ -19,6 +19,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("signal_proto", targets::signal::proto),
     ("signal_json", targets::signal::json),
     ("signal_room", targets::signal::room),
+    ("join_request", targets::signal::join_request),
     ("twirp_proto", targets::twirp::proto),
     ("twirp_json", targets::twirp::json),
     ("jwt", targets::jwt::verify),

@@ -55,6 +55,12 @@ pub fn two_joined(now: Instant) -> Rooms {
     rooms
 }
 
+/// A join on `conn` (a v1 one handles its tracks and offer too); a refusal is fine.
+pub fn join(rooms: &mut Rooms, conn: ConnId, params: &JoinParams, now: Instant) {
+    let mut out = Vec::new();
+    let _ = rooms.join(conn, params, now, 0, &mut out);
+}
+
 /// One message on `from`'s data channel `label`, as the media plane hands it over.
 pub fn relay_data(rooms: &mut Rooms, from: ConnId, label: &str, data: &[u8]) {
     let mut touched = Vec::new();

@@ -67,3 +67,26 @@ pub fn room(data: &[u8]) {
     let mut out = Vec::new();
     rooms.signal(1, request, now, &mut out);
 }
+
+/// `/rtc/v1`'s `join_request`: the query value as sent, and (so that the fuzzer gets
+/// past base64 cheaply) the bytes as a WrappedJoinRequest. One that decodes joins a
+/// shard's room the way a v1 client does: its tracks, then its offer.
+pub fn join_request(data: &[u8]) {
+    use base64::Engine as _;
+    use corelay::signal::join_request::decode;
+    let as_query = super::text(data).map(|t| decode(Some(t)));
+    let encoded = base64::engine::general_purpose::URL_SAFE.encode(data);
+    for decoded in [as_query, Some(decode(Some(&encoded)))]
+        .into_iter()
+        .flatten()
+    {
+        let Ok(request) = decoded else { continue };
+        let now = corelay::clock::mono();
+        let mut rooms = two_joined(now);
+        let mut params = corelay::rtc::fuzzing::join_params("carol");
+        params.single_pc = true;
+        params.add_tracks = request.add_track_requests;
+        params.offer = request.publisher_offer;
+        corelay::rtc::fuzzing::join(&mut rooms, 3, &params, now);
+    }
+}
