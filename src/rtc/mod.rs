@@ -37,6 +37,7 @@ pub mod speaker;
 mod speaker_room;
 mod subscription;
 pub mod svc;
+mod sync_state;
 mod timers;
 mod track_info;
 pub mod vp8_munger;

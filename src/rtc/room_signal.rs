@@ -185,6 +185,7 @@ impl Rooms {
             Req::AddTrack(add) => self.on_add_track(conn, add, out),
             Req::Mute(mute) => self.on_mute(conn, mute, out),
             Req::TrackSetting(settings) => self.on_track_settings(conn, settings),
+            Req::SyncState(state) => self.on_sync_state(conn, state, now, out),
             Req::Subscription(s) => {
                 let mut sids = s.track_sids;
                 for pt in s.participant_tracks {
