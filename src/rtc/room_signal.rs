@@ -112,6 +112,12 @@ impl Rooms {
             self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
         }
         let ice_servers = self.ice_servers.for_participant(&info.sid, unix_secs);
+        let enabled_publish_codecs = (self.codecs.mimes().into_iter())
+            .map(|mime| lk::Codec {
+                mime: mime.into(),
+                fmtp_line: String::new(),
+            })
+            .collect();
         Ok(lk::JoinResponse {
             room: Some(room_info),
             participant: Some(info),
@@ -125,6 +131,7 @@ impl Rooms {
             ping_timeout: PING_TIMEOUT,
             ice_servers,
             sif_trailer,
+            enabled_publish_codecs,
             ..Default::default()
         })
     }
@@ -526,6 +533,31 @@ mod tests {
         let joined = lk::participant_info::State::Joined as i32;
         assert_eq!(updates_for(&out, 1), [("bob".to_string(), joined)]);
         assert!(updates_for(&out, 2).is_empty());
+    }
+
+    #[test]
+    fn a_v1_join_has_one_pc_that_waits_for_the_clients_offer() {
+        let t0 = crate::clock::now().mono;
+        let mut rooms = rooms();
+        let mut out = Vec::new();
+        let v1 = JoinParams {
+            single_pc: true,
+            ..params("alice")
+        };
+        let a = rooms.join(1, &v1, t0, 100, &mut out).unwrap();
+        assert!(!a.subscriber_primary, "v1: the client's PC is the primary");
+        assert!(a.fast_publish);
+        assert!(a.enabled_publish_codecs.iter().any(|c| c.mime == "video/VP8"));
+        assert!(
+            !out.iter().any(|o| matches!(o, Outbound::Signal { response, .. }
+                if matches!(response.message, Some(Resp::Offer(_))))),
+            "the server never offers on v1: {out:?}"
+        );
+        let p = rooms.participant("r", "alice").unwrap();
+        assert!(p.media.single_pc);
+        let role = p.media.publisher.as_ref().map(|s| s.role());
+        assert_eq!(role, Some(crate::rtc::session::PeerRole::Single));
+        assert!(p.media.subscriber.is_none());
     }
 
     #[test]

@@ -51,6 +51,24 @@ impl EnabledCodecs {
     }
 }
 
+impl EnabledCodecs {
+    /// The enabled codecs' mime types, as JoinResponse `enabled_publish_codecs` lists
+    /// them (the SDKs pick a publishing codec among these).
+    pub fn mimes(&self) -> Vec<&'static str> {
+        [
+            (self.opus, "audio/opus"),
+            (self.opus && self.red, "audio/red"),
+            (self.vp8, "video/VP8"),
+            (self.vp9, "video/VP9"),
+            (self.h264, "video/H264"),
+            (self.av1, "video/AV1"),
+        ]
+        .into_iter()
+        .filter_map(|(on, mime)| on.then_some(mime))
+        .collect()
+    }
+}
+
 impl Default for EnabledCodecs {
     fn default() -> Self {
         EnabledCodecs::ALL
@@ -66,5 +84,7 @@ mod tests {
         let c = EnabledCodecs::from_mimes(["audio/opus", "VIDEO/vp8", "video/unknown"]);
         assert!(c.opus && c.vp8);
         assert!(!c.red && !c.vp9 && !c.h264 && !c.av1);
+        assert_eq!(c.mimes(), ["audio/opus", "video/VP8"]);
+        assert_eq!(EnabledCodecs::ALL.mimes().len(), 6);
     }
 }
