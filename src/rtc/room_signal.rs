@@ -547,9 +547,13 @@ mod tests {
         let a = rooms.join(1, &v1, t0, 100, &mut out).unwrap();
         assert!(!a.subscriber_primary, "v1: the client's PC is the primary");
         assert!(a.fast_publish);
-        assert!(a.enabled_publish_codecs.iter().any(|c| c.mime == "video/VP8"));
+        assert!(a
+            .enabled_publish_codecs
+            .iter()
+            .any(|c| c.mime == "video/VP8"));
         assert!(
-            !out.iter().any(|o| matches!(o, Outbound::Signal { response, .. }
+            !out.iter()
+                .any(|o| matches!(o, Outbound::Signal { response, .. }
                 if matches!(response.message, Some(Resp::Offer(_))))),
             "the server never offers on v1: {out:?}"
         );

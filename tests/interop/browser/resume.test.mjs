@@ -1,6 +1,7 @@
-// Browser interop, resume (issue 11): livekit-client's own hook
-// `room.simulateScenario('signal-reconnect', delayMs)` drops the signal WebSocket and
-// reconnects it after `delayMs` with `reconnect=1`. corelay must resume the same
+// Browser interop, resume (issue 11): livekit-client's own hooks
+// `room.simulateScenario('signal-reconnect', delayMs)` (drops the signal WebSocket and
+// reconnects it after `delayMs` to resume) and 'resume-reconnect' (the same, with the
+// first resume attempt failing on the client). corelay must resume the same
 // participant: the SDK reports RoomEvent.Reconnected (not a full reconnect), the local
 // sid is unchanged, the other side never sees a leave, media keeps flowing both ways,
 // and a reliable message sent across the gap in either direction arrives exactly once.
@@ -37,14 +38,17 @@ after(async () => {
 const count = (list, text) => list.filter((d) => d.text === text).length;
 
 describe('resume with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS }, () => {
-  // The SDK's default (/rtc/v1, one peer connection) twice, and v0 (two PCs) once.
+  // The SDK's default (/rtc/v1, one peer connection) twice, v1 through the SDK's
+  // 'resume-reconnect' scenario (its first resume attempt fails, the next one must
+  // still resume), and v0 (two PCs) once.
   const rounds = [
-    ['v1', 1, undefined],
-    ['v1', 2, undefined],
-    ['v0', 1, { singlePeerConnection: false }],
+    ['v1', 1, undefined, 'signal-reconnect'],
+    ['v1', 2, undefined, 'signal-reconnect'],
+    ['v1', 3, undefined, 'resume-reconnect'],
+    ['v0', 1, { singlePeerConnection: false }, 'signal-reconnect'],
   ];
-  for (const [signal, round, roomOptions] of rounds) {
-    test(`a dropped signal connection resumes the same participant (${signal}, round ${round})`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  for (const [signal, round, roomOptions, scenario] of rounds) {
+    test(`a dropped signal connection resumes the same participant (${signal}, ${scenario}, round ${round})`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
       const ROOM = `resume-${signal}-${round}`;
       const ctx = { pages: [], server: await startCorelay() };
       try {
@@ -75,7 +79,7 @@ describe('resume with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS },
           const before = await alice.session();
 
           // The signal goes down for GAP_MS; both sides send reliable data meanwhile.
-          await alice.simulate('signal-reconnect', GAP_MS);
+          await alice.simulate(scenario, GAP_MS);
           await bob.sendData('bob-during-gap', 'gap');
           await alice.sendData('alice-during-gap', 'gap');
           const resumed = await waitFor('alice to report Reconnected', async () => {

@@ -21,6 +21,22 @@ from typing import Iterator, NamedTuple, Optional
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# CORELAY_TEST_SIGNAL=v0: every Room connects with single_peer_connection=False (LiveKit's
+# v0 path, `/rtc` with two peer connections) unless its test chose; otherwise the SDK's
+# default (`/rtc/v1`, one peer connection). `scripts/test` runs the media checks both ways.
+if os.environ.get("CORELAY_TEST_SIGNAL") == "v0":
+    from livekit import rtc as _rtc
+
+    _sdk_connect = _rtc.Room.connect
+
+    async def _connect_v0(self, url, token, options=None):  # type: ignore[no-untyped-def]
+        options = options if options is not None else _rtc.RoomOptions()
+        if options.single_peer_connection is None:
+            options.single_peer_connection = False
+        return await _sdk_connect(self, url, token, options)
+
+    _rtc.Room.connect = _connect_v0  # type: ignore[method-assign]
 LISTEN_RE = re.compile(r"listening on (http://\S+)")
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
