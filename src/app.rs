@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
-use crate::rtc::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
+use crate::rtc::ice_servers::{EmbeddedTurn, ExternalTurn, IceServerConfig, TurnAuth};
 use crate::rtc::session::EnabledCodecs;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::connect::connected;
@@ -66,8 +66,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
     for w in &warnings {
         warn!("{w}");
     }
-    if config.turn.enabled {
-        warn!("turn.enabled is set, but corelay has no TURN server yet: no TURN listener is opened and clients get no TURN servers");
+    if config.turn.enabled && config.turn.tls_port != 0 && !config.turn.external_tls {
+        warn!("turn.tls_port is set, but corelay serves TURN over UDP only for now");
     }
     if std::env::var_os("CORELAY_TEST_PANIC_HOOK").is_some_and(|v| v == "1") {
         warn!("CORELAY_TEST_PANIC_HOOK=1: a data message can make its session panic (tests only)");
@@ -117,7 +117,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
         ?codecs,
         "codecs peer connections negotiate (room.enabled_codecs)"
     );
-    let ice_servers = ice_server_config(&config);
+    let mut ice_servers = ice_server_config(&config);
+    ice_servers.embedded = start_turn(&config, &keys)?;
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
@@ -289,6 +290,40 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
     Ok(bound)
 }
 
+/// The embedded TURN server (`turn.enabled`, `turn.udp_port` not 0) on each media IP,
+/// and what participants are told of it.
+fn start_turn(config: &Config, keys: &KeyStore) -> Result<Option<EmbeddedTurn>> {
+    let turn = &config.turn;
+    if !turn.enabled || turn.udp_port == 0 {
+        return Ok(None);
+    }
+    let ips: Vec<IpAddr> = match &config.rtc.node_ip {
+        Some(ip) => vec![ip.parse().with_context(|| format!("rtc.node_ip: {ip:?}"))?],
+        None => net::addrs::media_ips(&net::addrs::interface_ips(), &config.rtc.addr_filters()),
+    };
+    let (api_key, secret) = keys.first().context("no API keys configured")?;
+    let settings = crate::turn::Settings {
+        listen: ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, turn.udp_port))
+            .collect(),
+        relay_range: (turn.relay_range_start, turn.relay_range_end),
+        keys: keys.clone(),
+        policy: crate::turn::peers::PeerPolicy { own: ips.clone() },
+    };
+    let handle = crate::turn::start(settings).context("cannot start the TURN server")?;
+    let urls = handle
+        .addrs
+        .iter()
+        .map(|a| format!("turn:{a}?transport=udp"))
+        .collect();
+    Ok(Some(EmbeddedTurn {
+        urls,
+        api_key: api_key.to_string(),
+        secret: secret.to_string(),
+    }))
+}
+
 /// What clients are told in `ice_servers`: `rtc.turn_servers` and `rtc.stun_servers`.
 fn ice_server_config(config: &Config) -> IceServerConfig {
     let turn = config
@@ -313,6 +348,7 @@ fn ice_server_config(config: &Config) -> IceServerConfig {
     IceServerConfig {
         turn,
         stun: config.rtc.stun_servers.clone(),
+        embedded: None,
     }
 }
 
@@ -407,8 +443,11 @@ fn bind_listeners(config: &Config, port: u16, path: &str) -> Result<Vec<StdTcpLi
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("corelay={0},{0}", config.logging.level)));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The TURN library logs every poll at debug.
+        let quiet = "turn_server_proto=warn,stun_proto=warn,turn_types=warn";
+        EnvFilter::new(format!("corelay={0},{0},{quiet}", config.logging.level))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -34,4 +34,5 @@ pub mod net;
 pub mod rtc;
 pub mod shard;
 pub mod signal;
+pub mod turn;
 pub mod webhook;

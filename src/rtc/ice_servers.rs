@@ -52,6 +52,17 @@ pub struct IceServerConfig {
     pub turn: Vec<ExternalTurn>,
     /// `host:port` each.
     pub stun: Vec<String>,
+    /// corelay's own TURN server (`turn.enabled`), first in the list.
+    pub embedded: Option<EmbeddedTurn>,
+}
+
+/// The embedded TURN server as participants are told of it: its URLs, and the key its
+/// stateless credentials are derived with (`crate::turn::credentials`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedTurn {
+    pub urls: Vec<String>,
+    pub api_key: String,
+    pub secret: String,
 }
 
 impl IceServerConfig {
@@ -80,6 +91,21 @@ impl IceServerConfig {
                 }
             })
             .collect();
+        if let Some(e) = &self.embedded {
+            let (username, credential) = crate::turn::credentials::issue(
+                &e.api_key,
+                &e.secret,
+                sid,
+                unix_secs,
+                DEFAULT_TTL_SECS,
+            );
+            let own = lk::IceServer {
+                urls: e.urls.clone(),
+                username,
+                credential,
+            };
+            servers.insert(0, own);
+        }
         if !self.stun.is_empty() {
             servers.push(lk::IceServer {
                 urls: self.stun.iter().map(|s| format!("stun:{s}")).collect(),
@@ -126,6 +152,7 @@ mod tests {
                 },
             )],
             stun: vec!["stun.example.com:3478".into()],
+            embedded: None,
         };
         let servers = config.for_participant("PA_abc", 1_700_000_000);
         assert_eq!(
@@ -151,10 +178,28 @@ mod tests {
         let config = IceServerConfig {
             turn: vec![udp],
             stun: vec![],
+            embedded: None,
         };
         let s = &config.for_participant("PA_x", 0)[0];
         assert_eq!((s.username.as_str(), s.credential.as_str()), ("u", "c"));
         assert_eq!(config.for_participant("PA_x", 0).len(), 1, "no STUN entry");
+    }
+
+    #[test]
+    fn the_embedded_server_comes_first_with_credentials_it_accepts() {
+        let config = IceServerConfig {
+            embedded: Some(EmbeddedTurn {
+                urls: vec!["turn:192.0.2.2:3478?transport=udp".into()],
+                api_key: "devkey".into(),
+                secret: "secret".into(),
+            }),
+            ..Default::default()
+        };
+        let s = &config.for_participant("PA_x", 1000)[0];
+        assert_eq!(s.urls, ["turn:192.0.2.2:3478?transport=udp"]);
+        let keys = crate::auth::KeyStore::new([("devkey".to_string(), "secret".to_string())]);
+        let expected = crate::turn::credentials::password_for(&s.username, &keys, 1000);
+        assert_eq!(expected.as_deref(), Some(s.credential.as_str()));
     }
 
     #[test]

@@ -32,9 +32,10 @@ function corelayBin() {
 }
 
 /**
- * Starts corelay and resolves to { url, apiKey, apiSecret, logs(), stop() }.
+ * Starts corelay and resolves to { url, apiKey, apiSecret, logs(), stop() }. `env`
+ * (optional) is added to its environment, e.g. LIVEKIT_CONFIG for config keys.
  */
-export async function startCorelay() {
+export async function startCorelay(env = {}) {
   const bin = corelayBin();
   const logDir = path.join(REPO_ROOT, 'target', 'interop', 'logs');
   mkdirSync(logDir, { recursive: true });
@@ -43,6 +44,7 @@ export async function startCorelay() {
 
   const child = spawn(bin, ['--dev', '--port', '0', '--udp-port', '0', '--tcp-port', '0'], {
     stdio: ['ignore', 'pipe', logFd],
+    env: { ...process.env, ...env },
     // Own process group: stop() signals the whole group, so a wrapper script's
     // children cannot keep the stdout pipe (and this test process) alive.
     detached: true,

@@ -22,10 +22,12 @@
 
   window.lkSetLogLevel = (level) => LK.setLogLevel(level);
 
-  // roomOptions (optional): livekit-client RoomOptions, e.g. {adaptiveStream: true}.
+  // roomOptions (optional): livekit-client RoomOptions, e.g. {adaptiveStream: true};
+  // its `connectOptions` key, if any, goes to room.connect (e.g. {rtcConfig: ...}).
   // `before(room)` (optional) runs before connecting.
   window.lkConnect = async (url, token, roomOptions, before) => {
-    const room = new Room(roomOptions ?? {});
+    const { connectOptions, ...options } = roomOptions ?? {};
+    const room = new Room(options);
     if (before) await before(room);
     state.room = room;
     room
@@ -96,7 +98,7 @@
         state.data.push({ from: participant?.identity ?? null, topic: topic ?? null, text });
       });
     const started = performance.now();
-    await room.connect(url, token);
+    await room.connect(url, token, connectOptions);
     log(`connected in ${(performance.now() - started).toFixed(0)}ms as ${room.localParticipant.identity}`);
     return {
       identity: room.localParticipant.identity,

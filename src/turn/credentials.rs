@@ -1,0 +1,85 @@
+//! The embedded TURN server's credentials, LiveKit's scheme: nothing is stored. A
+//! participant is given username = enc(`apiKey|participantSid|expiry`) and password =
+//! enc(sha256(`secret|participantSid|expiry`)); the server recomputes the password from
+//! the username with the named key's secret when the client allocates. LiveKit encodes
+//! with jxskiss/base62; corelay uses URL-safe base64 (clients only pass the strings
+//! through, and only this server reads them).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::auth::KeyStore;
+
+/// The realm the server challenges with (LiveKit's).
+pub const REALM: &str = "livekit";
+
+/// Credentials for participant `sid`, valid until `now_unix + ttl_secs`.
+pub fn issue(
+    api_key: &str,
+    secret: &str,
+    sid: &str,
+    now_unix: u64,
+    ttl_secs: u64,
+) -> (String, String) {
+    let expiry = now_unix.saturating_add(ttl_secs);
+    let username = URL_SAFE_NO_PAD.encode(format!("{api_key}|{sid}|{expiry}"));
+    (username, password(secret, sid, expiry))
+}
+
+fn password(secret: &str, sid: &str, expiry: u64) -> String {
+    let sum = Sha256::digest(format!("{secret}|{sid}|{expiry}").as_bytes());
+    URL_SAFE_NO_PAD.encode(sum)
+}
+
+/// The password for `username`, if it names a known key and has not expired.
+pub fn password_for(username: &str, keys: &KeyStore, now_unix: u64) -> Option<String> {
+    if username.len() > 512 {
+        return None;
+    }
+    let decoded = URL_SAFE_NO_PAD.decode(username).ok()?;
+    let text = std::str::from_utf8(&decoded).ok()?;
+    let mut parts = text.split('|');
+    let (key, sid, expiry) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let expiry: u64 = expiry.parse().ok()?;
+    if expiry == 0 || expiry < now_unix {
+        return None;
+    }
+    Some(password(keys.secret(key)?, sid, expiry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> KeyStore {
+        KeyStore::new([("devkey".to_string(), "secret".to_string())])
+    }
+
+    #[test]
+    fn issued_credentials_verify_until_they_expire() {
+        let (user, pass) = issue("devkey", "secret", "PA_x", 1000, 300);
+        assert_eq!(password_for(&user, &keys(), 1000), Some(pass.clone()));
+        assert_eq!(password_for(&user, &keys(), 1300), Some(pass));
+        assert_eq!(password_for(&user, &keys(), 1301), None, "expired");
+    }
+
+    #[test]
+    fn unknown_keys_and_garbage_are_refused() {
+        let (user, _) = issue("otherkey", "s", "PA_x", 1000, 300);
+        assert_eq!(password_for(&user, &keys(), 1000), None);
+        for bad in [
+            "",
+            "!!!",
+            &"A".repeat(600),
+            &URL_SAFE_NO_PAD.encode("devkey|PA|x"),
+        ] {
+            assert_eq!(password_for(bad, &keys(), 1000), None, "{bad}");
+        }
+        let extra = URL_SAFE_NO_PAD.encode("devkey|PA_x|2000|more");
+        assert_eq!(password_for(&extra, &keys(), 1000), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The embedded TURN server's I/O: one thread owning the TURN/UDP listener(s) and one UDP
+//! socket per allocation (ports from `turn.relay_range_start..=end`), driving the sans-IO
+//! `turn-server-proto` server. It shares nothing with the shards: relayed media reaches
+//! them as ordinary datagrams from the relay address.
+
+use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+use turn_server_proto::api::{SocketAllocateError, TurnServerApi, TurnServerPollRet};
+use turn_server_proto::server::TurnServer;
+use turn_server_proto::types::stun::attribute::Username;
+use turn_server_proto::types::stun::message::Message;
+use turn_server_proto::types::{AddressFamily, Instant, TransportType};
+
+use super::credentials::{password_for, REALM};
+use super::peers::PeerPolicy;
+use crate::auth::KeyStore;
+
+/// Usernames the server learned; past this, new ones are refused (each join adds one
+/// and turn-server-proto has no way to forget them).
+const MAX_USERS: usize = 100_000;
+/// The longest the thread sleeps without looking at the timers.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+pub struct Settings {
+    /// Where to listen, each a concrete address (`port` 0 for any).
+    pub listen: Vec<SocketAddr>,
+    pub relay_range: (u16, u16),
+    pub keys: KeyStore,
+    pub policy: PeerPolicy,
+}
+
+/// A running TURN server: the addresses it listens on, for `JoinResponse.ice_servers`.
+#[derive(Debug, Clone)]
+pub struct TurnHandle {
+    pub addrs: Vec<SocketAddr>,
+}
+
+pub fn start(settings: Settings) -> std::io::Result<TurnHandle> {
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for addr in &settings.listen {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let server = TurnServer::new(TransportType::Udp, local, REALM.to_string());
+        addrs.push(local);
+        servers.push(Listener { socket, server });
+    }
+    let mut relay = Relay {
+        listeners: servers,
+        relays: HashMap::new(),
+        users: HashSet::new(),
+        keys: settings.keys,
+        policy: settings.policy,
+        range: settings.relay_range,
+        next_port: settings.relay_range.0,
+        buf: vec![0; 65_536],
+    };
+    std::thread::Builder::new()
+        .name("turn".into())
+        .spawn(move || relay.run())?;
+    info!(?addrs, "TURN/UDP listening");
+    Ok(TurnHandle { addrs })
+}
+
+struct Listener {
+    socket: UdpSocket,
+    server: TurnServer,
+}
+
+struct RelaySocket {
+    socket: UdpSocket,
+    /// The listener whose allocation this is.
+    listener: usize,
+}
+
+struct Relay {
+    listeners: Vec<Listener>,
+    relays: HashMap<SocketAddr, RelaySocket>,
+    users: HashSet<String>,
+    keys: KeyStore,
+    policy: PeerPolicy,
+    range: (u16, u16),
+    next_port: u16,
+    buf: Vec<u8>,
+}
+
+fn now() -> Instant {
+    Instant::from_std(crate::clock::mono())
+}
+
+impl Relay {
+    fn run(&mut self) {
+        loop {
+            let wait = self.drive(now());
+            self.wait(wait);
+            self.read_all();
+        }
+    }
+
+    /// Runs every server's timers and queued work; returns how long it may sleep.
+    fn drive(&mut self, now: Instant) -> Duration {
+        let mut wait = MAX_WAIT;
+        for i in 0..self.listeners.len() {
+            loop {
+                match self.listeners[i].server.poll(now) {
+                    TurnServerPollRet::WaitUntil(at) => {
+                        wait = wait.min(at.saturating_duration_since(now));
+                        break;
+                    }
+                    TurnServerPollRet::AllocateSocket {
+                        transport,
+                        listen_addr,
+                        client_addr,
+                        allocation_transport,
+                        family,
+                    } => {
+                        let bound = match allocation_transport {
+                            TransportType::Udp => self.bind_relay(i, listen_addr.ip(), family),
+                            // RFC 6062 TCP allocations are not offered.
+                            TransportType::Tcp => Err(SocketAllocateError::InsufficientCapacity),
+                        };
+                        debug!(%client_addr, relay = ?bound, "TURN allocation");
+                        let server = &mut self.listeners[i].server;
+                        server.allocated_socket(
+                            transport,
+                            listen_addr,
+                            client_addr,
+                            allocation_transport,
+                            family,
+                            bound,
+                            now,
+                        );
+                    }
+                    TurnServerPollRet::SocketClose { listen_addr, .. } => {
+                        self.relays.remove(&listen_addr);
+                    }
+                    TurnServerPollRet::TcpConnect { .. } | TurnServerPollRet::TcpClose { .. } => {}
+                }
+            }
+            while let Some(t) = self.listeners[i].server.poll_transmit(now) {
+                self.send(t.from, t.to, &t.data);
+            }
+        }
+        wait
+    }
+
+    fn bind_relay(
+        &mut self,
+        listener: usize,
+        ip: IpAddr,
+        family: AddressFamily,
+    ) -> Result<SocketAddr, SocketAllocateError> {
+        let of_family = |ip: &IpAddr| {
+            matches!(
+                (family, ip),
+                (AddressFamily::IPV4, IpAddr::V4(_)) | (AddressFamily::IPV6, IpAddr::V6(_))
+            )
+        };
+        // The relayed address has the family asked for (IPv4 by default), also when
+        // the client reached us over the other one.
+        let ip = if of_family(&ip) {
+            ip
+        } else {
+            self.listeners
+                .iter()
+                .map(|l| l.server.listen_address().ip())
+                .find(of_family)
+                .ok_or(SocketAllocateError::AddressFamilyNotSupported)?
+        };
+        let (start, end) = self.range;
+        let span = u32::from(end - start) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port >= end { start } else { port + 1 };
+            let Ok(socket) = UdpSocket::bind((ip, port)) else {
+                continue;
+            };
+            let (Ok(()), Ok(addr)) = (socket.set_nonblocking(true), socket.local_addr()) else {
+                continue;
+            };
+            self.relays.insert(addr, RelaySocket { socket, listener });
+            return Ok(addr);
+        }
+        warn!(start, end, "TURN relay port range exhausted");
+        Err(SocketAllocateError::InsufficientCapacity)
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let mut fds: Vec<libc::pollfd> = self
+            .listeners
+            .iter()
+            .map(|l| l.socket.as_raw_fd())
+            .chain(self.relays.values().map(|r| r.socket.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    }
+
+    /// Reads every socket until it has nothing more.
+    fn read_all(&mut self) {
+        for i in 0..self.listeners.len() {
+            loop {
+                let (n, from) = match self.listeners[i].socket.recv_from(&mut self.buf) {
+                    Ok(r) => r,
+                    // An ICMP error from an earlier send: the next datagram may be fine.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(_) => break,
+                };
+                let data = self.buf[..n].to_vec();
+                self.learn_user(i, &data);
+                let to = self.listeners[i].server.listen_address();
+                self.receive(i, from, to, &data);
+            }
+        }
+        let relays: Vec<SocketAddr> = self.relays.keys().copied().collect();
+        for addr in relays {
+            while let Some(r) = self.relays.get(&addr) {
+                let listener = r.listener;
+                let (n, peer) = match r.socket.recv_from(&mut self.buf) {
+                    Ok(r) => r,
+                    // An ICMP error from an earlier send: the next datagram may be fine.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(_) => break,
+                };
+                if !self.policy.allows(peer.ip()) {
+                    continue;
+                }
+                let data = self.buf[..n].to_vec();
+                self.receive(listener, peer, addr, &data);
+            }
+        }
+    }
+
+    fn receive(&mut self, listener: usize, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let transmit = turn_server_proto::api::Transmit::new(data, TransportType::Udp, from, to);
+        let Some(out) = self.listeners[listener].server.recv(transmit, now()) else {
+            return;
+        };
+        let t = out.build();
+        self.send(t.from, t.to, &t.data);
+    }
+
+    /// A STUN request naming a user the server does not know yet: if its credentials
+    /// verify (`credentials`), the server learns them before it sees the request.
+    fn learn_user(&mut self, listener: usize, data: &[u8]) {
+        let Ok(msg) = Message::from_bytes(data) else {
+            return;
+        };
+        let Ok(user) = msg.attribute::<Username>() else {
+            return;
+        };
+        let name = user.username();
+        if self.users.contains(name) || self.users.len() >= MAX_USERS {
+            return;
+        }
+        let Some(password) = password_for(name, &self.keys, crate::clock::unix_secs()) else {
+            return;
+        };
+        self.users.insert(name.to_string());
+        for l in &mut self.listeners {
+            l.server.add_user(name.to_string(), password.clone());
+        }
+        let _ = listener;
+    }
+
+    fn send(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let socket = match self.relays.get(&from) {
+            Some(r) => {
+                if !self.policy.allows(to.ip()) {
+                    return;
+                }
+                &r.socket
+            }
+            None => match self
+                .listeners
+                .iter()
+                .find(|l| l.server.listen_address() == from)
+            {
+                Some(l) => &l.socket,
+                None => return,
+            },
+        };
+        let _ = socket.send_to(data, to);
+    }
+}
