@@ -474,15 +474,23 @@ fn print_ports(config: &Config) {
     } else {
         println!("ICE/UDP range:   {first}-{last} (UDP)");
     }
-    // Only what is listened on: the embedded TURN server is not implemented yet,
-    // whatever the config says.
+    // Only what is listened on: TURN/TLS is not served yet, whatever the config says.
     match config.rtc.ice_tcp_port() {
         Some(0) => println!("ICE/TCP:         a free port per shard (TCP)"),
         Some(p) => println!("ICE/TCP:         {p}, plus one per further shard (TCP)"),
         None => {}
     }
-    if config.turn.enabled {
-        println!("TURN:            not served (turn.enabled is ignored: no embedded TURN yet)");
+    let turn = &config.turn;
+    if turn.enabled && turn.udp_port != 0 {
+        println!("TURN/UDP:        {} (UDP)", turn.udp_port);
+        let (start, end) = (turn.relay_range_start, turn.relay_range_end);
+        println!("TURN relays:     {start}-{end} (UDP)");
+    }
+    if turn.enabled && turn.tls_port != 0 {
+        println!(
+            "TURN/TLS:        not served yet (turn.tls_port {})",
+            turn.tls_port
+        );
     }
 }
 
