@@ -118,7 +118,9 @@ fn serve(args: &ServerArgs) -> Result<()> {
         "codecs peer connections negotiate (room.enabled_codecs)"
     );
     let mut ice_servers = ice_server_config(&config);
-    ice_servers.embedded = start_turn(&config, &keys)?;
+    let turn_stats = std::sync::Arc::new(crate::turn::TurnStats::default());
+    ice_servers.embedded = start_turn(&config, &keys, &turn_stats)?;
+    let turn_stats = ice_servers.embedded.is_some().then_some(turn_stats);
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
@@ -174,6 +176,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
                 node_id,
                 webhooks,
             );
+            ctx.set_turn_stats(turn_stats);
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = connected(rx.connect()).await;
@@ -292,7 +295,11 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
 
 /// The embedded TURN server (`turn.enabled`, `turn.udp_port` not 0) on each media IP,
 /// and what participants are told of it.
-fn start_turn(config: &Config, keys: &KeyStore) -> Result<Option<EmbeddedTurn>> {
+fn start_turn(
+    config: &Config,
+    keys: &KeyStore,
+    stats: &std::sync::Arc<crate::turn::TurnStats>,
+) -> Result<Option<EmbeddedTurn>> {
     let turn = &config.turn;
     if !turn.enabled || turn.udp_port == 0 {
         return Ok(None);
@@ -310,6 +317,8 @@ fn start_turn(config: &Config, keys: &KeyStore) -> Result<Option<EmbeddedTurn>> 
         relay_range: (turn.relay_range_start, turn.relay_range_end),
         keys: keys.clone(),
         policy: crate::turn::peers::PeerPolicy { own: ips.clone() },
+        per_user_limit: turn.per_user_relay_allocation_limit,
+        stats: stats.clone(),
     };
     let handle = crate::turn::start(settings).context("cannot start the TURN server")?;
     let urls = handle
@@ -321,6 +330,7 @@ fn start_turn(config: &Config, keys: &KeyStore) -> Result<Option<EmbeddedTurn>> 
         urls,
         api_key: api_key.to_string(),
         secret: secret.to_string(),
+        ttl_secs: u64::from(turn.ttl_seconds),
     }))
 }
 

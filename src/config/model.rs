@@ -209,6 +209,10 @@ pub struct TurnConfig {
     #[serde(deserialize_with = "port")]
     pub relay_range_end: u16,
     pub external_tls: bool,
+    /// Lifetime of the credentials participants are given, seconds (0: 4 hours).
+    pub ttl_seconds: u32,
+    /// Relay allocations one participant's credentials may hold at once (0: no limit).
+    pub per_user_relay_allocation_limit: u32,
 }
 
 impl Default for TurnConfig {
@@ -223,6 +227,8 @@ impl Default for TurnConfig {
             relay_range_start: 30000,
             relay_range_end: 40000,
             external_tls: false,
+            ttl_seconds: 0,
+            per_user_relay_allocation_limit: 0,
         }
     }
 }

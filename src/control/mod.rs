@@ -92,6 +92,8 @@ pub struct Control {
     status: RefCell<Vec<ShardStatus>>,
     conns: RefCell<HashMap<ConnId, Conn>>,
     next_conn: Cell<ConnId>,
+    /// The embedded TURN server's counters, when it runs.
+    turn: RefCell<Option<Arc<crate::turn::TurnStats>>>,
 }
 
 impl Control {
@@ -127,6 +129,7 @@ impl Control {
             status: RefCell::new(status),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
+            turn: RefCell::new(None),
         })
     }
 
@@ -364,6 +367,10 @@ impl Control {
             .or_default() += 1;
     }
 
+    pub fn set_turn_stats(&self, stats: Option<Arc<crate::turn::TurnStats>>) {
+        *self.turn.borrow_mut() = stats;
+    }
+
     /// The Prometheus exposition of the latest shard reports.
     pub fn metrics_text(&self) -> String {
         let stats: Vec<ShardStats> = self
@@ -376,7 +383,12 @@ impl Control {
         // channels make the sender wait.
         let webhook = self.webhooks.borrow().as_ref().map_or(0, |w| w.dropped());
         let drops = [("webhook", webhook)];
-        crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow(), &drops)
+        let mut text =
+            crate::metrics::render(&self.node_id, &stats, &self.twirp_counts.borrow(), &drops);
+        if let Some(turn) = self.turn.borrow().as_ref() {
+            crate::metrics::render_turn(&mut text, &self.node_id, turn);
+        }
+        text
     }
 
     /// `None` when healthy, or the reason the node is not ready.

@@ -26,6 +26,55 @@ fn family(out: &mut String, f: &Family, samples: &[(String, f64)]) {
     }
 }
 
+/// The embedded TURN server's families (only when it runs).
+pub fn render_turn(out: &mut String, node_id: &str, turn: &crate::turn::TurnStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let node = format!("node_id=\"{node_id}\",node_type=\"SERVER\"");
+    family(
+        out,
+        &Family {
+            name: "corelay_turn_allocations",
+            help: "TURN relay allocations held",
+            kind: "gauge",
+        },
+        &[(node.clone(), turn.allocations.load(Relaxed) as f64)],
+    );
+    family(
+        out,
+        &Family {
+            name: "corelay_turn_relayed_packet_total",
+            help: "Datagrams relayed by the embedded TURN server",
+            kind: "counter",
+        },
+        &[
+            (
+                format!("{node},direction=\"to_peer\""),
+                turn.to_peer.load(Relaxed) as f64,
+            ),
+            (
+                format!("{node},direction=\"to_client\""),
+                turn.to_client.load(Relaxed) as f64,
+            ),
+        ],
+    );
+    let refused: Vec<(String, f64)> = crate::turn::Refusal::ALL
+        .iter()
+        .map(|r| {
+            let labels = format!("{node},reason=\"{}\"", r.label());
+            (labels, turn.refused(*r) as f64)
+        })
+        .collect();
+    family(
+        out,
+        &Family {
+            name: "corelay_turn_refused_total",
+            help: "TURN requests and relayed datagrams refused, by reason",
+            kind: "counter",
+        },
+        &refused,
+    );
+}
+
 /// Messages the control thread dropped because a bounded channel was full, by channel.
 pub type ChannelDrops<'a> = [(&'a str, u64)];
 

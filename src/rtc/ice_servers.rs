@@ -63,6 +63,8 @@ pub struct EmbeddedTurn {
     pub urls: Vec<String>,
     pub api_key: String,
     pub secret: String,
+    /// Credential lifetime (`turn.ttl_seconds`; 0: the default).
+    pub ttl_secs: u64,
 }
 
 impl IceServerConfig {
@@ -97,7 +99,11 @@ impl IceServerConfig {
                 &e.secret,
                 sid,
                 unix_secs,
-                DEFAULT_TTL_SECS,
+                if e.ttl_secs == 0 {
+                    DEFAULT_TTL_SECS
+                } else {
+                    e.ttl_secs
+                },
             );
             let own = lk::IceServer {
                 urls: e.urls.clone(),
@@ -192,6 +198,7 @@ mod tests {
                 urls: vec!["turn:192.0.2.2:3478?transport=udp".into()],
                 api_key: "devkey".into(),
                 secret: "secret".into(),
+                ttl_secs: 0,
             }),
             ..Default::default()
         };
@@ -199,7 +206,7 @@ mod tests {
         assert_eq!(s.urls, ["turn:192.0.2.2:3478?transport=udp"]);
         let keys = crate::auth::KeyStore::new([("devkey".to_string(), "secret".to_string())]);
         let expected = crate::turn::credentials::password_for(&s.username, &keys, 1000);
-        assert_eq!(expected.as_deref(), Some(s.credential.as_str()));
+        assert_eq!(expected.as_deref(), Ok(s.credential.as_str()));
     }
 
     #[test]

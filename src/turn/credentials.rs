@@ -32,23 +32,33 @@ fn password(secret: &str, sid: &str, expiry: u64) -> String {
     URL_SAFE_NO_PAD.encode(sum)
 }
 
+/// Why a username does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not one of ours, or naming a key this node does not have.
+    Unknown,
+    Expired,
+}
+
 /// The password for `username`, if it names a known key and has not expired.
-pub fn password_for(username: &str, keys: &KeyStore, now_unix: u64) -> Option<String> {
+pub fn password_for(username: &str, keys: &KeyStore, now_unix: u64) -> Result<String, Invalid> {
     if username.len() > 512 {
-        return None;
+        return Err(Invalid::Unknown);
     }
-    let decoded = URL_SAFE_NO_PAD.decode(username).ok()?;
-    let text = std::str::from_utf8(&decoded).ok()?;
-    let mut parts = text.split('|');
-    let (key, sid, expiry) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let expiry: u64 = expiry.parse().ok()?;
+    let decoded = URL_SAFE_NO_PAD
+        .decode(username)
+        .map_err(|_| Invalid::Unknown)?;
+    let text = std::str::from_utf8(&decoded).map_err(|_| Invalid::Unknown)?;
+    let parts: Vec<&str> = text.split('|').collect();
+    let [key, sid, expiry] = parts[..] else {
+        return Err(Invalid::Unknown);
+    };
+    let expiry: u64 = expiry.parse().map_err(|_| Invalid::Unknown)?;
+    let secret = keys.secret(key).ok_or(Invalid::Unknown)?;
     if expiry == 0 || expiry < now_unix {
-        return None;
+        return Err(Invalid::Expired);
     }
-    Some(password(keys.secret(key)?, sid, expiry))
+    Ok(password(secret, sid, expiry))
 }
 
 #[cfg(test)]
@@ -62,24 +72,28 @@ mod tests {
     #[test]
     fn issued_credentials_verify_until_they_expire() {
         let (user, pass) = issue("devkey", "secret", "PA_x", 1000, 300);
-        assert_eq!(password_for(&user, &keys(), 1000), Some(pass.clone()));
-        assert_eq!(password_for(&user, &keys(), 1300), Some(pass));
-        assert_eq!(password_for(&user, &keys(), 1301), None, "expired");
+        assert_eq!(password_for(&user, &keys(), 1000), Ok(pass.clone()));
+        assert_eq!(password_for(&user, &keys(), 1300), Ok(pass));
+        assert_eq!(password_for(&user, &keys(), 1301), Err(Invalid::Expired));
     }
 
     #[test]
     fn unknown_keys_and_garbage_are_refused() {
         let (user, _) = issue("otherkey", "s", "PA_x", 1000, 300);
-        assert_eq!(password_for(&user, &keys(), 1000), None);
+        assert_eq!(password_for(&user, &keys(), 1000), Err(Invalid::Unknown));
         for bad in [
             "",
             "!!!",
             &"A".repeat(600),
             &URL_SAFE_NO_PAD.encode("devkey|PA|x"),
         ] {
-            assert_eq!(password_for(bad, &keys(), 1000), None, "{bad}");
+            assert_eq!(
+                password_for(bad, &keys(), 1000),
+                Err(Invalid::Unknown),
+                "{bad}"
+            );
         }
         let extra = URL_SAFE_NO_PAD.encode("devkey|PA_x|2000|more");
-        assert_eq!(password_for(&extra, &keys(), 1000), None);
+        assert_eq!(password_for(&extra, &keys(), 1000), Err(Invalid::Unknown));
     }
 }

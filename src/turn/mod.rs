@@ -7,5 +7,7 @@
 pub mod credentials;
 pub mod peers;
 mod relay;
+pub mod stats;
 
 pub use relay::{start, Settings, TurnHandle};
+pub use stats::{Refusal, TurnStats};

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -16,8 +17,9 @@ use turn_server_proto::types::stun::attribute::Username;
 use turn_server_proto::types::stun::message::Message;
 use turn_server_proto::types::{AddressFamily, Instant, TransportType};
 
-use super::credentials::{password_for, REALM};
+use super::credentials::{password_for, Invalid, REALM};
 use super::peers::PeerPolicy;
+use super::stats::{Refusal, TurnStats};
 use crate::auth::KeyStore;
 
 /// Usernames the server learned; past this, new ones are refused (each join adds one
@@ -32,6 +34,9 @@ pub struct Settings {
     pub relay_range: (u16, u16),
     pub keys: KeyStore,
     pub policy: PeerPolicy,
+    /// Allocations one username may hold at once (0: no limit).
+    pub per_user_limit: u32,
+    pub stats: Arc<TurnStats>,
 }
 
 /// A running TURN server: the addresses it listens on, for `JoinResponse.ice_servers`.
@@ -60,6 +65,10 @@ pub fn start(settings: Settings) -> std::io::Result<TurnHandle> {
         range: settings.relay_range,
         next_port: settings.relay_range.0,
         buf: vec![0; 65_536],
+        per_user_limit: settings.per_user_limit,
+        user_of: HashMap::new(),
+        held: HashMap::new(),
+        stats: settings.stats,
     };
     std::thread::Builder::new()
         .name("turn".into())
@@ -77,6 +86,8 @@ struct RelaySocket {
     socket: UdpSocket,
     /// The listener whose allocation this is.
     listener: usize,
+    /// The username that allocated it, for the per-user limit.
+    user: Option<String>,
 }
 
 struct Relay {
@@ -88,6 +99,12 @@ struct Relay {
     range: (u16, u16),
     next_port: u16,
     buf: Vec<u8>,
+    per_user_limit: u32,
+    /// The username each client address last authenticated with.
+    user_of: HashMap<SocketAddr, String>,
+    /// Allocations held per username.
+    held: HashMap<String, u32>,
+    stats: Arc<TurnStats>,
 }
 
 fn now() -> Instant {
@@ -121,7 +138,9 @@ impl Relay {
                         family,
                     } => {
                         let bound = match allocation_transport {
-                            TransportType::Udp => self.bind_relay(i, listen_addr.ip(), family),
+                            TransportType::Udp => {
+                                self.bind_relay(i, client_addr, listen_addr.ip(), family)
+                            }
                             // RFC 6062 TCP allocations are not offered.
                             TransportType::Tcp => Err(SocketAllocateError::InsufficientCapacity),
                         };
@@ -138,7 +157,7 @@ impl Relay {
                         );
                     }
                     TurnServerPollRet::SocketClose { listen_addr, .. } => {
-                        self.relays.remove(&listen_addr);
+                        self.close_relay(listen_addr);
                     }
                     TurnServerPollRet::TcpConnect { .. } | TurnServerPollRet::TcpClose { .. } => {}
                 }
@@ -150,12 +169,38 @@ impl Relay {
         wait
     }
 
+    fn close_relay(&mut self, addr: SocketAddr) {
+        let Some(relay) = self.relays.remove(&addr) else {
+            return;
+        };
+        self.stats
+            .allocations
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(user) = relay.user {
+            if let Some(n) = self.held.get_mut(&user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.held.remove(&user);
+                }
+            }
+        }
+    }
+
     fn bind_relay(
         &mut self,
         listener: usize,
+        client: SocketAddr,
         ip: IpAddr,
         family: AddressFamily,
     ) -> Result<SocketAddr, SocketAllocateError> {
+        let user = self.user_of.get(&client).cloned();
+        if let Some(u) = &user {
+            let held = self.held.get(u).copied().unwrap_or(0);
+            if self.per_user_limit > 0 && held >= self.per_user_limit {
+                self.stats.refuse(Refusal::Quota);
+                return Err(SocketAllocateError::InsufficientCapacity);
+            }
+        }
         let of_family = |ip: &IpAddr| {
             matches!(
                 (family, ip),
@@ -184,10 +229,20 @@ impl Relay {
             let (Ok(()), Ok(addr)) = (socket.set_nonblocking(true), socket.local_addr()) else {
                 continue;
             };
-            self.relays.insert(addr, RelaySocket { socket, listener });
+            if let Some(u) = &user {
+                *self.held.entry(u.clone()).or_insert(0) += 1;
+            }
+            TurnStats::add(&self.stats.allocations, 1);
+            let relay = RelaySocket {
+                socket,
+                listener,
+                user,
+            };
+            self.relays.insert(addr, relay);
             return Ok(addr);
         }
         warn!(start, end, "TURN relay port range exhausted");
+        self.stats.refuse(Refusal::Quota);
         Err(SocketAllocateError::InsufficientCapacity)
     }
 
@@ -219,7 +274,7 @@ impl Relay {
                     Err(_) => break,
                 };
                 let data = self.buf[..n].to_vec();
-                self.learn_user(i, &data);
+                self.learn_user(from, &data);
                 let to = self.listeners[i].server.listen_address();
                 self.receive(i, from, to, &data);
             }
@@ -235,8 +290,10 @@ impl Relay {
                     Err(_) => break,
                 };
                 if !self.policy.allows(peer.ip()) {
+                    self.stats.refuse(Refusal::DeniedPeer);
                     continue;
                 }
+                TurnStats::add(&self.stats.to_client, 1);
                 let data = self.buf[..n].to_vec();
                 self.receive(listener, peer, addr, &data);
             }
@@ -254,7 +311,9 @@ impl Relay {
 
     /// A STUN request naming a user the server does not know yet: if its credentials
     /// verify (`credentials`), the server learns them before it sees the request.
-    fn learn_user(&mut self, listener: usize, data: &[u8]) {
+    /// Requests with credentials that do not verify are counted (the server answers
+    /// them 401).
+    fn learn_user(&mut self, from: SocketAddr, data: &[u8]) {
         let Ok(msg) = Message::from_bytes(data) else {
             return;
         };
@@ -262,25 +321,51 @@ impl Relay {
             return;
         };
         let name = user.username();
-        if self.users.contains(name) || self.users.len() >= MAX_USERS {
+        if self.users.contains(name) {
+            self.remember(from, name);
             return;
         }
-        let Some(password) = password_for(name, &self.keys, crate::clock::unix_secs()) else {
+        if self.users.len() >= MAX_USERS {
+            self.stats.refuse(Refusal::Quota);
             return;
+        }
+        let password = match password_for(name, &self.keys, crate::clock::unix_secs()) {
+            Ok(p) => p,
+            Err(why) => {
+                self.stats.refuse(match why {
+                    Invalid::Expired => Refusal::Expired,
+                    Invalid::Unknown => Refusal::BadCredentials,
+                });
+                debug!(%from, ?why, "TURN credentials refused");
+                return;
+            }
         };
         self.users.insert(name.to_string());
+        self.remember(from, name);
         for l in &mut self.listeners {
             l.server.add_user(name.to_string(), password.clone());
         }
-        let _ = listener;
+    }
+
+    /// Which username `client` authenticates with, for the per-user limit.
+    fn remember(&mut self, client: SocketAddr, name: &str) {
+        if self.user_of.get(&client).map(String::as_str) == Some(name) {
+            return;
+        }
+        if self.user_of.len() >= MAX_USERS {
+            self.user_of.clear();
+        }
+        self.user_of.insert(client, name.to_string());
     }
 
     fn send(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         let socket = match self.relays.get(&from) {
             Some(r) => {
                 if !self.policy.allows(to.ip()) {
+                    self.stats.refuse(Refusal::DeniedPeer);
                     return;
                 }
+                TurnStats::add(&self.stats.to_peer, 1);
                 &r.socket
             }
             None => match self
