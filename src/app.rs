@@ -66,9 +66,6 @@ fn serve(args: &ServerArgs) -> Result<()> {
     for w in &warnings {
         warn!("{w}");
     }
-    if config.turn.enabled && config.turn.tls_port != 0 && !config.turn.external_tls {
-        warn!("turn.tls_port is set, but corelay serves TURN over UDP only for now");
-    }
     if std::env::var_os("CORELAY_TEST_PANIC_HOOK").is_some_and(|v| v == "1") {
         warn!("CORELAY_TEST_PANIC_HOOK=1: a data message can make its session panic (tests only)");
         crate::rtc::session::enable_test_panic_hook();
@@ -293,15 +290,15 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
     Ok(bound)
 }
 
-/// The embedded TURN server (`turn.enabled`, `turn.udp_port` not 0) on each media IP,
-/// and what participants are told of it.
+/// The embedded TURN server (`turn.enabled`; UDP on `turn.udp_port`, TLS on
+/// `turn.tls_port`, each unless 0) on each media IP, and what participants are told of it.
 fn start_turn(
     config: &Config,
     keys: &KeyStore,
     stats: &std::sync::Arc<crate::turn::TurnStats>,
 ) -> Result<Option<EmbeddedTurn>> {
     let turn = &config.turn;
-    if !turn.enabled || turn.udp_port == 0 {
+    if !turn.enabled || (turn.udp_port == 0 && turn.tls_port == 0) {
         return Ok(None);
     }
     let ips: Vec<IpAddr> = match &config.rtc.node_ip {
@@ -309,11 +306,24 @@ fn start_turn(
         None => net::addrs::media_ips(&net::addrs::interface_ips(), &config.rtc.addr_filters()),
     };
     let (api_key, secret) = keys.first().context("no API keys configured")?;
+    // TURN/TLS, or plain TCP when TLS ends at a load balancer (`external_tls`).
+    let tls = match (turn.tls_port, turn.external_tls) {
+        (0, _) | (_, true) => None,
+        _ => Some(
+            crate::turn::server_config(&turn.cert_file, &turn.key_file)
+                .map_err(anyhow::Error::msg)?,
+        ),
+    };
+    let on = |port: u16| -> Vec<SocketAddr> {
+        match port {
+            0 => Vec::new(),
+            port => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        }
+    };
     let settings = crate::turn::Settings {
-        listen: ips
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, turn.udp_port))
-            .collect(),
+        listen: on(turn.udp_port),
+        streams: on(turn.tls_port),
+        tls,
         relay_range: (turn.relay_range_start, turn.relay_range_end),
         keys: keys.clone(),
         policy: crate::turn::peers::PeerPolicy { own: ips.clone() },
@@ -321,11 +331,17 @@ fn start_turn(
         stats: stats.clone(),
     };
     let handle = crate::turn::start(settings).context("cannot start the TURN server")?;
-    let urls = handle
+    let mut urls: Vec<String> = handle
         .addrs
         .iter()
         .map(|a| format!("turn:{a}?transport=udp"))
         .collect();
+    if let Some(port) = handle.stream_addrs.first().map(|a| a.port()) {
+        // As LiveKit: one TLS URL by domain name (certificates name it); behind a load
+        // balancer that ends TLS, the balancer's port 443.
+        let port = if turn.external_tls { 443 } else { port };
+        urls.push(format!("turns:{}:{port}?transport=tcp", turn.domain));
+    }
     Ok(Some(EmbeddedTurn {
         urls,
         api_key: api_key.to_string(),
@@ -484,23 +500,29 @@ fn print_ports(config: &Config) {
     } else {
         println!("ICE/UDP range:   {first}-{last} (UDP)");
     }
-    // Only what is listened on: TURN/TLS is not served yet, whatever the config says.
     match config.rtc.ice_tcp_port() {
         Some(0) => println!("ICE/TCP:         a free port per shard (TCP)"),
         Some(p) => println!("ICE/TCP:         {p}, plus one per further shard (TCP)"),
         None => {}
     }
     let turn = &config.turn;
-    if turn.enabled && turn.udp_port != 0 {
+    if !turn.enabled {
+        return;
+    }
+    if turn.udp_port != 0 {
         println!("TURN/UDP:        {} (UDP)", turn.udp_port);
+    }
+    if turn.tls_port != 0 {
+        let what = if turn.external_tls {
+            "TURN/TCP:        {} (TCP; TLS ends at a load balancer)"
+        } else {
+            "TURN/TLS:        {} (TCP)"
+        };
+        println!("{}", what.replace("{}", &turn.tls_port.to_string()));
+    }
+    if turn.udp_port != 0 || turn.tls_port != 0 {
         let (start, end) = (turn.relay_range_start, turn.relay_range_end);
         println!("TURN relays:     {start}-{end} (UDP)");
-    }
-    if turn.enabled && turn.tls_port != 0 {
-        println!(
-            "TURN/TLS:        not served yet (turn.tls_port {})",
-            turn.tls_port
-        );
     }
 }
 

@@ -1,11 +1,12 @@
-//! The embedded TURN server's I/O: one thread owning the TURN/UDP listener(s) and one UDP
-//! socket per allocation (ports from `turn.relay_range_start..=end`), driving the sans-IO
-//! `turn-server-proto` server. It shares nothing with the shards: relayed media reaches
-//! them as ordinary datagrams from the relay address.
+//! The embedded TURN server's I/O: one thread owning the TURN listeners (UDP, and TLS or
+//! plain TCP streams) and one UDP socket per allocation (ports from
+//! `turn.relay_range_start..=end`), driving the sans-IO `turn-server-proto` server, one
+//! per listening address. It shares nothing with the shards: relayed media reaches them
+//! as ordinary datagrams from the relay address.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use turn_server_proto::types::{AddressFamily, Instant, TransportType};
 use super::credentials::{password_for, Invalid, REALM};
 use super::peers::PeerPolicy;
 use super::stats::{Refusal, TurnStats};
+use super::tls::StreamConn;
 use crate::auth::KeyStore;
 
 /// Usernames the server learned; past this, new ones are refused (each join adds one
@@ -27,10 +29,16 @@ use crate::auth::KeyStore;
 const MAX_USERS: usize = 100_000;
 /// The longest the thread sleeps without looking at the timers.
 const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Stream connections (TLS/TCP) one listener holds at once.
+const MAX_STREAMS: usize = 4096;
 
 pub struct Settings {
-    /// Where to listen, each a concrete address (`port` 0 for any).
+    /// Where to listen for TURN/UDP, each a concrete address (`port` 0 for any).
     pub listen: Vec<SocketAddr>,
+    /// Where to listen for TURN over streams: TLS with `tls` set, else plain TCP
+    /// (`turn.external_tls`: TLS ends at a load balancer).
+    pub streams: Vec<SocketAddr>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub relay_range: (u16, u16),
     pub keys: KeyStore,
     pub policy: PeerPolicy,
@@ -43,6 +51,7 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct TurnHandle {
     pub addrs: Vec<SocketAddr>,
+    pub stream_addrs: Vec<SocketAddr>,
 }
 
 pub fn start(settings: Settings) -> std::io::Result<TurnHandle> {
@@ -54,7 +63,26 @@ pub fn start(settings: Settings) -> std::io::Result<TurnHandle> {
         let local = socket.local_addr()?;
         let server = TurnServer::new(TransportType::Udp, local, REALM.to_string());
         addrs.push(local);
-        servers.push(Listener { socket, server });
+        servers.push(Listener {
+            io: Io::Udp(socket),
+            server,
+        });
+    }
+    let mut stream_addrs = Vec::new();
+    for addr in &settings.streams {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let server = TurnServer::new(TransportType::Tcp, local, REALM.to_string());
+        stream_addrs.push(local);
+        servers.push(Listener {
+            io: Io::Stream {
+                listener,
+                conns: HashMap::new(),
+                tls: settings.tls.clone(),
+            },
+            server,
+        });
     }
     let mut relay = Relay {
         listeners: servers,
@@ -73,13 +101,25 @@ pub fn start(settings: Settings) -> std::io::Result<TurnHandle> {
     std::thread::Builder::new()
         .name("turn".into())
         .spawn(move || relay.run())?;
-    info!(?addrs, "TURN/UDP listening");
-    Ok(TurnHandle { addrs })
+    info!(udp = ?addrs, streams = ?stream_addrs, "TURN listening");
+    Ok(TurnHandle {
+        addrs,
+        stream_addrs,
+    })
 }
 
 struct Listener {
-    socket: UdpSocket,
+    io: Io,
     server: TurnServer,
+}
+
+enum Io {
+    Udp(UdpSocket),
+    Stream {
+        listener: TcpListener,
+        conns: HashMap<SocketAddr, StreamConn>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    },
 }
 
 struct RelaySocket {
@@ -247,17 +287,31 @@ impl Relay {
     }
 
     fn wait(&self, timeout: Duration) {
-        let mut fds: Vec<libc::pollfd> = self
-            .listeners
-            .iter()
-            .map(|l| l.socket.as_raw_fd())
-            .chain(self.relays.values().map(|r| r.socket.as_raw_fd()))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let poll = |fd, events| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        for l in &self.listeners {
+            match &l.io {
+                Io::Udp(socket) => fds.push(poll(socket.as_raw_fd(), libc::POLLIN)),
+                Io::Stream {
+                    listener, conns, ..
+                } => {
+                    fds.push(poll(listener.as_raw_fd(), libc::POLLIN));
+                    for c in conns.values() {
+                        let out = if c.wants_write() { libc::POLLOUT } else { 0 };
+                        fds.push(poll(c.stream.as_raw_fd(), libc::POLLIN | out));
+                    }
+                }
+            }
+        }
+        fds.extend(
+            self.relays
+                .values()
+                .map(|r| poll(r.socket.as_raw_fd(), libc::POLLIN)),
+        );
         let ms = timeout.as_millis().clamp(1, 1000) as libc::c_int;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -266,9 +320,14 @@ impl Relay {
     /// Reads every socket until it has nothing more.
     fn read_all(&mut self) {
         for i in 0..self.listeners.len() {
-            loop {
-                let (n, from) = match self.listeners[i].socket.recv_from(&mut self.buf) {
+            if matches!(self.listeners[i].io, Io::Stream { .. }) {
+                self.read_streams(i);
+                continue;
+            }
+            while let Io::Udp(socket) = &self.listeners[i].io {
+                let (n, from) = match socket.recv_from(&mut self.buf) {
                     Ok(r) => r,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     // An ICMP error from an earlier send: the next datagram may be fine.
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                     Err(_) => break,
@@ -276,7 +335,7 @@ impl Relay {
                 let data = self.buf[..n].to_vec();
                 self.learn_user(from, &data);
                 let to = self.listeners[i].server.listen_address();
-                self.receive(i, from, to, &data);
+                self.receive(i, TransportType::Udp, from, to, &data);
             }
         }
         let relays: Vec<SocketAddr> = self.relays.keys().copied().collect();
@@ -295,18 +354,71 @@ impl Relay {
                 }
                 TurnStats::add(&self.stats.to_client, 1);
                 let data = self.buf[..n].to_vec();
-                self.receive(listener, peer, addr, &data);
+                self.receive(listener, TransportType::Udp, peer, addr, &data);
             }
         }
     }
 
-    fn receive(&mut self, listener: usize, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        let transmit = turn_server_proto::api::Transmit::new(data, TransportType::Udp, from, to);
+    /// Accepts new stream clients and feeds what each sent to the listener's server.
+    fn read_streams(&mut self, i: usize) {
+        let listen_addr = self.listeners[i].server.listen_address();
+        let mut chunks: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        if let Io::Stream {
+            listener,
+            conns,
+            tls,
+        } = &mut self.listeners[i].io
+        {
+            while let Ok((stream, peer)) = listener.accept() {
+                if conns.len() >= MAX_STREAMS {
+                    self.stats.refuse(Refusal::Quota);
+                    continue;
+                }
+                match StreamConn::new(stream, peer, tls.as_ref()) {
+                    Ok(conn) => {
+                        conns.insert(peer, conn);
+                    }
+                    Err(e) => debug!(%peer, error = %e, "TURN stream refused"),
+                }
+            }
+            for conn in conns.values_mut() {
+                for frame in conn.frames() {
+                    chunks.push((conn.peer, frame));
+                }
+                conn.flush();
+                if conn.refused {
+                    self.stats.refuse(Refusal::BadStream);
+                }
+            }
+            conns.retain(|_, c| !c.closed);
+        }
+        // One whole frame per call: the library reads one message per input and would
+        // keep the rest (and ChannelData padding, which it does not expect) buffered.
+        for (peer, frame) in chunks {
+            if frame[0] >> 6 == 0 {
+                self.learn_user(peer, &frame);
+            }
+            self.receive(i, TransportType::Tcp, peer, listen_addr, &frame);
+        }
+    }
+
+    /// Feeds one input to listener `listener`'s server and sends its reply; whether
+    /// there was one.
+    fn receive(
+        &mut self,
+        listener: usize,
+        transport: TransportType,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let transmit = turn_server_proto::api::Transmit::new(data, transport, from, to);
         let Some(out) = self.listeners[listener].server.recv(transmit, now()) else {
-            return;
+            return false;
         };
         let t = out.build();
         self.send(t.from, t.to, &t.data);
+        true
     }
 
     /// A STUN request naming a user the server does not know yet: if its credentials
@@ -358,25 +470,32 @@ impl Relay {
         self.user_of.insert(client, name.to_string());
     }
 
-    fn send(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        let socket = match self.relays.get(&from) {
-            Some(r) => {
-                if !self.policy.allows(to.ip()) {
-                    self.stats.refuse(Refusal::DeniedPeer);
-                    return;
-                }
-                TurnStats::add(&self.stats.to_peer, 1);
-                &r.socket
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if let Some(r) = self.relays.get(&from) {
+            if !self.policy.allows(to.ip()) {
+                self.stats.refuse(Refusal::DeniedPeer);
+                return;
             }
-            None => match self
-                .listeners
-                .iter()
-                .find(|l| l.server.listen_address() == from)
-            {
-                Some(l) => &l.socket,
-                None => return,
-            },
+            TurnStats::add(&self.stats.to_peer, 1);
+            let _ = r.socket.send_to(data, to);
+            return;
+        }
+        let Some(l) = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.server.listen_address() == from)
+        else {
+            return;
         };
-        let _ = socket.send_to(data, to);
+        match &mut l.io {
+            Io::Udp(socket) => {
+                let _ = socket.send_to(data, to);
+            }
+            Io::Stream { conns, .. } => {
+                if let Some(conn) = conns.get_mut(&to) {
+                    conn.write(data);
+                }
+            }
+        }
     }
 }

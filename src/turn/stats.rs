@@ -13,14 +13,18 @@ pub enum Refusal {
     Quota,
     /// Data to or from a peer the deny list forbids.
     DeniedPeer,
+    /// A TLS/TCP connection that broke the protocol, failed its handshake or stopped
+    /// reading.
+    BadStream,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::BadCredentials,
         Refusal::Expired,
         Refusal::Quota,
         Refusal::DeniedPeer,
+        Refusal::BadStream,
     ];
 
     pub fn label(self) -> &'static str {
@@ -29,6 +33,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::Quota => "quota",
             Refusal::DeniedPeer => "denied_peer",
+            Refusal::BadStream => "bad_stream",
         }
     }
 }
@@ -39,7 +44,7 @@ pub struct TurnStats {
     /// Datagrams relayed client → peer and peer → client.
     pub to_peer: AtomicU64,
     pub to_client: AtomicU64,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
 }
 
 impl TurnStats {

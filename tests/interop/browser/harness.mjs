@@ -81,7 +81,7 @@ async function startPageServer() {
  * Starts the page server and Chromium. Resolves to { openPage(name), close() };
  * each page is its own browser context (own cookies, own fake camera).
  */
-export async function startBrowser() {
+export async function startBrowser(extraArgs = []) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} missing: apt-get install chromium (or set CHROMIUM_BIN)`);
   }
@@ -94,7 +94,7 @@ export async function startBrowser() {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       env: { ...process.env, HOME: userDataDir },
       timeout: WAIT_MS,
     });
