@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stun", targets::datagram::stun),
     ("demux", targets::datagram::demux),
     ("tcp_stream", targets::datagram::tcp_stream),
+    ("turn", targets::datagram::turn),
     ("vp8", targets::payload::vp8),
     ("vp9", targets::payload::vp9),
     ("red", targets::payload::red),

@@ -12,4 +12,4 @@ mod tls;
 
 pub use relay::{start, Settings, TurnHandle};
 pub use stats::{Refusal, TurnStats};
-pub use tls::server_config;
+pub use tls::{next_frame, server_config};

@@ -89,3 +89,17 @@ pub fn tcp_stream(data: &[u8]) {
         }
     });
 }
+
+/// The embedded TURN server's own decoding: a TLS/TCP stream cut into TURN frames, and
+/// a username checked as credentials (base64 of `key|sid|expiry`).
+pub fn turn(data: &[u8]) {
+    let mut at = 0;
+    while let Ok(Some((len, consumed))) = corelay::turn::next_frame(&data[at..]) {
+        assert!(len <= consumed && at + consumed <= data.len());
+        at += consumed;
+    }
+    let keys = corelay::auth::KeyStore::new([("devkey".to_string(), "secret".to_string())]);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = corelay::turn::credentials::password_for(text, &keys, 1_000);
+    }
+}

@@ -2,8 +2,10 @@
 with credentials, and a participant whose client may use relay candidates only
 (ice_transport_type RELAY) connects and decodes through it. The relayed path is proven
 from the server's log (an allocation, ICE nominating the relay address) and its
-metrics (datagrams relayed both ways). Allocations with forged or expired credentials
-are refused and counted, and the relayed participant is unaffected."""
+metrics (datagrams relayed both ways). Allocations with forged or expired credentials,
+or past `per_user_relay_allocation_limit` (1 here, while the SDK allocates on every
+TURN address it is given), are refused and counted, and the relayed participant is
+unaffected."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ turn:
   tls_port: 0
   relay_range_start: {RELAY_START}
   relay_range_end: {RELAY_END}
+  per_user_relay_allocation_limit: 1
 """
 
 
@@ -112,6 +115,8 @@ def test_a_relay_only_client_connects_through_the_embedded_turn_server() -> None
                 break
             time.sleep(0.1)
         assert after["expired"] == before.get("expired", 0) + 1, (before, after)
+        # The SDK allocates on every TURN address it was given; one per user is allowed.
+        assert after["quota"] >= 1, after
         assert after["bad_credentials"] >= before.get("bad_credentials", 0) + 2, (before, after)
         logs = server.logs()
         assert "TURN allocation" in logs, "no allocation was made"
