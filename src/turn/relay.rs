@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,8 +155,8 @@ impl Relay {
     fn run(&mut self) {
         loop {
             let wait = self.drive(now());
-            self.wait(wait);
-            self.read_all();
+            let ready = self.wait(wait);
+            self.read_all(&ready);
         }
     }
 
@@ -286,7 +286,9 @@ impl Relay {
         Err(SocketAllocateError::InsufficientCapacity)
     }
 
-    fn wait(&self, timeout: Duration) {
+    /// Sleeps until a socket is readable (or writable, for a stream with queued output)
+    /// or `timeout`; returns the descriptors that are.
+    fn wait(&self, timeout: Duration) -> HashSet<RawFd> {
         let poll = |fd, events| libc::pollfd {
             fd,
             events,
@@ -315,34 +317,45 @@ impl Relay {
         let ms = timeout.as_millis().clamp(1, 1000) as libc::c_int;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        fds.iter()
+            .filter(|f| f.revents != 0)
+            .map(|f| f.fd)
+            .collect()
     }
 
-    /// Reads every socket until it has nothing more.
-    fn read_all(&mut self) {
+    /// Reads every ready socket until it has nothing more.
+    fn read_all(&mut self, ready: &HashSet<RawFd>) {
+        let mut buf = std::mem::take(&mut self.buf);
         for i in 0..self.listeners.len() {
-            if matches!(self.listeners[i].io, Io::Stream { .. }) {
-                self.read_streams(i);
-                continue;
+            match &self.listeners[i].io {
+                Io::Stream { .. } => {
+                    self.read_streams(i, ready);
+                    continue;
+                }
+                Io::Udp(socket) if !ready.contains(&socket.as_raw_fd()) => continue,
+                Io::Udp(_) => {}
             }
             while let Io::Udp(socket) = &self.listeners[i].io {
-                let (n, from) = match socket.recv_from(&mut self.buf) {
+                let (n, from) = match socket.recv_from(&mut buf) {
                     Ok(r) => r,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     // An ICMP error from an earlier send: the next datagram may be fine.
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                     Err(_) => break,
                 };
-                let data = self.buf[..n].to_vec();
-                self.learn_user(from, &data);
+                self.learn_user(from, &buf[..n]);
                 let to = self.listeners[i].server.listen_address();
-                self.receive(i, TransportType::Udp, from, to, &data);
+                self.receive(i, TransportType::Udp, from, to, &buf[..n]);
             }
         }
-        let relays: Vec<SocketAddr> = self.relays.keys().copied().collect();
+        let relays: Vec<SocketAddr> = (self.relays.iter())
+            .filter(|(_, r)| ready.contains(&r.socket.as_raw_fd()))
+            .map(|(a, _)| *a)
+            .collect();
         for addr in relays {
             while let Some(r) = self.relays.get(&addr) {
                 let listener = r.listener;
-                let (n, peer) = match r.socket.recv_from(&mut self.buf) {
+                let (n, peer) = match r.socket.recv_from(&mut buf) {
                     Ok(r) => r,
                     // An ICMP error from an earlier send: the next datagram may be fine.
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
@@ -353,14 +366,14 @@ impl Relay {
                     continue;
                 }
                 TurnStats::add(&self.stats.to_client, 1);
-                let data = self.buf[..n].to_vec();
-                self.receive(listener, TransportType::Udp, peer, addr, &data);
+                self.receive(listener, TransportType::Udp, peer, addr, &buf[..n]);
             }
         }
+        self.buf = buf;
     }
 
     /// Accepts new stream clients and feeds what each sent to the listener's server.
-    fn read_streams(&mut self, i: usize) {
+    fn read_streams(&mut self, i: usize, ready: &HashSet<RawFd>) {
         let listen_addr = self.listeners[i].server.listen_address();
         let mut chunks: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         if let Io::Stream {
@@ -382,6 +395,9 @@ impl Relay {
                 }
             }
             for conn in conns.values_mut() {
+                if !ready.contains(&conn.stream.as_raw_fd()) {
+                    continue;
+                }
                 for frame in conn.frames() {
                     chunks.push((conn.peer, frame));
                 }

@@ -17,11 +17,15 @@ const MAX_PENDING: usize = 1 << 20;
 /// The largest frame: a STUN message or ChannelData with 64 KiB of payload.
 const MAX_FRAME: usize = 4 + 65_535 + 3;
 
+/// The bytes at the head of a TURN stream are neither a STUN message nor ChannelData.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotTurn;
+
 /// The next frame of a TURN stream (RFC 5766 §11.5, RFC 8656 §12.5): a STUN message, or
 /// ChannelData padded to four bytes. `Ok(Some((frame_len, consumed)))` when `buf`
 /// starts with a complete one (the frame without its padding, and the bytes it takes),
 /// `Ok(None)` when more bytes are needed, `Err` when it starts with neither.
-pub fn next_frame(buf: &[u8]) -> Result<Option<(usize, usize)>, ()> {
+pub fn next_frame(buf: &[u8]) -> Result<Option<(usize, usize)>, NotTurn> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -29,7 +33,7 @@ pub fn next_frame(buf: &[u8]) -> Result<Option<(usize, usize)>, ()> {
     let (len, consumed) = match buf[0] >> 6 {
         0b00 => (20 + body, 20 + body),
         0b01 => (4 + body, (4 + body).div_ceil(4) * 4),
-        _ => return Err(()),
+        _ => return Err(NotTurn),
     };
     Ok((buf.len() >= consumed).then_some((len, consumed)))
 }
@@ -125,7 +129,7 @@ impl StreamConn {
                     at += consumed;
                 }
                 Ok(None) => break,
-                Err(()) => {
+                Err(NotTurn) => {
                     self.refuse();
                     break;
                 }
@@ -294,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             next_frame(&[0x80, 0, 0, 0]),
-            Err(()),
+            Err(NotTurn),
             "RTP is not a TURN frame"
         );
         assert_eq!(next_frame(&[0x00, 0x01]), Ok(None));
