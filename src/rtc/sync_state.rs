@@ -88,15 +88,20 @@ mod tests {
             .count()
     }
 
-    #[test]
-    fn an_unknown_published_track_asks_for_a_full_reconnect() {
+    /// Rooms with alice joined on conn 1.
+    fn alice() -> (crate::rtc::room::Rooms, Instant) {
         let now = crate::clock::now().mono;
         let mut rooms = rooms();
-        let mut out = Vec::new();
         rooms
-            .join(1, &join_params("alice"), now, 0, &mut out)
+            .join(1, &join_params("alice"), now, 0, &mut Vec::new())
             .unwrap();
-        out.clear();
+        (rooms, now)
+    }
+
+    #[test]
+    fn an_unknown_published_track_asks_for_a_full_reconnect() {
+        let (mut rooms, now) = alice();
+        let mut out = Vec::new();
         let state = lk::SyncState {
             publish_tracks: vec![lk::TrackPublishedResponse {
                 cid: "cam".into(),
@@ -114,13 +119,8 @@ mod tests {
 
     #[test]
     fn a_state_the_room_agrees_with_keeps_the_participant() {
-        let now = crate::clock::now().mono;
-        let mut rooms = rooms();
+        let (mut rooms, now) = alice();
         let mut out = Vec::new();
-        rooms
-            .join(1, &join_params("alice"), now, 0, &mut out)
-            .unwrap();
-        out.clear();
         let state = lk::SyncState {
             track_sids_disabled: vec!["TR_none".into()],
             subscription: Some(lk::UpdateSubscription {

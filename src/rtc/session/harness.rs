@@ -66,18 +66,27 @@ impl Pair {
         offer: SdpOffer,
         pending: str0m::change::SdpPendingOffer,
     ) -> Vec<super::OfferedMedia> {
-        let (answer, offered) = self
+        self.client_round(offer, pending).1
+    }
+
+    /// As `client_offer`, returning the server's answer SDP too.
+    pub fn client_round(
+        &mut self,
+        offer: SdpOffer,
+        pending: str0m::change::SdpPendingOffer,
+    ) -> (String, Vec<super::OfferedMedia>) {
+        let (answer_sdp, offered) = self
             .server
             .accept_offer(&offer.to_sdp_string())
             .expect("server accepts the offer");
-        let answer = SdpAnswer::from_sdp_string(&answer).expect("server answer parses");
+        let answer = SdpAnswer::from_sdp_string(&answer_sdp).expect("server answer parses");
         self.client
             .sdp_api()
             .accept_answer(pending, answer)
             .expect("client accepts the answer");
         self.drain_client();
         self.drain_server();
-        offered
+        (answer_sdp, offered)
     }
 
     /// Subscriber PC: the server's queued changes → offer → client answer → server.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::Event;
 
@@ -17,18 +17,7 @@ fn client_round(
     offer: SdpOffer,
     pending: str0m::change::SdpPendingOffer,
 ) -> String {
-    let (answer, _) = pair
-        .server
-        .accept_offer(&offer.to_sdp_string())
-        .expect("server accepts the offer");
-    let parsed = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
-    pair.client
-        .sdp_api()
-        .accept_answer(pending, parsed)
-        .expect("client accepts the answer");
-    pair.drain_client();
-    pair.drain_server();
-    answer
+    pair.client_round(offer, pending).0
 }
 
 fn section(sdp: &str, mid: Mid) -> &str {
