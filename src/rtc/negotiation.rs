@@ -516,37 +516,54 @@ impl Rooms {
                 ask_for_offer(p, conn, out);
                 continue;
             }
-            let Some(session) = p.media.subscriber.as_mut() else {
-                continue;
-            };
-            match session.create_offer() {
-                Ok(Some(sdp)) => {
-                    p.media.offer_id += 1;
-                    p.media.awaiting_answer = true;
-                    p.media.needs_offer = false;
-                    for (sid, down) in p.media.downtracks.iter_mut() {
-                        down.mid = session.send_track_mid(sid);
-                    }
-                    let mid_to_track_id = session
-                        .send_track_mids()
-                        .into_iter()
-                        .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
-                        .collect();
-                    reply(
-                        out,
-                        conn,
-                        Resp::Offer(lk::SessionDescription {
-                            r#type: "offer".into(),
-                            sdp,
-                            id: p.media.offer_id,
-                            mid_to_track_id,
-                        }),
-                    );
-                }
-                Ok(None) => p.media.needs_offer = false,
-                Err(e) => debug!(conn, error = %e, "cannot create subscriber offer"),
+            if let Some(offer) = self.subscriber_offer(conn) {
+                reply(out, conn, offer);
             }
         }
+    }
+
+    /// v0: the subscriber offer for what is queued on `conn`'s subscriber PC, if anything
+    /// is and no offer is outstanding. An ICE restart in it brings a new ufrag, which
+    /// the demux learns now (the old one stays until the answer).
+    pub(super) fn subscriber_offer(&mut self, conn: ConnId) -> Option<Resp> {
+        let p = self.participant_by_conn(conn)?;
+        if p.media.awaiting_answer {
+            return None;
+        }
+        let session = p.media.subscriber.as_mut()?;
+        let sdp = match session.create_offer() {
+            Ok(Some(sdp)) => sdp,
+            Ok(None) => {
+                p.media.needs_offer = false;
+                return None;
+            }
+            Err(e) => {
+                debug!(conn, error = %e, "cannot create subscriber offer");
+                return None;
+            }
+        };
+        p.media.offer_id += 1;
+        p.media.awaiting_answer = true;
+        p.media.needs_offer = false;
+        for (sid, down) in p.media.downtracks.iter_mut() {
+            down.mid = session.send_track_mid(sid);
+        }
+        let mid_to_track_id = session
+            .send_track_mids()
+            .into_iter()
+            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+            .collect();
+        let restarted = session.restart_ufrag();
+        let id = p.media.offer_id;
+        if let Some(ufrag) = restarted {
+            self.by_ufrag.insert(ufrag, (conn, Side::Subscriber));
+        }
+        Some(Resp::Offer(lk::SessionDescription {
+            r#type: "offer".into(),
+            sdp,
+            id,
+            mid_to_track_id,
+        }))
     }
 
     /// Tells everyone else in the room about a participant's new state.

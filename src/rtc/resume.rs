@@ -56,6 +56,12 @@ impl Rooms {
             .get_mut(identity)
             .ok_or(RoomError::ParticipantNotFound)?;
         p.departs_at = None;
+        // v0: the subscriber PC restarts ICE, offered after the room's state, as
+        // LiveKit's server does (v1 clients restart ICE with their own offer).
+        if let Some(session) = p.media.subscriber.as_mut() {
+            session.restart_ice();
+            p.media.needs_offer = true;
+        }
         let conn = p.conn;
         let last_message_seq = p.last_reliable_seq;
         let ice_servers = self.ice_servers.for_participant(&p.info.sid, unix_secs);
@@ -68,7 +74,7 @@ impl Rooms {
         let room_info = r.info.clone();
         self.dirty.push((conn, super::media::Side::Publisher));
         self.dirty.push((conn, super::media::Side::Subscriber));
-        let messages = vec![
+        let mut messages = vec![
             Resp::Reconnect(lk::ReconnectResponse {
                 server_info: Some(server_info),
                 last_message_seq,
@@ -80,6 +86,7 @@ impl Rooms {
                 room: Some(room_info),
             }),
         ];
+        messages.extend(self.subscriber_offer(conn));
         let messages = messages
             .into_iter()
             .map(|m| lk::SignalResponse { message: Some(m) })

@@ -30,6 +30,8 @@ mod tests_guard;
 #[cfg(test)]
 mod tests_input;
 #[cfg(test)]
+mod tests_restart;
+#[cfg(test)]
 mod tests_single;
 #[cfg(test)]
 mod tests_stats;

@@ -25,6 +25,16 @@ pub(super) struct SendTrack {
     reactivating: bool,
 }
 
+/// A subscriber PC's ICE restart (`restart_ice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum IceRestart {
+    #[default]
+    None,
+    Queued,
+    /// In the outstanding offer, with the ufrag it brings.
+    Offered(String),
+}
+
 /// Where LiveKit's `_reliable`/`_lossy` channels are on a subscriber PC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Channels {
@@ -138,12 +148,30 @@ impl PeerSession {
         Ok(())
     }
 
+    /// Subscriber PC: the next offer restarts ICE (new credentials), as LiveKit's server
+    /// does when a v0 client resumes: its network may have changed.
+    pub fn restart_ice(&mut self) {
+        if self.role == PeerRole::Subscriber {
+            self.ice_restart = IceRestart::Queued;
+        }
+    }
+
+    /// The ufrag an offered ICE restart brings, until its answer is in (str0m switches
+    /// to it then; the client's checks may come first).
+    pub fn restart_ufrag(&self) -> Option<String> {
+        match &self.ice_restart {
+            IceRestart::Offered(ufrag) => Some(ufrag.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether queued changes wait for an offer.
     pub fn has_queued_changes(&self) -> bool {
         if self.role == PeerRole::Single {
             return self.slots.has_changes();
         }
-        self.channels_state == Channels::Queued
+        self.ice_restart == IceRestart::Queued
+            || self.channels_state == Channels::Queued
             || self
                 .send_tracks
                 .iter()
@@ -177,6 +205,10 @@ impl PeerSession {
             return Ok(None);
         }
         let mut api = self.rtc.sdp_api();
+        if self.ice_restart == IceRestart::Queued {
+            let creds = api.ice_restart(true);
+            self.ice_restart = IceRestart::Offered(creds.ufrag);
+        }
         for t in self.send_tracks.iter_mut().filter(|t| t.mid.is_none()) {
             let mid = api.add_media(
                 t.kind,
@@ -257,6 +289,14 @@ impl PeerSession {
 
     /// Ends the outstanding offer: keeps its changes, or queues them again.
     fn settle(&mut self, ok: bool) {
+        if let IceRestart::Offered(_) = self.ice_restart {
+            self.ice_restart = if ok {
+                self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
+                IceRestart::None
+            } else {
+                IceRestart::Queued
+            };
+        }
         for t in self.send_tracks.iter_mut().filter(|t| t.in_flight) {
             t.in_flight = false;
             if !ok {

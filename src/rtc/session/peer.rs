@@ -39,6 +39,8 @@ pub struct PeerSession {
     pub(super) slots: super::single_pc::SendSlots,
     /// Subscriber: LiveKit's data channels.
     pub(super) channels_state: Channels,
+    /// Subscriber: an ICE restart queued or offered.
+    pub(super) ice_restart: super::offer::IceRestart,
     pub(super) pending: Option<SdpPendingOffer>,
     /// The first m-line's mid, which trickled candidates name.
     pub(super) bundle_mid: Option<Mid>,
@@ -137,6 +139,7 @@ impl PeerSession {
             parked: Vec::new(),
             slots: Default::default(),
             channels_state: Channels::NotWanted,
+            ice_restart: Default::default(),
             pending: None,
             bundle_mid: None,
             channels: Vec::new(),
