@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
-use crate::rtc::ice_servers::{EmbeddedTurn, ExternalTurn, IceServerConfig, TurnAuth};
+use crate::rtc::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
 use crate::rtc::session::EnabledCodecs;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::shard::connect::connected;
@@ -116,7 +116,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
     );
     let mut ice_servers = ice_server_config(&config);
     let turn_stats = std::sync::Arc::new(crate::turn::TurnStats::default());
-    ice_servers.embedded = start_turn(&config, &keys, &turn_stats)?;
+    ice_servers.embedded = crate::turn::start_from_config(&config, &keys, &turn_stats)?;
     let turn_stats = ice_servers.embedded.is_some().then_some(turn_stats);
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
@@ -288,66 +288,6 @@ fn bind_udp(config: &Config, shard: usize) -> Result<Vec<(UdpSocket, SocketAddr)
         bail!("shard {shard}: could not bind any UDP socket on port {port}");
     }
     Ok(bound)
-}
-
-/// The embedded TURN server (`turn.enabled`; UDP on `turn.udp_port`, TLS on
-/// `turn.tls_port`, each unless 0) on each media IP, and what participants are told of it.
-fn start_turn(
-    config: &Config,
-    keys: &KeyStore,
-    stats: &std::sync::Arc<crate::turn::TurnStats>,
-) -> Result<Option<EmbeddedTurn>> {
-    let turn = &config.turn;
-    if !turn.enabled || (turn.udp_port == 0 && turn.tls_port == 0) {
-        return Ok(None);
-    }
-    let ips: Vec<IpAddr> = match &config.rtc.node_ip {
-        Some(ip) => vec![ip.parse().with_context(|| format!("rtc.node_ip: {ip:?}"))?],
-        None => net::addrs::media_ips(&net::addrs::interface_ips(), &config.rtc.addr_filters()),
-    };
-    let (api_key, secret) = keys.first().context("no API keys configured")?;
-    // TURN/TLS, or plain TCP when TLS ends at a load balancer (`external_tls`).
-    let tls = match (turn.tls_port, turn.external_tls) {
-        (0, _) | (_, true) => None,
-        _ => Some(
-            crate::turn::server_config(&turn.cert_file, &turn.key_file)
-                .map_err(anyhow::Error::msg)?,
-        ),
-    };
-    let on = |port: u16| -> Vec<SocketAddr> {
-        match port {
-            0 => Vec::new(),
-            port => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
-        }
-    };
-    let settings = crate::turn::Settings {
-        listen: on(turn.udp_port),
-        streams: on(turn.tls_port),
-        tls,
-        relay_range: (turn.relay_range_start, turn.relay_range_end),
-        keys: keys.clone(),
-        policy: crate::turn::peers::PeerPolicy { own: ips.clone() },
-        per_user_limit: turn.per_user_relay_allocation_limit,
-        stats: stats.clone(),
-    };
-    let handle = crate::turn::start(settings).context("cannot start the TURN server")?;
-    let mut urls: Vec<String> = handle
-        .addrs
-        .iter()
-        .map(|a| format!("turn:{a}?transport=udp"))
-        .collect();
-    if let Some(port) = handle.stream_addrs.first().map(|a| a.port()) {
-        // As LiveKit: one TLS URL by domain name (certificates name it); behind a load
-        // balancer that ends TLS, the balancer's port 443.
-        let port = if turn.external_tls { 443 } else { port };
-        urls.push(format!("turns:{}:{port}?transport=tcp", turn.domain));
-    }
-    Ok(Some(EmbeddedTurn {
-        urls,
-        api_key: api_key.to_string(),
-        secret: secret.to_string(),
-        ttl_secs: u64::from(turn.ttl_seconds),
-    }))
 }
 
 /// What clients are told in `ice_servers`: `rtc.turn_servers` and `rtc.stun_servers`.

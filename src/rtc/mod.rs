@@ -22,6 +22,7 @@ pub mod munger;
 mod negotiation;
 #[cfg(test)]
 mod negotiation_tests;
+mod offers;
 pub mod participant;
 mod permission;
 #[cfg(test)]

@@ -1,0 +1,138 @@
+//! The server's side of negotiation: on v0 it offers the subscriber PC (tracks, data
+//! channels, an ICE restart after a resume); on v1 it only answers, so it asks the
+//! client to offer again (`MediaSectionsRequirement`) and names what each answer carries.
+
+use livekit_protocol as lk;
+use lk::signal_response::Message as Resp;
+use tracing::debug;
+
+use super::media::Side;
+use super::participant::ConnId;
+use super::room::Rooms;
+use super::room_ops::{reply, Outbound};
+
+impl Rooms {
+    /// Sends a subscriber offer to every participant of the room with changes queued
+    /// and no offer outstanding.
+    pub(super) fn send_pending_offers(&mut self, room: &str, out: &mut Vec<Outbound>) {
+        let conns: Vec<ConnId> = match self.rooms.get(room) {
+            Some(r) => r
+                .participants
+                .values()
+                .filter(|p| p.media.needs_offer && !p.media.awaiting_answer)
+                .map(|p| p.conn)
+                .collect(),
+            None => return,
+        };
+        for conn in conns {
+            let Some(p) = self.participant_by_conn(conn) else {
+                continue;
+            };
+            if p.media.single_pc {
+                ask_for_offer(p, conn, out);
+                continue;
+            }
+            if let Some(offer) = self.subscriber_offer(conn) {
+                reply(out, conn, offer);
+            }
+        }
+    }
+
+    /// v0: the subscriber offer for what is queued on `conn`'s subscriber PC, if anything
+    /// is and no offer is outstanding. An ICE restart in it brings a new ufrag, which
+    /// the demux learns now (the old one stays until the answer).
+    pub(super) fn subscriber_offer(&mut self, conn: ConnId) -> Option<Resp> {
+        let p = self.participant_by_conn(conn)?;
+        if p.media.awaiting_answer {
+            return None;
+        }
+        let session = p.media.subscriber.as_mut()?;
+        let sdp = match session.create_offer() {
+            Ok(Some(sdp)) => sdp,
+            Ok(None) => {
+                p.media.needs_offer = false;
+                return None;
+            }
+            Err(e) => {
+                debug!(conn, error = %e, "cannot create subscriber offer");
+                return None;
+            }
+        };
+        p.media.offer_id += 1;
+        p.media.awaiting_answer = true;
+        p.media.needs_offer = false;
+        for (sid, down) in p.media.downtracks.iter_mut() {
+            down.mid = session.send_track_mid(sid);
+        }
+        let mid_to_track_id = session
+            .send_track_mids()
+            .into_iter()
+            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+            .collect();
+        let restarted = session.restart_ufrag();
+        let id = p.media.offer_id;
+        if let Some(ufrag) = restarted {
+            self.by_ufrag.insert(ufrag, (conn, Side::Subscriber));
+        }
+        Some(Resp::Offer(lk::SessionDescription {
+            r#type: "offer".into(),
+            sdp,
+            id,
+            mid_to_track_id,
+        }))
+    }
+}
+
+impl Rooms {
+    /// Single PC, after an answer: the downtracks learn the lines they went on, and the
+    /// answer names them (`mid_to_track_id`). Empty for v0 publisher PCs.
+    pub(super) fn settle_single_pc(
+        &mut self,
+        conn: ConnId,
+    ) -> std::collections::HashMap<String, String> {
+        let Some(p) = self.participant_by_conn(conn) else {
+            return Default::default();
+        };
+        if !p.media.single_pc {
+            return Default::default();
+        }
+        let Some(session) = p.media.publisher.as_ref() else {
+            return Default::default();
+        };
+        for (sid, down) in p.media.downtracks.iter_mut() {
+            down.mid = session.send_track_mid(sid);
+        }
+        session
+            .send_track_mids()
+            .into_iter()
+            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+            .collect()
+    }
+}
+
+/// Single PC: asks the client to offer again (adding the lines our waiting tracks
+/// need), unless nothing waits or an earlier ask is still unanswered.
+pub(super) fn ask_for_offer(
+    p: &mut super::participant::Participant,
+    conn: ConnId,
+    out: &mut Vec<Outbound>,
+) {
+    p.media.needs_offer = false;
+    if p.media.awaiting_answer {
+        // Asked already: its offer comes, and this is looked at again then.
+        return;
+    }
+    let Some(wanted) = p.media.publisher.as_mut().and_then(|s| s.sections_wanted()) else {
+        return;
+    };
+    p.media.awaiting_answer = true;
+    debug!(conn, ?wanted, "asking the client to offer again");
+    reply(
+        out,
+        conn,
+        Resp::MediaSectionsRequirement(lk::MediaSectionsRequirement {
+            num_audios: wanted.audios,
+            num_videos: wanted.videos,
+        }),
+    );
+}
