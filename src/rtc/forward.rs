@@ -62,13 +62,9 @@ impl Rooms {
             if p.conn == publisher {
                 continue;
             }
-            let Some(down) = p.media.downtracks.get_mut(&track_sid) else {
+            let (downtracks, session) = p.media.down_parts();
+            let Some(down) = downtracks.get_mut(&track_sid) else {
                 continue;
-            };
-            let session = if p.media.single_pc {
-                p.media.publisher.as_mut()
-            } else {
-                p.media.subscriber.as_mut()
             };
             let (Some(session), Some(mid)) = (session, down.mid) else {
                 continue;

@@ -58,18 +58,11 @@ impl Rooms {
                 return None;
             }
         };
+        let restarted = session.restart_ufrag();
         p.media.offer_id += 1;
         p.media.awaiting_answer = true;
         p.media.needs_offer = false;
-        for (sid, down) in p.media.downtracks.iter_mut() {
-            down.mid = session.send_track_mid(sid);
-        }
-        let mid_to_track_id = session
-            .send_track_mids()
-            .into_iter()
-            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
-            .collect();
-        let restarted = session.restart_ufrag();
+        let mid_to_track_id = p.media.learn_mids();
         let id = p.media.offer_id;
         if let Some(ufrag) = restarted {
             self.by_ufrag.insert(ufrag, (conn, Side::Subscriber));
@@ -90,23 +83,10 @@ impl Rooms {
         &mut self,
         conn: ConnId,
     ) -> std::collections::HashMap<String, String> {
-        let Some(p) = self.participant_by_conn(conn) else {
-            return Default::default();
-        };
-        if !p.media.single_pc {
-            return Default::default();
+        match self.participant_by_conn(conn) {
+            Some(p) if p.media.single_pc => p.media.learn_mids(),
+            _ => Default::default(),
         }
-        let Some(session) = p.media.publisher.as_ref() else {
-            return Default::default();
-        };
-        for (sid, down) in p.media.downtracks.iter_mut() {
-            down.mid = session.send_track_mid(sid);
-        }
-        session
-            .send_track_mids()
-            .into_iter()
-            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
-            .collect()
     }
 }
 

@@ -186,11 +186,33 @@ pub struct ParticipantMedia {
 impl ParticipantMedia {
     /// The PC subscribed tracks and data go out on.
     pub fn down_session(&mut self) -> Option<&mut PeerSession> {
-        if self.single_pc {
+        self.down_parts().1
+    }
+
+    /// The downtracks and the PC they go out on, borrowed apart.
+    pub fn down_parts(&mut self) -> (&mut HashMap<String, DownTrack>, Option<&mut PeerSession>) {
+        let session = if self.single_pc {
             self.publisher.as_mut()
         } else {
             self.subscriber.as_mut()
+        };
+        (&mut self.downtracks, session)
+    }
+
+    /// After a negotiation: each downtrack learns the m-line it went on, and the
+    /// result is what `SessionDescription.mid_to_track_id` names.
+    pub fn learn_mids(&mut self) -> HashMap<String, String> {
+        let (downtracks, Some(session)) = self.down_parts() else {
+            return HashMap::new();
+        };
+        for (sid, down) in downtracks.iter_mut() {
+            down.mid = session.send_track_mid(sid);
         }
+        session
+            .send_track_mids()
+            .into_iter()
+            .map(|(mid, sid)| (mid.to_string(), sid.to_string()))
+            .collect()
     }
 
     /// Whether the PC subscribed tracks go out on exists.

@@ -89,8 +89,9 @@ fn gunzip(data: &[u8]) -> Result<Vec<u8>, JoinRequestError> {
     Ok(out)
 }
 
-/// What a client sends, for tests and the load generator's v1 path.
-pub fn encode(request: &lk::JoinRequest, gzip: bool) -> String {
+/// What a client sends (the tests' way of making one).
+#[cfg(test)]
+fn encode(request: &lk::JoinRequest, gzip: bool) -> String {
     use lk::wrapped_join_request::Compression;
     let raw = request.encode_to_vec();
     let (join_request, compression) = if gzip {

@@ -1,7 +1,7 @@
 //! A `reconnect=1` signal connection (v1: `JoinRequest.reconnect`): the client resumes
-//! its participant after its previous connection dropped (see `rtc::resume` and `control::resume`). When there
-//! is nothing to resume, the answer is LiveKit's leave STATE_MISMATCH/RECONNECT, and
-//! the SDK does a full reconnect.
+//! its participant after its previous connection dropped (see `rtc::resume` and
+//! `control::resume`). When there is nothing to resume, the answer is LiveKit's leave
+//! STATE_MISMATCH/RECONNECT, and the SDK does a full reconnect.
 
 use std::rc::Rc;
 

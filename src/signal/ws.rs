@@ -65,15 +65,12 @@ pub async fn serve(
         return;
     };
     let accept = derive_accept_key(key.as_bytes());
+    // A resume, and the participant sid it names (v0: `reconnect=1&sid=`).
     let resume = match &join_request {
-        Some(j) => j.reconnect,
-        None => is_resume(req),
+        Some(j) => j.reconnect.then_some(Some(j.participant_sid.as_str())),
+        None => is_resume(req).then(|| req.query_param("sid")),
     };
-    if resume {
-        let sid = match &join_request {
-            Some(j) => Some(j.participant_sid.as_str()),
-            None => req.query_param("sid"),
-        };
+    if let Some(sid) = resume {
         super::resume::serve(stream, &claims, sid.filter(|s| !s.is_empty()), &accept, ctx).await;
         return;
     }

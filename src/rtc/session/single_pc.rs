@@ -35,8 +35,10 @@ struct Slot {
 }
 
 impl Slot {
-    fn fits(&self, kind: MediaKind, track_id: &str) -> bool {
-        self.kind == kind && self.track.is_none() && !self.used && !track_id.is_empty()
+    /// Free for a waiting track of `kind`: never used (a slot that carried a track
+    /// stays retired, see the module docs).
+    fn free_for(&self, kind: MediaKind) -> bool {
+        self.kind == kind && !self.used
     }
 }
 
@@ -125,16 +127,8 @@ impl SendSlots {
             (MediaKind::Video, &mut self.requested.1, &mut want.videos),
         ] {
             let waiting = self.queued.iter().filter(|(k, _)| *k == kind).count();
-            let mut free: Vec<&Slot> = self.slots.iter().filter(|s| s.fits(kind, "any")).collect();
-            // Each waiting track needs a free slot it may go on.
-            let mut placed = 0;
-            for (_, t) in self.queued.iter().filter(|(k, _)| *k == kind) {
-                if let Some(i) = free.iter().position(|s| s.fits(kind, &t.track_id)) {
-                    free.swap_remove(i);
-                    placed += 1;
-                }
-            }
-            let more = (waiting - placed).saturating_sub(*asked as usize) as u32;
+            let free = self.slots.iter().filter(|s| s.free_for(kind)).count();
+            let more = waiting.saturating_sub(free + *asked as usize) as u32;
             *out = more;
             *asked += more;
         }
@@ -182,10 +176,7 @@ impl SendSlots {
         }
         let mut waiting = std::mem::take(&mut self.queued);
         waiting.retain(|(kind, track)| {
-            let free = self
-                .slots
-                .iter_mut()
-                .find(|s| s.fits(*kind, &track.track_id));
+            let free = self.slots.iter_mut().find(|s| s.free_for(*kind));
             match free {
                 Some(slot) => {
                     slot.track = Some(track.clone());
