@@ -5,6 +5,7 @@
 //! never other private ones (`peers`). RFC 6062 TCP allocations are not offered.
 
 pub mod credentials;
+mod forbid;
 pub mod peers;
 mod relay;
 pub mod stats;

@@ -19,6 +19,7 @@ use turn_server_proto::types::stun::message::Message;
 use turn_server_proto::types::{AddressFamily, Instant, TransportType};
 
 use super::credentials::{password_for, Invalid, REALM};
+use super::forbid::forbidden_reply;
 use super::peers::PeerPolicy;
 use super::stats::{Refusal, TurnStats};
 use super::tls::StreamConn;
@@ -345,7 +346,9 @@ impl Relay {
                 };
                 self.learn_user(from, &buf[..n]);
                 let to = self.listeners[i].server.listen_address();
-                self.receive(i, TransportType::Udp, from, to, &buf[..n]);
+                if !self.refuse_denied_peer(to, from, &buf[..n]) {
+                    self.receive(i, TransportType::Udp, from, to, &buf[..n]);
+                }
             }
         }
         let relays: Vec<SocketAddr> = (self.relays.iter())
@@ -413,6 +416,9 @@ impl Relay {
         for (peer, frame) in chunks {
             if frame[0] >> 6 == 0 {
                 self.learn_user(peer, &frame);
+                if self.refuse_denied_peer(listen_addr, peer, &frame) {
+                    continue;
+                }
             }
             self.receive(i, TransportType::Tcp, peer, listen_addr, &frame);
         }
@@ -434,6 +440,18 @@ impl Relay {
         };
         let t = out.build();
         self.send(t.from, t.to, &t.data);
+        true
+    }
+
+    /// Answers a permission towards a denied peer with 403 (`forbid`); whether it did.
+    fn refuse_denied_peer(&mut self, listen: SocketAddr, from: SocketAddr, data: &[u8]) -> bool {
+        let now_unix = crate::clock::unix_secs();
+        let Some(reply) = forbidden_reply(data, &self.policy, &self.keys, now_unix) else {
+            return false;
+        };
+        debug!(%from, "TURN permission towards a denied peer refused");
+        self.stats.refuse(Refusal::DeniedPeer);
+        self.send(listen, from, &reply);
         true
     }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import os
 import re
 import socket
@@ -47,7 +49,8 @@ turn:
 """
 
 
-async def relayed(c: Corelay, port: int) -> None:
+async def relayed(c: Corelay, port: int) -> tuple[str, str]:
+    """Bob decodes through the relay; returns the probe participant's TURN credentials."""
     raw, join = await RawSignal.join(c, "turn", "probe")
     await raw.close()
     own = [s for s in join.ice_servers if any(f":{port}?transport=udp" in u for u in s.urls)]
@@ -71,6 +74,7 @@ async def relayed(c: Corelay, port: int) -> None:
         media.stop()
         await bob.disconnect()
         await alice.disconnect()
+    return own[0].username, own[0].credential
 
 
 def allocate(username: str) -> bytes:
@@ -79,6 +83,66 @@ def allocate(username: str) -> bytes:
     attrs = struct.pack("!HHI", 0x0019, 4, 17 << 24)  # REQUESTED-TRANSPORT: UDP
     attrs += struct.pack("!HH", 0x0006, len(user)) + user + b"\0" * (-len(user) % 4)
     return struct.pack("!HHI", 0x0003, len(attrs), 0x2112A442) + os.urandom(12) + attrs
+
+
+MAGIC = 0x2112A442
+
+
+def stun(method: int, attrs: list[tuple[int, bytes]], key: bytes | None = None) -> bytes:
+    """A STUN request, signed with the long-term `key` when given."""
+    body = b"".join(struct.pack("!HH", t, len(v)) + v + b"\0" * (-len(v) % 4) for t, v in attrs)
+    tid = os.urandom(12)
+    if key is not None:
+        head = struct.pack("!HHI", method, len(body) + 24, MAGIC) + tid
+        body += struct.pack("!HH", 0x0008, 20) + hmac.new(key, head + body, hashlib.sha1).digest()
+    return struct.pack("!HHI", method, len(body), MAGIC) + tid + body
+
+
+def answer(s: socket.socket) -> tuple[int, dict[int, bytes]]:
+    """The message type and attributes of the next STUN message on `s`."""
+    data = s.recv(2048)
+    kind, length = struct.unpack("!HH", data[:4])
+    attrs, at = {}, 20
+    while at < 20 + length:
+        t, n = struct.unpack("!HH", data[at : at + 4])
+        attrs[t] = data[at + 4 : at + 4 + n]
+        at += 4 + n + (-n % 4)
+    return kind, attrs
+
+
+def error_code(attrs: dict[int, bytes]) -> int:
+    raw = attrs[0x0009]
+    return (raw[2] & 7) * 100 + raw[3]
+
+
+def xor_peer(ip: str, port: int) -> bytes:
+    addr = struct.unpack("!I", socket.inet_aton(ip))[0] ^ MAGIC
+    return struct.pack("!BBHI", 0, 1, port ^ (MAGIC >> 16), addr)
+
+
+def permissions(port: int, username: str, password: str) -> dict[str, int]:
+    """Allocates with the given credentials (401 first, for the nonce), then asks for a
+    permission towards a private and a loopback peer, and towards this host's own
+    address: the error code of each answer (0 for success)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        transport = (0x0019, struct.pack("!I", 17 << 24))
+        s.send(stun(0x0003, [transport, (0x0006, username.encode())]))
+        kind, attrs = answer(s)
+        assert kind == 0x0113 and error_code(attrs) == 401, (hex(kind), attrs)
+        realm, nonce = attrs[0x0014], attrs[0x0015]
+        key = hashlib.md5(username.encode() + b":" + realm + b":" + password.encode()).digest()
+        auth = [(0x0006, username.encode()), (0x0014, realm), (0x0015, nonce)]
+        s.send(stun(0x0003, [transport, *auth], key))
+        kind, attrs = answer(s)
+        assert kind == 0x0103, (hex(kind), attrs)
+        codes = {}
+        for peer in ("10.1.2.3", "127.0.0.1"):
+            s.send(stun(0x0008, [(0x0012, xor_peer(peer, 5000)), *auth], key))
+            kind, attrs = answer(s)
+            codes[peer] = error_code(attrs) if kind == 0x0118 else 0
+        return codes
 
 
 def refused(metrics_url: str) -> dict[str, float]:
@@ -93,7 +157,7 @@ def test_a_relay_only_client_connects_through_the_embedded_turn_server() -> None
     _SERVERS.append(server)
     try:
         c = Corelay(server.wait_ready(), API_KEY, API_SECRET)
-        asyncio.run(asyncio.wait_for(relayed(c, port), 90))
+        username, password = asyncio.run(asyncio.wait_for(relayed(c, port), 90))
         metrics = server.metrics_url()
         text = urllib.request.urlopen(metrics, timeout=10).read().decode()
         # bob only subscribes: media reaches him through the relay, RTCP and checks leave.
@@ -118,6 +182,13 @@ def test_a_relay_only_client_connects_through_the_embedded_turn_server() -> None
         # The SDK allocates on every TURN address it was given; one per user is allowed.
         assert after["quota"] >= 1, after
         assert after["bad_credentials"] >= before.get("bad_credentials", 0) + 2, (before, after)
+        # Permissions towards private peers are refused (403); 127.0.0.1 is this node's
+        # own media address here, which relayed clients must reach.
+        before = refused(metrics)
+        codes = permissions(port, username, password)
+        assert codes == {"10.1.2.3": 403, "127.0.0.1": 0}, codes
+        after = refused(metrics)
+        assert after["denied_peer"] == before.get("denied_peer", 0) + 1, (before, after)
         logs = server.logs()
         assert "TURN allocation" in logs, "no allocation was made"
         nominated = re.findall(r"ICE nominated send from: \S+ to: \S+:(\d+) ", logs)
