@@ -129,6 +129,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let mut rooms = Rooms::new(defaults, limits, node.clone());
         rooms.set_codecs(codecs);
         rooms.set_ice_servers(ice_servers.clone());
+        rooms.set_tcp_fallback(config.rtc.allow_tcp_fallback.unwrap_or(true));
         let udp = bind_udp(&config, shard)?;
         let tcp = bind_tcp(&config, shard, &udp)?;
         let handle =

@@ -207,7 +207,6 @@ const LIVEKIT_ONLY_KEYS: &[&str] = &[
     "room.participant_disconnect_timeout",
     "room.playout_delay",
     "room.sync_streams",
-    "rtc.allow_tcp_fallback",
     "rtc.batch_io",
     "rtc.congestion_control",
     "rtc.data_channel_max_buffered_amount",

@@ -114,6 +114,9 @@ pub struct RtcConfig {
     pub interfaces: IncludeExclude,
     /// Local addresses (CIDRs) media is served on.
     pub ips: IncludeExclude,
+    /// Steer a participant whose connection failed over UDP to ICE/TCP, then to
+    /// TURN/TLS (on when absent, as LiveKit's).
+    pub allow_tcp_fallback: Option<bool>,
 }
 
 impl RtcConfig {
@@ -149,6 +152,7 @@ impl Default for RtcConfig {
             turn_servers: Vec::new(),
             interfaces: IncludeExclude::default(),
             ips: IncludeExclude::default(),
+            allow_tcp_fallback: None,
         }
     }
 }

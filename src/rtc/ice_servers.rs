@@ -122,6 +122,35 @@ impl IceServerConfig {
     }
 }
 
+impl IceServerConfig {
+    /// Whether clients are offered a TURN/TLS server (somewhere to steer them after
+    /// ICE/TCP failed, `rtc.allow_tcp_fallback`).
+    pub fn has_tls(&self) -> bool {
+        let embedded = self.embedded.iter().flat_map(|e| e.urls.iter());
+        let external = self.turn.iter().map(|t| &t.url);
+        embedded.chain(external).any(|u| u.starts_with("turns:"))
+    }
+}
+
+/// Only the TURN/TLS entries of `servers` (a participant steered to relay over TLS), or
+/// all of them if there is none.
+pub fn tls_only(servers: Vec<lk::IceServer>) -> Vec<lk::IceServer> {
+    let tls: Vec<lk::IceServer> = (servers.iter())
+        .filter_map(|s| {
+            let urls: Vec<String> = (s.urls.iter())
+                .filter(|u| u.starts_with("turns:"))
+                .cloned()
+                .collect();
+            (!urls.is_empty()).then(|| lk::IceServer { urls, ..s.clone() })
+        })
+        .collect();
+    if tls.is_empty() {
+        servers
+    } else {
+        tls
+    }
+}
+
 /// LiveKit: 0 is the default, non-positive falls back to 5 minutes, at most a day.
 fn ttl(configured: i64) -> u64 {
     match configured {

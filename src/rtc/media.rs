@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use livekit_protocol as lk;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use super::ice_fallback::IcePreference;
 use super::participant::{ConnId, Participant};
 use super::room::Rooms;
 use super::room_ops::Outbound;
@@ -70,6 +71,11 @@ impl Rooms {
     }
 
     /// The shard's passive ICE/TCP addresses (`rtc.tcp_port`), advertised beside UDP.
+    /// `rtc.allow_tcp_fallback` (on by default, as LiveKit's).
+    pub fn set_tcp_fallback(&mut self, allow: bool) {
+        self.tcp_fallback = allow;
+    }
+
     pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
         self.local_candidates.tcp = addrs;
     }
@@ -360,11 +366,15 @@ impl Rooms {
     /// Creates the session for `key` if missing and registers its ufrag for demux.
     pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
         let key = self.canonical(key);
-        let addrs = self.local_candidates.clone();
+        let mut addrs = self.local_candidates.clone();
         let codecs = self.codecs;
         let Some(p) = self.participant_by_conn(key.0) else {
             return false;
         };
+        // Steered to ICE/TCP after failing over UDP: only the TCP candidates.
+        if p.media.ice.preference == IcePreference::Tcp && !addrs.tcp.is_empty() {
+            addrs.udp.clear();
+        }
         let role = match key.1 {
             Side::Publisher if p.media.single_pc => PeerRole::Single,
             side => side.role(),
@@ -379,6 +389,7 @@ impl Rooms {
         match PeerSession::configured(role, &addrs, codecs, now) {
             Ok(session) => {
                 debug!(conn = key.0, ?role, "peer connection created");
+                p.media.ice.started(key.1 as usize, now);
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);
                 self.by_ufrag.insert(ufrag, key);
@@ -434,7 +445,12 @@ impl Rooms {
         touched: &mut Vec<ConnId>,
     ) {
         match event {
-            SessionEvent::Connected => self.on_connected(key, out),
+            SessionEvent::Connected => {
+                if let Some(p) = self.participant_by_conn(key.0) {
+                    p.media.ice.connected(key.1 as usize, now);
+                }
+                self.on_connected(key, out)
+            }
             SessionEvent::Panicked(why) => {
                 warn!(conn = key.0, side = ?key.1, panic = %why, "peer connection panicked: ending its session");
                 self.counters.session_panics += 1;
@@ -445,8 +461,20 @@ impl Rooms {
             }
             SessionEvent::IceLost => {
                 debug!(conn = key.0, side = ?key.1, "ICE lost the peer; waiting for it to return");
-                if let Some(p) = self.participant_by_conn(key.0) {
+                let udp = self
+                    .session_mut(key)
+                    .is_none_or(|(s, _)| s.last_transport() != Some(Transport::Tcp));
+                let steer = self.participant_by_conn(key.0).and_then(|p| {
                     p.media.ice_lost[key.1 as usize].get_or_insert(now);
+                    // A failure counts only while the signal connection is up: else the
+                    // whole network went, not UDP (LiveKit).
+                    match p.departs_at {
+                        None => p.media.ice.lost(key.1 as usize, udp, now),
+                        Some(_) => None,
+                    }
+                });
+                if let Some(preference) = steer {
+                    self.steer(key.0, preference, now);
                 }
             }
             SessionEvent::IceRestored => {
@@ -468,6 +496,22 @@ impl Rooms {
                 self.relay_data(key.0, &label, &data, touched);
             }
             _ => {}
+        }
+    }
+
+    /// `rtc.allow_tcp_fallback`: the participant's next connections use `preference`
+    /// (remembered for its next join).
+    pub(super) fn steer(&mut self, conn: ConnId, preference: IcePreference, now: Instant) {
+        if !self.tcp_fallback {
+            return;
+        }
+        let Some((room, identity)) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        info!(%room, %identity, ?preference, "ICE fallback: the participant's next connection is steered");
+        self.ice_preferences.put(&room, &identity, preference, now);
+        if let Some(p) = self.participant_by_conn(conn) {
+            p.media.ice.preference = preference;
         }
     }
 

@@ -13,6 +13,9 @@ pub mod dynacast;
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ice_fallback;
+#[cfg(test)]
+mod ice_fallback_tests;
 pub mod ice_servers;
 pub mod layers;
 #[cfg(test)]

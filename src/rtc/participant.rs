@@ -155,6 +155,8 @@ pub struct ParticipantMedia {
     /// Since when ICE has lost the peer, per side (publisher, subscriber): the
     /// participant leaves if it does not come back within `resume::ICE_GRACE`.
     pub ice_lost: [Option<Instant>; 2],
+    /// `rtc.allow_tcp_fallback`: what its peer connections may use, and their failures.
+    pub ice: super::ice_fallback::ParticipantIce,
     pub publisher_deadline: Option<Instant>,
     pub subscriber_deadline: Option<Instant>,
     /// Trickled before the PC existed (the client may trickle before its offer lands).

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
+use super::ice_fallback::IcePreference;
 use super::participant::ConnId;
 use super::room::Rooms;
 use super::room_ops::{RoomError, RoomReply};
@@ -64,7 +65,12 @@ impl Rooms {
         }
         let conn = p.conn;
         let last_message_seq = p.last_reliable_seq;
-        let ice_servers = self.ice_servers.for_participant(&p.info.sid, unix_secs);
+        let preference = p.media.ice.preference;
+        let sid = p.info.sid.clone();
+        let (ice_servers, client_configuration) = self.steered_ice(&sid, preference, unix_secs);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Err(RoomError::RoomNotFound);
+        };
         let participants: Vec<lk::ParticipantInfo> = r
             .participants
             .values()
@@ -79,7 +85,7 @@ impl Rooms {
                 server_info: Some(server_info),
                 last_message_seq,
                 ice_servers,
-                ..Default::default()
+                client_configuration,
             }),
             Resp::Update(update(participants)),
             Resp::RoomUpdate(lk::RoomUpdate {
@@ -97,6 +103,7 @@ impl Rooms {
     /// Participants whose signal connection stayed away past the departure timeout, or
     /// whose ICE stayed lost past [`ICE_GRACE`], leave now.
     pub fn expire_departed(&mut self, now: Instant, out: &mut Vec<Outbound>) {
+        self.steer_overdue(now);
         let gone: Vec<(ConnId, lk::DisconnectReason)> = self
             .rooms
             .values()
@@ -116,6 +123,19 @@ impl Rooms {
             .collect();
         for (conn, reason) in gone {
             self.remove_conn(conn, reason, now, out);
+        }
+    }
+
+    /// Peer connections that did not connect in time, while their participant's signal
+    /// connection is up, count as failures for `rtc.allow_tcp_fallback`.
+    fn steer_overdue(&mut self, now: Instant) {
+        let steered: Vec<(ConnId, IcePreference)> = (self.rooms.values_mut())
+            .flat_map(|r| r.participants.values_mut())
+            .filter(|p| p.departs_at.is_none())
+            .filter_map(|p| Some((p.conn, p.media.ice.overdue(now)?)))
+            .collect();
+        for (conn, preference) in steered {
+            self.steer(conn, preference, now);
         }
     }
 

@@ -148,6 +148,9 @@ pub struct Rooms {
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
     pub(super) limits: RoomLimits,
+    /// `rtc.allow_tcp_fallback`, and the preferences it steered participants to.
+    pub(super) tcp_fallback: bool,
+    pub(super) ice_preferences: super::ice_fallback::RememberedPreferences,
 }
 
 impl Rooms {
@@ -174,6 +177,8 @@ impl Rooms {
             next_quality_tick: None,
             defaults,
             limits,
+            tcp_fallback: true,
+            ice_preferences: Default::default(),
         }
     }
 

@@ -8,6 +8,8 @@ use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use tracing::debug;
 
+use super::ice_fallback::{client_supports_tcp, FallbackPaths, IcePreference, ParticipantIce};
+use super::ice_servers::tls_only;
 use super::participant::{leave, ConnId, JoinParams, Participant};
 use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
@@ -46,6 +48,14 @@ impl Rooms {
             let old = old.conn;
             self.remove_conn(old, lk::DisconnectReason::DuplicateIdentity, now, out);
         }
+        let preference = match self.tcp_fallback {
+            true => (self.ice_preferences).get(&params.room, &params.identity, now),
+            false => IcePreference::Any,
+        };
+        let paths = FallbackPaths {
+            tcp: !self.local_candidates.tcp.is_empty() && client_supports_tcp(&params.client),
+            tls: self.ice_servers.has_tls(),
+        };
         let room = self.room_mut(&params.room)?;
         let max = room.info.max_participants as usize;
         if max > 0 && room.participants.len() >= max {
@@ -73,6 +83,7 @@ impl Rooms {
             adaptive_stream: params.adaptive_stream,
             media: super::participant::ParticipantMedia {
                 single_pc: params.single_pc,
+                ice: ParticipantIce::new(preference, paths),
                 ..Default::default()
             },
             departs_at: None,
@@ -111,7 +122,8 @@ impl Rooms {
             // channels and what is already published, and offers it right after joining.
             self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
         }
-        let ice_servers = self.ice_servers.for_participant(&info.sid, unix_secs);
+        let (ice_servers, client_configuration) =
+            self.steered_ice(&info.sid, preference, unix_secs);
         let enabled_publish_codecs = (self.codecs.mimes().into_iter())
             .map(|mime| lk::Codec {
                 mime: mime.into(),
@@ -130,10 +142,30 @@ impl Rooms {
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
             ice_servers,
+            client_configuration,
             sif_trailer,
             enabled_publish_codecs,
             ..Default::default()
         })
+    }
+
+    /// The ICE servers participant `sid` is told of, and LiveKit's client
+    /// configuration: steered to TURN/TLS, only TLS servers, and clients must relay.
+    pub(super) fn steered_ice(
+        &self,
+        sid: &str,
+        preference: IcePreference,
+        unix_secs: u64,
+    ) -> (Vec<lk::IceServer>, Option<lk::ClientConfiguration>) {
+        let servers = self.ice_servers.for_participant(sid, unix_secs);
+        if preference != IcePreference::Tls || !self.ice_servers.has_tls() {
+            return (servers, None);
+        }
+        let relay = lk::ClientConfiguration {
+            force_relay: lk::ClientConfigSetting::Enabled as i32,
+            ..Default::default()
+        };
+        (tls_only(servers), Some(relay))
     }
 
     /// `/rtc/v1`: the one PC, what is already published queued for the client's

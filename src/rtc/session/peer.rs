@@ -58,6 +58,8 @@ pub struct PeerSession {
     pub(super) ufrag: String,
     /// The latest time we were given (for `accepts`, which takes none).
     pub(super) last_now: Instant,
+    /// What the latest input from the client came over.
+    pub(super) last_transport: Option<Transport>,
     /// The latest receiver-report loss and RTT of our sends (see `LinkStats`).
     pub(super) rr_loss: Option<f32>,
     pub(super) rr_rtt: Option<std::time::Duration>,
@@ -151,6 +153,7 @@ impl PeerSession {
             keyframe_asks: Default::default(),
             ufrag,
             last_now: now,
+            last_transport: None,
             rr_loss: None,
             rr_rtt: None,
             stream_totals: Default::default(),
@@ -227,6 +230,11 @@ impl PeerSession {
 
     /// Our candidates as trickle JSON: `sdpMid` is the first m-line's mid (a string; "0"
     /// before any negotiation) and `sdpMLineIndex` is 0.
+    /// What the latest input from the client came over (`None` before any).
+    pub fn last_transport(&self) -> Option<Transport> {
+        self.last_transport
+    }
+
     pub fn local_candidates_json(&self) -> Vec<String> {
         let mid = self.bundle_mid.map(|m| m.to_string());
         let mid = mid.as_deref().unwrap_or("0");
@@ -279,6 +287,7 @@ impl PeerSession {
             let r = Receive::new(transport.protocol(), source, destination, datagram)
                 .map_err(|e| SessionError::Datagram(e.to_string()))?;
             s.last_now = s.last_now.max(now);
+            s.last_transport = Some(transport);
             s.rtc.handle_input(Input::Receive(now, r))?;
             Ok(())
         })

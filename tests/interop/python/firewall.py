@@ -47,16 +47,17 @@ def ports(addrs: list[str]) -> str:
 
 
 class Dropping:
-    """An nft table whose input chain holds `rules` (each one ending in `counter drop`)."""
+    """An nft table whose `hook` chain (input or output) holds `rules` (each one ending
+    in `counter drop`)."""
 
-    def __init__(self, rules: list[str]) -> None:
+    def __init__(self, rules: list[str], hook: str = "input") -> None:
         self.table = f"corelay_test_{uuid.uuid4().hex[:8]}"
         body = "\n".join(rules)
         nft(
             "-f",
             "-",
-            input=f"table inet {self.table} {{\n chain input {{\n"
-            f"  type filter hook input priority 0; policy accept;\n{body}\n }}\n}}",
+            input=f"table inet {self.table} {{\n chain {hook} {{\n"
+            f"  type filter hook {hook} priority 0; policy accept;\n{body}\n }}\n}}",
         )
 
     def dropped(self) -> list[int]:
@@ -69,8 +70,8 @@ class Dropping:
 
 
 @contextlib.contextmanager
-def dropping(rules: list[str]) -> Iterator[Dropping]:
-    table = Dropping(rules)
+def dropping(rules: list[str], hook: str = "input") -> Iterator[Dropping]:
+    table = Dropping(rules, hook)
     try:
         yield table
     finally:
