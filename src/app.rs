@@ -39,6 +39,15 @@ pub fn main(cli: Cli) -> Result<()> {
             print_ports(&config);
             Ok(())
         }
+        Some(Command::ListNodes) => {
+            let config = load_config(&cli.server)?.0;
+            let nodes = crate::cluster::store::list_nodes(&config.redis)?;
+            print!(
+                "{}",
+                crate::cluster::record::table(&nodes, clock::unix_millis())
+            );
+            Ok(())
+        }
         Some(Command::CreateJoinToken {
             room,
             identity,
@@ -121,6 +130,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
+    let mut media_ip = None;
     for (shard, &core) in plan.shard_cores.iter().enumerate() {
         let (to_tx, to_rx) = shared_channel::new_bounded::<ToShard>(SHARD_INBOX);
         let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
@@ -131,6 +141,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         rooms.set_ice_servers(ice_servers.clone());
         rooms.set_tcp_fallback(config.rtc.allow_tcp_fallback.unwrap_or(true));
         let udp = bind_udp(&config, shard)?;
+        media_ip = media_ip.or(udp.first().map(|(_, a)| a.ip()));
         let tcp = bind_tcp(&config, shard, &udp)?;
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
@@ -152,6 +163,12 @@ fn serve(args: &ServerArgs) -> Result<()> {
         "starting corelay"
     );
     let node_id = node.node_id.clone();
+    let api = listeners.first().map(|l| l.local_addr()).transpose()?;
+    let me = crate::cluster::record::NodeRecord::this_node(&node, api, media_ip);
+    let cluster = crate::cluster::Cluster::start(&config, me)?;
+    if cluster.is_some() {
+        info!(node = %node_id, region = %config.region, "joining the cluster (redis.address)");
+    }
     let webhooks = start_webhooks(&config);
     let started = clock::now().mono;
     let lifecycle = Lifecycle::new();
@@ -172,8 +189,9 @@ fn serve(args: &ServerArgs) -> Result<()> {
                 started,
                 control_lifecycle,
                 node_id,
-                webhooks,
+                crate::control::Outside { webhooks, cluster },
             );
+            glommio::spawn_local(ctx.clone().report_to_cluster()).detach();
             ctx.set_turn_stats(turn_stats);
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {

@@ -111,6 +111,8 @@ pub enum Command {
         #[arg(long, default_value_t = 6 * 3600)]
         valid_for: u64,
     },
+    /// list the nodes of the cluster (redis.address) with their state and load
+    ListNodes,
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ fn preflight(req: &Request) -> Response {
 
 /// Verifies the request's token, if it has one. A token that is present but bad is
 /// refused here with 401 and a plain-text reason, before any handler sees it.
-fn claims(req: &Request, ctx: &Control) -> Result<Option<Claims>, Response> {
+pub(super) fn claims(req: &Request, ctx: &Control) -> Result<Option<Claims>, Response> {
     let token = token_from_request(req.header("authorization"), req.query_param("access_token"))
         .map_err(|e| unauthorized(&e))?;
     match token {
@@ -117,6 +117,11 @@ async fn twirp(req: &Request, ctx: &Control, service: &str, method: &str) -> Res
         Ok(p) => p,
         Err(e) => return e.to_response(),
     };
+    if let Some(response) = super::cluster_routing::relay_twirp(req, ctx, &planned, encoding).await
+    {
+        ctx.count_twirp(method, response.status);
+        return response;
+    }
     let response = match ctx.room_op(planned.op).await {
         Ok(reply) => room_service::respond(planned.shape, encoding, Ok(reply)),
         Err(CallError::Room(e)) => room_service::respond(planned.shape, encoding, Err(e)),

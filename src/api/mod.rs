@@ -2,6 +2,7 @@
 //! (`validate`), Twirp (`twirp`, `room_service`), the per-request handler and the
 //! listener loop (`server`).
 
+mod cluster_routing;
 pub mod handler;
 pub mod http;
 pub mod room_service;

@@ -9,10 +9,13 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use super::cluster_routing::signal_home;
 use super::handler::{handle, join_check, v1_join_request};
 use super::http::{parse_request, Limits, Parsed, Response};
 use super::router::{route, Route};
+use crate::cluster::relay::{mark_relayed, splice};
 use crate::control::Control;
+use crate::control::Home;
 
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,7 +54,7 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
     loop {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
-                buf.drain(..consumed);
+                let head: Vec<u8> = buf.drain(..consumed).collect();
                 let started = crate::clock::mono();
                 if surface == Surface::Metrics {
                     let response = metrics(&request, &ctx);
@@ -70,6 +73,22 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
                     _ => None,
                 };
                 if let Some(v1) = signal.filter(|_| request.is_websocket_upgrade()) {
+                    match signal_home(&request, &ctx).await {
+                        Ok(Home::Here) => {}
+                        Ok(Home::Elsewhere(node)) => {
+                            let token = ctx.cluster.as_ref().map(|c| c.relay_token());
+                            if let Some(head) = mark_relayed(&head, token.unwrap_or_default()) {
+                                debug!(node = %node.id, "signal connection relayed to the room's node");
+                                splice(stream, head, buf, &node.api).await;
+                            }
+                            return;
+                        }
+                        Err(response) => {
+                            log_request(&request, response.status, started);
+                            let _ = write(&mut stream, &response, false).await;
+                            return;
+                        }
+                    }
                     let checked = join_check(&request, &ctx).and_then(|claims| {
                         let join_request = v1.then(|| v1_join_request(&request)).transpose()?;
                         Ok((claims, join_request))

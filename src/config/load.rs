@@ -187,7 +187,6 @@ const LIVEKIT_ONLY_KEYS: &[&str] = &[
     "environment",
     "ingress",
     "metric",
-    "node_selector",
     "node_stats",
     "psrpc",
     "signal_relay",

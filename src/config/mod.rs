@@ -26,7 +26,7 @@ pub use affinity::{
 pub use error::ConfigError;
 pub use load::{load, parse_yaml, LoadOptions, Loaded, DEV_API_KEY, DEV_API_SECRET, DEV_UDP_PORT};
 pub use model::{
-    CodecSpec, Config, LimitConfig, LoggingConfig, PortRange, PrometheusConfig, RedisConfig,
-    RoomConfig, RtcConfig, TurnConfig, TurnServer, WebhookConfig,
+    CodecSpec, Config, LimitConfig, LoggingConfig, NodeSelectorConfig, PortRange, PrometheusConfig,
+    RedisConfig, RegionConfig, RoomConfig, RtcConfig, TurnConfig, TurnServer, WebhookConfig,
 };
 pub use validate::{validate, LOG_LEVELS, MIN_SECRET_LEN};

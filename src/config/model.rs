@@ -28,6 +28,7 @@ pub struct Config {
     pub room: RoomConfig,
     pub logging: LoggingConfig,
     pub region: String,
+    pub node_selector: NodeSelectorConfig,
     pub limit: LimitConfig,
     pub development: bool,
 }
@@ -47,6 +48,7 @@ impl Default for Config {
             room: RoomConfig::default(),
             logging: LoggingConfig::default(),
             region: String::new(),
+            node_selector: NodeSelectorConfig::default(),
             limit: LimitConfig::default(),
             development: false,
         }
@@ -192,6 +194,43 @@ pub struct RedisConfig {
     pub sentinel_password: String,
     pub sentinel_addresses: Vec<String>,
     pub cluster_addresses: Vec<String>,
+}
+
+/// How a room's node is chosen among the cluster's (`node_selector`, LiveKit's keys
+/// and defaults).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct NodeSelectorConfig {
+    /// `any`, `cpuload`, `sysload` or `regionaware`.
+    pub kind: String,
+    /// `random`, `sysload`, `cpuload`, `rooms`, `clients`, `tracks` or `bytespersec`.
+    pub sort_by: String,
+    /// `lowest` or `twochoice`.
+    pub algorithm: String,
+    pub cpu_load_limit: f32,
+    pub sysload_limit: f32,
+    pub regions: Vec<RegionConfig>,
+}
+
+impl Default for NodeSelectorConfig {
+    fn default() -> Self {
+        NodeSelectorConfig {
+            kind: "any".into(),
+            sort_by: "random".into(),
+            algorithm: "lowest".into(),
+            cpu_load_limit: 0.9,
+            sysload_limit: 0.9,
+            regions: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RegionConfig {
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// The embedded TURN server.
@@ -381,6 +420,7 @@ pub(crate) struct RawConfig {
     logging: RawLogging,
     log_level: Option<String>,
     region: String,
+    node_selector: NodeSelectorConfig,
     limit: LimitConfig,
     development: bool,
 }
@@ -411,6 +451,7 @@ impl Default for RawConfig {
             logging: RawLogging::default(),
             log_level: None,
             region: c.region,
+            node_selector: c.node_selector,
             limit: c.limit,
             development: c.development,
         }
@@ -451,6 +492,7 @@ impl From<RawConfig> for Config {
                 pion_level: raw.logging.pion_level,
             },
             region: raw.region,
+            node_selector: raw.node_selector,
             limit,
             development: raw.development,
         }

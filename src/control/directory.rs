@@ -47,6 +47,11 @@ impl Directory {
         }
     }
 
+    /// Every room this node hosts.
+    pub fn names(&self) -> Vec<String> {
+        self.rooms.keys().cloned().collect()
+    }
+
     pub fn shard_count(&self) -> usize {
         self.rooms_per_shard.len()
     }

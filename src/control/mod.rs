@@ -2,8 +2,11 @@
 //! room directory and node health. Everything here lives on one executor, so plain
 //! `RefCell`s suffice; nothing is shared with shards except through channels.
 
+mod cluster;
 pub mod directory;
 mod resume;
+
+pub use cluster::Home;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -94,6 +97,15 @@ pub struct Control {
     next_conn: Cell<ConnId>,
     /// The embedded TURN server's counters, when it runs.
     turn: RefCell<Option<Arc<crate::turn::TurnStats>>>,
+    /// Many nodes (`redis.address`): where rooms this node does not host are.
+    pub cluster: Option<crate::cluster::Cluster>,
+}
+
+/// What the control thread talks to outside this process, when configured.
+#[derive(Default)]
+pub struct Outside {
+    pub webhooks: Option<crate::webhook::WebhookSender>,
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Control {
@@ -104,8 +116,9 @@ impl Control {
         started: Instant,
         lifecycle: Arc<Lifecycle>,
         node_id: String,
-        webhooks: Option<crate::webhook::WebhookSender>,
+        outside: Outside,
     ) -> Rc<Self> {
+        let Outside { webhooks, cluster } = outside;
         let status = (0..shards.len())
             .map(|shard| ShardStatus {
                 stats: ShardStats {
@@ -130,6 +143,7 @@ impl Control {
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
             turn: RefCell::new(None),
+            cluster,
         })
     }
 
@@ -148,6 +162,7 @@ impl Control {
                 }
                 FromShard::RoomClosed { shard, name } => {
                     self.directory.borrow_mut().remove(&name, shard);
+                    self.release_room(&name);
                 }
                 FromShard::Out(Outbound::Signal { conn, response }) => {
                     self.deliver(conn, ConnEvent::Signal(response));
@@ -208,6 +223,7 @@ impl Control {
                 let result = self.call(shard, op).await;
                 if deleting && result.is_ok() {
                     self.directory.borrow_mut().remove(&room, shard);
+                    self.release_room(&room);
                 }
                 result
             }
@@ -311,6 +327,10 @@ impl Control {
         // wake this executor, and a drain may start half a second late.
         while !self.lifecycle.is_draining() {
             glommio::timer::sleep(Duration::from_millis(500)).await;
+        }
+        // Leave the cluster first: no new rooms or relayed joins come here.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
         }
         let leave = crate::rtc::participant::leave(
             lk::DisconnectReason::ServerShutdown,
