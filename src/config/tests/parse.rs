@@ -202,6 +202,10 @@ fn livekit_sample_parses() {
     assert_eq!(c.room.enabled_codecs[1].mime, "video/vp8");
     assert_eq!(c.turn.relay_range_start, 1024);
     assert_eq!(c.region, "us-west-2");
+    assert_eq!(c.node_selector.kind, "sysload");
+    assert_eq!(c.node_selector.sysload_limit, 0.7);
+    assert_eq!(c.node_selector.algorithm, "lowest", "LiveKit's default");
+    assert_eq!(c.node_selector.regions[0].name, "us-west-2");
     assert_eq!(c.limit.num_tracks, -1);
     assert_eq!(c.limit.bytes_per_sec, 1e9);
 
@@ -217,7 +221,6 @@ fn livekit_sample_parses() {
         "rtc.congestion_control",
         "redis.tls",
         "audio",
-        "node_selector",
     ] {
         let expected = format!("config.yaml: '{key}' is not supported by corelay yet, ignored");
         assert!(
