@@ -15,6 +15,8 @@ pub mod record;
 pub mod relay;
 pub mod selector;
 pub mod store;
+#[cfg(test)]
+mod store_tests;
 
 use crossbeam_channel::{Sender, TrySendError};
 use futures_channel::oneshot;

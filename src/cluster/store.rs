@@ -371,6 +371,43 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    pub(super) fn heartbeat_now(&mut self) {
+        self.heartbeat();
+    }
+
+    pub(super) fn place_now(&mut self, room: &str) -> Result<NodeRecord, ClusterError> {
+        self.place(room)
+    }
+
+    pub(super) fn release_now(&mut self, room: &str) {
+        self.handle(Job::Release { room: room.into() });
+    }
+
+    pub(super) fn claim(
+        &mut self,
+        room: &str,
+        expected: &str,
+        node: &str,
+    ) -> Result<String, ClusterError> {
+        self.query(|c| {
+            redis::Script::new(CLAIM)
+                .key(ROOMS_KEY)
+                .arg(room)
+                .arg(expected)
+                .arg(node)
+                .invoke(c)
+        })
+    }
+
+    pub(super) fn owner(&mut self, room: &str) -> Option<String> {
+        self.query(|c| redis::cmd("HGET").arg(ROOMS_KEY).arg(room).query(c))
+            .ok()
+            .flatten()
+    }
+}
+
 /// Reads the registry once (`corelay list-nodes`).
 pub fn list_nodes(config: &RedisConfig) -> Result<Vec<NodeRecord>, ClusterError> {
     let url = url(config).ok_or_else(|| ClusterError::Config("no redis.address".into()))?;

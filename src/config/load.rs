@@ -114,6 +114,13 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     if let Some(host) = &opts.redis_host {
         config.redis.address = Some(host.clone());
     }
+    let redis = &config.redis;
+    if !redis.sentinel_addresses.is_empty() || !redis.cluster_addresses.is_empty() {
+        warnings.push(format!(
+            "{source}: redis sentinel and cluster addresses are not supported by corelay yet, \
+             ignored (redis.address is used)"
+        ));
+    }
 
     if opts.dev || config.development {
         apply_dev_defaults(&mut config, level_set, &mut key_origins);

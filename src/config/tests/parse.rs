@@ -217,11 +217,7 @@ fn livekit_sample_parses() {
             "{w}"
         );
     }
-    for key in [
-        "rtc.congestion_control",
-        "redis.tls",
-        "audio",
-    ] {
+    for key in ["rtc.congestion_control", "redis.tls", "audio"] {
         let expected = format!("config.yaml: '{key}' is not supported by corelay yet, ignored");
         assert!(
             loaded.warnings.contains(&expected),
