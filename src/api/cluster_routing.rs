@@ -32,6 +32,36 @@ pub async fn signal_home(req: &Request, ctx: &Control) -> Result<Home, Response>
         })
 }
 
+/// `/rtc/validate` for a room hosted elsewhere: that node's answer (so a room that
+/// exists only there is not "not found" here). `None`: validate here.
+pub async fn validate_elsewhere(req: &Request, ctx: &Control) -> Option<Response> {
+    let cluster = ctx.cluster.as_ref()?;
+    let room = claims(req, ctx).ok()??.video.room;
+    let node = match ctx
+        .room_home(&room, false, req.header(RELAYED_HEADER))
+        .await
+    {
+        Ok(Home::Elsewhere(node)) => node,
+        _ => return None,
+    };
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let query: Vec<String> = (req.query.iter())
+        .map(|(k, v)| {
+            let (k, v) = (
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC),
+            );
+            format!("{k}={v}")
+        })
+        .collect();
+    let target = format!("{}?{}", req.path, query.join("&"));
+    let mut headers = vec![(RELAYED_HEADER, cluster.relay_token())];
+    if let Some(v) = req.header("authorization") {
+        headers.push(("authorization", v));
+    }
+    forward(&node.api, "GET", &target, &headers, &[]).await.ok()
+}
+
 /// Answers a RoomService call that needs another node: the call relayed to the room's
 /// node, or ListRooms merged over every live node. `None`: serve it here alone.
 pub async fn relay_twirp(

@@ -28,14 +28,12 @@ pub async fn handle(req: &Request, ctx: &Control) -> Response {
                 }
             }
         }
-        Route::RtcValidate => match join_check(req, ctx) {
-            Ok(_) => Response::text(200, "success"),
-            Err(resp) => resp,
-        },
-        Route::RtcV1Validate => match join_check(req, ctx).and_then(|_| v1_join_request(req)) {
-            Ok(_) => Response::text(200, "success"),
-            Err(resp) => resp,
-        },
+        Route::RtcValidate | Route::RtcV1Validate => {
+            match super::cluster_routing::validate_elsewhere(req, ctx).await {
+                Some(answer) => answer,
+                None => validate_here(req, ctx),
+            }
+        }
         // Upgrades are taken over by `api::server` before they reach here; anything
         // else on these paths is 404, as LiveKit answers it.
         Route::Rtc | Route::RtcV1 => Response::text(404, "404 page not found"),
@@ -46,6 +44,19 @@ pub async fn handle(req: &Request, ctx: &Control) -> Response {
         ))
         .to_response(),
         Route::NotFound => Response::text(404, "404 page not found"),
+    }
+}
+
+/// `/rtc/validate` and `/rtc/v1/validate` against this node.
+fn validate_here(req: &Request, ctx: &Control) -> Response {
+    let v1 = matches!(route(&req.method, &req.path), Route::RtcV1Validate);
+    let checked = join_check(req, ctx).and_then(|_| match v1 {
+        true => v1_join_request(req).map(|_| ()),
+        false => Ok(()),
+    });
+    match checked {
+        Ok(()) => Response::text(200, "success"),
+        Err(resp) => resp,
     }
 }
 

@@ -9,6 +9,7 @@ import asyncio
 import http.client
 import os
 import signal
+import urllib.error
 import urllib.request
 from typing import Iterator
 
@@ -304,6 +305,29 @@ def test_a_redis_outage_keeps_calls_and_health_and_recovers(redis: Redis) -> Non
         got = asyncio.run(asyncio.wait_for(call_across(w, e, "after-outage"), 120))
         assert got.get("bob video", 0) >= WANT and got.get("alice video", 0) >= WANT, got
         assert "redis reachable again" in west.logs()
+    finally:
+        stop(west)
+        stop(east)
+
+
+@needs_redis
+def test_validate_on_any_node_knows_rooms_hosted_elsewhere(redis: Redis) -> None:
+    no_auto_create = REGIONS + "room:\n  auto_create: false\n"
+    west, east = node(redis, "west", no_auto_create), node(redis, "east", no_auto_create)
+    e = client(east)
+    try:
+        twirp(west, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="only-west")))
+
+        def validate(room: str) -> int:
+            url = f"{e.url}/rtc/validate?access_token={e.join_token(room, 'v')}"
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert validate("only-west") == 200
+        assert validate("nowhere") == 404
     finally:
         stop(west)
         stop(east)
