@@ -77,17 +77,24 @@ def config(redis: Redis, region: str = "", selector: str = "") -> str:
     return text + selector
 
 
+STARTED: list[_Server] = []
+
+
 def node(redis: Redis, region: str = "", selector: str = "") -> _Server:
+    """A node of the cluster; `stop_all` stops it."""
     server = _Server(_binary(), env={"LIVEKIT_CONFIG": config(redis, region, selector)})
     _SERVERS.append(server)
+    STARTED.append(server)
     server.wait_ready()
     return server
 
 
-def stop(server: _Server) -> None:
-    server.stop()
-    if server in _SERVERS:
-        _SERVERS.remove(server)
+def stop_all() -> None:
+    while STARTED:
+        server = STARTED.pop()
+        server.stop()
+        if server in _SERVERS:
+            _SERVERS.remove(server)
 
 
 def node_id(server: _Server) -> str:

@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 from livekit import api, rtc
 
-from cluster import Redis, list_nodes, needs_redis, node, node_id, stop, wait_for
+from cluster import Redis, list_nodes, needs_redis, node, node_id, stop_all, wait_for
 from conftest import API_KEY, API_SECRET, Corelay, _Server
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
 
@@ -42,9 +42,13 @@ WANT = 10
 
 @pytest.fixture
 def redis() -> Iterator[Redis]:
+    """A fresh redis-server; the nodes a test started are stopped after it."""
     r = Redis()
-    yield r
-    r.close()
+    try:
+        yield r
+    finally:
+        stop_all()
+        r.close()
 
 
 def client(server: _Server) -> Corelay:
@@ -103,130 +107,110 @@ async def call_across(west: Corelay, east: Corelay, room: str) -> dict[str, int]
 @needs_redis
 def test_participants_on_two_nodes_see_hear_and_exchange_data(redis: Redis) -> None:
     west, east = two_regions(redis)
-    try:
-        got = asyncio.run(asyncio.wait_for(call_across(client(west), client(east), "cross"), 120))
-        for what in ("alice video", "alice audio", "bob video", "bob audio"):
-            assert got.get(what, 0) >= WANT, got
-        assert got["alice data"] == got["bob data"] == 1, got
-        # The room went to the west node (alice's, west's region): bob was relayed.
-        assert "room placed" in west.logs()
-        assert "signal connection relayed to the room's node" in east.logs()
-        assert "participant joined" not in east.logs(), "bob's session must run on west"
-    finally:
-        stop(west)
-        stop(east)
+    got = asyncio.run(asyncio.wait_for(call_across(client(west), client(east), "cross"), 120))
+    for what in ("alice video", "alice audio", "bob video", "bob audio"):
+        assert got.get(what, 0) >= WANT, got
+    assert got["alice data"] == got["bob data"] == 1, got
+    # The room went to the west node (alice's, west's region): bob was relayed.
+    assert "room placed" in west.logs()
+    assert "signal connection relayed to the room's node" in east.logs()
+    assert "participant joined" not in east.logs(), "bob's session must run on west"
 
 
 @needs_redis
 def test_room_service_on_one_node_acts_on_another_nodes_rooms(redis: Redis) -> None:
     west, east = two_regions(redis)
     w = client(west)
-    try:
-        twirp(west, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="west-room")))
-        twirp(east, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="east-room")))
-        # By region: each room is on the node it was created through.
-        nodes = wait_for(
-            lambda: (n := list_nodes(redis)) and all(v["ROOMS"] == "1" for v in n.values()) and n,
-            10,
-            "one room per node in list-nodes",
-        )
-        assert set(nodes) == {node_id(west), node_id(east)}
-        assert room_names(east) == room_names(west) == {"west-room", "east-room"}
+    twirp(west, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="west-room")))
+    twirp(east, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="east-room")))
+    # By region: each room is on the node it was created through.
+    nodes = wait_for(
+        lambda: (n := list_nodes(redis)) and all(v["ROOMS"] == "1" for v in n.values()) and n,
+        10,
+        "one room per node in list-nodes",
+    )
+    assert set(nodes) == {node_id(west), node_id(east)}
+    assert room_names(east) == room_names(west) == {"west-room", "east-room"}
 
-        async def scenario() -> None:
-            alice = rtc.Room()
-            got: asyncio.Queue = asyncio.Queue()
-            alice.on("data_received", lambda pkt: got.put_nowait(pkt.data))
-            metadata: asyncio.Queue = asyncio.Queue()
-            alice.on("room_metadata_changed", lambda _old, new: metadata.put_nowait(new))
-            left = asyncio.Event()
-            alice.on("disconnected", lambda _reason: left.set())
-            await alice.connect(w.url, w.join_token("west-room", "alice"))
-            async with api.LiveKitAPI(east.wait_ready(), API_KEY, API_SECRET) as lk:
-                listed = await lk.room.list_participants(api.ListParticipantsRequest(room="west-room"))
-                assert [p.identity for p in listed.participants] == ["alice"]
-                one = await lk.room.get_participant(
-                    api.RoomParticipantIdentity(room="west-room", identity="alice")
-                )
-                assert one.sid == alice.local_participant.sid
-                await lk.room.update_room_metadata(
-                    api.UpdateRoomMetadataRequest(room="west-room", metadata="from east")
-                )
-                assert await asyncio.wait_for(metadata.get(), 10) == "from east"
-                await lk.room.send_data(
-                    api.SendDataRequest(room="west-room", data=b"via east", kind=api.DataPacket.RELIABLE)
-                )
-                assert await asyncio.wait_for(got.get(), 10) == b"via east"
-                await lk.room.remove_participant(
-                    api.RoomParticipantIdentity(room="west-room", identity="alice")
-                )
-                await asyncio.wait_for(left.wait(), 10)
-                with pytest.raises(api.TwirpError):
-                    await lk.room.list_participants(api.ListParticipantsRequest(room="no-such-room"))
-            await alice.disconnect()
+    async def scenario() -> None:
+        alice = rtc.Room()
+        got: asyncio.Queue = asyncio.Queue()
+        alice.on("data_received", lambda pkt: got.put_nowait(pkt.data))
+        metadata: asyncio.Queue = asyncio.Queue()
+        alice.on("room_metadata_changed", lambda _old, new: metadata.put_nowait(new))
+        left = asyncio.Event()
+        alice.on("disconnected", lambda _reason: left.set())
+        await alice.connect(w.url, w.join_token("west-room", "alice"))
+        async with api.LiveKitAPI(east.wait_ready(), API_KEY, API_SECRET) as lk:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room="west-room"))
+            assert [p.identity for p in listed.participants] == ["alice"]
+            one = await lk.room.get_participant(
+                api.RoomParticipantIdentity(room="west-room", identity="alice")
+            )
+            assert one.sid == alice.local_participant.sid
+            await lk.room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room="west-room", metadata="from east")
+            )
+            assert await asyncio.wait_for(metadata.get(), 10) == "from east"
+            await lk.room.send_data(
+                api.SendDataRequest(room="west-room", data=b"via east", kind=api.DataPacket.RELIABLE)
+            )
+            assert await asyncio.wait_for(got.get(), 10) == b"via east"
+            await lk.room.remove_participant(
+                api.RoomParticipantIdentity(room="west-room", identity="alice")
+            )
+            await asyncio.wait_for(left.wait(), 10)
+            with pytest.raises(api.TwirpError):
+                await lk.room.list_participants(api.ListParticipantsRequest(room="no-such-room"))
+        await alice.disconnect()
 
-        asyncio.run(asyncio.wait_for(scenario(), 60))
-        twirp(east, lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room="west-room")))
-        assert room_names(west) == {"east-room"}
-    finally:
-        stop(west)
-        stop(east)
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    twirp(east, lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room="west-room")))
+    assert room_names(west) == {"east-room"}
 
 
 @needs_redis
 def test_rooms_go_to_the_node_with_fewest_rooms_and_list_nodes_shows_them(redis: Redis) -> None:
     a, b = node(redis, selector=BY_ROOMS), node(redis, selector=BY_ROOMS)
-    try:
-        for i in range(4):
-            twirp(a, lambda lk, i=i: lk.room.create_room(api.CreateRoomRequest(name=f"load-{i}")))
-            # The next choice must see this room in the registry.
-            wait_for(
-                lambda: sum(int(v["ROOMS"]) for v in list_nodes(redis).values()) == i + 1,
-                10,
-                f"{i + 1} rooms in list-nodes",
-            )
-        nodes = list_nodes(redis)
-        assert {k: v["ROOMS"] for k, v in nodes.items()} == {node_id(a): "2", node_id(b): "2"}, nodes
-        for v in nodes.values():
-            assert v["STATE"] == "serving" and int(v["CPUS"]) >= 1, nodes
-        assert room_names(b) == {f"load-{i}" for i in range(4)}
-    finally:
-        stop(a)
-        stop(b)
+    for i in range(4):
+        twirp(a, lambda lk, i=i: lk.room.create_room(api.CreateRoomRequest(name=f"load-{i}")))
+        # The next choice must see this room in the registry.
+        wait_for(
+            lambda: sum(int(v["ROOMS"]) for v in list_nodes(redis).values()) == i + 1,
+            10,
+            f"{i + 1} rooms in list-nodes",
+        )
+    nodes = list_nodes(redis)
+    assert {k: v["ROOMS"] for k, v in nodes.items()} == {node_id(a): "2", node_id(b): "2"}, nodes
+    for v in nodes.values():
+        assert v["STATE"] == "serving" and int(v["CPUS"]) >= 1, nodes
+    assert room_names(b) == {f"load-{i}" for i in range(4)}
 
 
 @needs_redis
 def test_a_killed_nodes_rooms_go_and_its_clients_land_elsewhere(redis: Redis) -> None:
     west, east = two_regions(redis)
-    try:
-        twirp(east, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="doomed")))
-        assert "doomed" in room_names(west)
-        gone = node_id(east)
-        os.killpg(east.proc.pid, signal.SIGKILL)
-        east.proc.wait()
-        # Within the 5 s expiry (plus a heartbeat).
-        wait_for(lambda: "doomed" not in room_names(west), 7, "the dead node's room to leave ListRooms")
-        wait_for(lambda: list_nodes(redis)[gone]["STATE"] == "gone", 7, "the dead node to expire")
-        w = client(west)
-        got = asyncio.run(asyncio.wait_for(call_across(w, w, "doomed"), 90))
-        assert got.get("bob video", 0) >= WANT, got
-        assert "doomed" in room_names(west)
-    finally:
-        stop(west)
-        stop(east)
+    twirp(east, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="doomed")))
+    assert "doomed" in room_names(west)
+    gone = node_id(east)
+    os.killpg(east.proc.pid, signal.SIGKILL)
+    east.proc.wait()
+    # Within the 5 s expiry (plus a heartbeat).
+    wait_for(lambda: "doomed" not in room_names(west), 7, "the dead node's room to leave ListRooms")
+    wait_for(lambda: list_nodes(redis)[gone]["STATE"] == "gone", 7, "the dead node to expire")
+    w = client(west)
+    got = asyncio.run(asyncio.wait_for(call_across(w, w, "doomed"), 90))
+    assert got.get("bob video", 0) >= WANT, got
+    assert "doomed" in room_names(west)
 
 
 @needs_redis
 def test_a_draining_node_leaves_the_registry_first(redis: Redis) -> None:
     a, b = node(redis), node(redis)
-    try:
-        wait_for(lambda: len(list_nodes(redis)) == 2, 5, "two nodes registered")
-        leaving = node_id(b)
-        os.killpg(b.proc.pid, signal.SIGTERM)
-        wait_for(lambda: leaving not in list_nodes(redis), 3, "the draining node to deregister")
-    finally:
-        stop(a)
-        stop(b)
+    wait_for(lambda: len(list_nodes(redis)) == 2, 5, "two nodes registered")
+    leaving = node_id(b)
+    os.killpg(b.proc.pid, signal.SIGTERM)
+    wait_for(lambda: leaving not in list_nodes(redis), 3, "the draining node to deregister")
 
 
 def health(server: _Server) -> int:
@@ -299,15 +283,11 @@ def test_a_redis_outage_keeps_calls_and_health_and_recovers(redis: Redis) -> Non
             await bob.disconnect()
             await alice.disconnect()
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), 120))
-        # A new cross-node call works again.
-        got = asyncio.run(asyncio.wait_for(call_across(w, e, "after-outage"), 120))
-        assert got.get("bob video", 0) >= WANT and got.get("alice video", 0) >= WANT, got
-        assert "redis reachable again" in west.logs()
-    finally:
-        stop(west)
-        stop(east)
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    # A new cross-node call works again.
+    got = asyncio.run(asyncio.wait_for(call_across(w, e, "after-outage"), 120))
+    assert got.get("bob video", 0) >= WANT and got.get("alice video", 0) >= WANT, got
+    assert "redis reachable again" in west.logs()
 
 
 @needs_redis
@@ -315,19 +295,15 @@ def test_validate_on_any_node_knows_rooms_hosted_elsewhere(redis: Redis) -> None
     no_auto_create = REGIONS + "room:\n  auto_create: false\n"
     west, east = node(redis, "west", no_auto_create), node(redis, "east", no_auto_create)
     e = client(east)
-    try:
-        twirp(west, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="only-west")))
+    twirp(west, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="only-west")))
 
-        def validate(room: str) -> int:
-            url = f"{e.url}/rtc/validate?access_token={e.join_token(room, 'v')}"
-            try:
-                with urllib.request.urlopen(url, timeout=10) as r:
-                    return r.status
-            except urllib.error.HTTPError as err:
-                return err.code
+    def validate(room: str) -> int:
+        url = f"{e.url}/rtc/validate?access_token={e.join_token(room, 'v')}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
 
-        assert validate("only-west") == 200
-        assert validate("nowhere") == 404
-    finally:
-        stop(west)
-        stop(east)
+    assert validate("only-west") == 200
+    assert validate("nowhere") == 404
