@@ -16,8 +16,8 @@ use crate::config::{self, Config};
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
 use crate::rtc::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
-use crate::rtc::session::EnabledCodecs;
 use crate::rtc::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+use crate::session::EnabledCodecs;
 use crate::shard::connect::connected;
 use crate::shard::{worker, FromShard, ToShard};
 use crate::{clock, ids, net};
@@ -77,7 +77,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
     }
     if std::env::var_os("CORELAY_TEST_PANIC_HOOK").is_some_and(|v| v == "1") {
         warn!("CORELAY_TEST_PANIC_HOOK=1: a data message can make its session panic (tests only)");
-        crate::rtc::session::enable_test_panic_hook();
+        crate::session::enable_test_panic_hook();
     }
     let affinity = config::load_affinity(&args.core_affinity)?;
     let allowed: Vec<usize> = core_affinity::get_core_ids()

@@ -33,6 +33,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod net;
 pub mod rtc;
+pub mod session;
 pub mod shard;
 pub mod signal;
 pub mod turn;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use corelay::rtc::session::{
+use corelay::session::{
     Codec, MediaKind, Mid, PayloadType, PeerRole, PeerSession, SessionEvent, Transmit, Transport,
 };
 use str0m::change::SdpOffer;

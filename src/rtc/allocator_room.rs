@@ -17,7 +17,7 @@ use super::media::{PeerKey, Side};
 use super::participant::{ConnId, DownTrack};
 use super::room::Rooms;
 use super::room_ops::{reply, Outbound};
-use super::session::{LinkStats, MediaKind};
+use crate::session::{LinkStats, MediaKind};
 
 /// What an audio track is budgeted at (Opus voice with RED, plus headers).
 const AUDIO_BPS: u64 = 40_000;

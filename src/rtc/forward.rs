@@ -13,9 +13,9 @@ use super::media::Side;
 use super::participant::ConnId;
 use super::red;
 use super::room::Rooms;
-use super::session::{Codec, DataSent, MediaKind, Mid, RtpIn, SessionError};
 use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 use super::Outbound;
+use crate::session::{Codec, DataSent, MediaKind, Mid, RtpIn, SessionError};
 
 impl Rooms {
     /// Writes one incoming packet to every downtrack of its track, then the caller

@@ -11,7 +11,7 @@ use lk::signal_response::Message as Resp;
 use super::negotiation_tests::{join, publish, request};
 use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use super::room_ops::{Outbound, RoomError, RoomOp};
-use super::session::EnabledCodecs;
+use crate::session::EnabledCodecs;
 
 fn rooms_with(limits: RoomLimits) -> Rooms {
     let defaults = RoomDefaults {

@@ -12,7 +12,7 @@ use super::ice_fallback::IcePreference;
 use super::participant::{ConnId, Participant};
 use super::room::Rooms;
 use super::room_ops::Outbound;
-use super::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit, Transport};
+use crate::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit, Transport};
 
 /// Which of a participant's two peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +56,7 @@ pub(super) struct Drained {
 
 impl Rooms {
     /// `room.enabled_codecs`: what new peer connections negotiate.
-    pub fn set_codecs(&mut self, codecs: super::session::EnabledCodecs) {
+    pub fn set_codecs(&mut self, codecs: crate::session::EnabledCodecs) {
         self.codecs = codecs;
     }
 

@@ -36,7 +36,6 @@ mod resume;
 pub mod room;
 pub mod room_ops;
 mod room_signal;
-pub mod session;
 pub mod speaker;
 mod speaker_room;
 mod subscription;

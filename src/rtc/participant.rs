@@ -10,9 +10,9 @@ use super::bandwidth::LinkEstimator;
 use super::connection_quality::QualityInputs;
 use super::layers::LayerState;
 use super::munger::Munger;
-use super::session::{MediaKind, Mid, PeerSession};
 use super::svc::{temporal_for_fps, SvcSelector};
 use super::vp8_munger::Vp8Munger;
+use crate::session::{MediaKind, Mid, PeerSession};
 
 /// The frame rate publishers capture at, as far as temporal layers are concerned
 /// (TrackInfo does not carry it; the SDKs' camera presets use 30).

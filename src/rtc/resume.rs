@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn lost_ice_gets_a_grace_period_and_may_come_back() {
         use crate::rtc::media::Side;
-        use crate::rtc::session::SessionEvent;
+        use crate::session::SessionEvent;
         let t0 = crate::clock::now().mono;
         let mut rooms = alice_and_bob(t0);
         let mut out = Vec::new();

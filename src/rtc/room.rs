@@ -74,19 +74,19 @@ pub struct Counters {
 
 impl Counters {
     /// Index of `lost_in` / `lost_out` for a media kind (unknown counts as video).
-    pub fn kind_index(kind: Option<super::session::MediaKind>) -> usize {
-        usize::from(kind != Some(super::session::MediaKind::Audio))
+    pub fn kind_index(kind: Option<crate::session::MediaKind>) -> usize {
+        usize::from(kind != Some(crate::session::MediaKind::Audio))
     }
 
     /// Adds one stream's report (`SessionEvent::StreamCounts`).
-    pub fn add_stream(&mut self, c: &super::session::StreamCounts) {
+    pub fn add_stream(&mut self, c: &crate::session::StreamCounts) {
         let kind = Self::kind_index(c.kind);
         match c.flow {
-            super::session::Flow::Ingress => {
+            crate::session::Flow::Ingress => {
                 self.nacks_sent += c.nacks;
                 self.lost_in[kind] += c.lost;
             }
-            super::session::Flow::Egress => {
+            crate::session::Flow::Egress => {
                 self.nacks_received += c.nacks;
                 self.lost_out[kind] += c.lost;
             }
@@ -119,13 +119,13 @@ pub struct Rooms {
     pub(super) conns: HashMap<ConnId, (String, String)>,
     pub(super) node: NodeInfo,
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
-    pub(super) local_candidates: super::session::LocalAddrs,
-    pub(super) codecs: super::session::EnabledCodecs,
+    pub(super) local_candidates: crate::session::LocalAddrs,
+    pub(super) codecs: crate::session::EnabledCodecs,
     /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
     pub(super) ice_servers: super::ice_servers::IceServerConfig,
     /// Which peer connection a known remote address or our ICE ufrag belongs to.
     pub(super) by_addr:
-        HashMap<(super::session::Transport, std::net::SocketAddr), super::media::PeerKey>,
+        HashMap<(crate::session::Transport, std::net::SocketAddr), super::media::PeerKey>,
     pub(super) by_ufrag: HashMap<String, super::media::PeerKey>,
     /// Sessions changed outside a datagram or timeout (signalling, API data) that must
     /// be drained before the shard waits again.
@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn stream_counts_add_up_by_direction_and_kind() {
-        use crate::rtc::session::{Flow, MediaKind, StreamCounts};
+        use crate::session::{Flow, MediaKind, StreamCounts};
         let mut c = Counters::default();
         let counts = |flow, kind, nacks, lost| StreamCounts {
             flow,

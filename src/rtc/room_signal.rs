@@ -592,7 +592,7 @@ mod tests {
         let p = rooms.participant("r", "alice").unwrap();
         assert!(p.media.single_pc);
         let role = p.media.publisher.as_ref().map(|s| s.role());
-        assert_eq!(role, Some(crate::rtc::session::PeerRole::Single));
+        assert_eq!(role, Some(crate::session::PeerRole::Single));
         assert!(p.media.subscriber.is_none());
     }
 

@@ -9,7 +9,7 @@ use tracing::debug;
 use super::participant::ConnId;
 use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
-use super::session::OfferedMedia;
+use crate::session::OfferedMedia;
 
 impl Rooms {
     /// Tracks whose m-line a new publisher offer stopped sending are unpublished.

@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 use super::worker::Shard;
 use crate::clock;
 use crate::net::framing::{frame, Deframer};
-use crate::rtc::session::Transmit;
+use crate::session::Transmit;
 
 /// How long a new connection may take to send its first (STUN) frame.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);

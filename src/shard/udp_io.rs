@@ -10,7 +10,7 @@ use glommio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use crate::net::batch::{gso_supported, send_batch_from, MAX_PACKETS};
-use crate::rtc::session::Transmit;
+use crate::session::Transmit;
 use std::cell::{Cell, RefCell};
 
 /// Remote addresses a wildcard socket remembers the local address of.

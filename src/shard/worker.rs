@@ -19,8 +19,8 @@ use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
-use crate::rtc::session::{Transmit, Transport};
 use crate::rtc::{Outbound, Rooms};
+use crate::session::{Transmit, Transport};
 
 /// How often room lifetimes are checked and stats are reported.
 const STATS_EVERY: Duration = Duration::from_secs(1);

@@ -4,11 +4,11 @@
 
 use std::net::SocketAddr;
 
-use corelay::rtc::session::codec_order::{first_video_codec, prefer_codecs};
-use corelay::rtc::session::parsers::{
+use corelay::session::codec_order::{first_video_codec, prefer_codecs};
+use corelay::session::parsers::{
     first_mid, first_mid_in, offered_media, pairable, parse_offer, parse_trickle, Trickled,
 };
-use corelay::rtc::session::Codec;
+use corelay::session::Codec;
 
 pub fn offer(data: &[u8]) {
     let Some(sdp) = super::text(data) else {
@@ -44,7 +44,7 @@ pub fn candidate(data: &[u8]) {
 }
 
 /// Our one host candidate, parsed the way a remote one is.
-fn str0m_host(addr: SocketAddr) -> Vec<corelay::rtc::session::parsers::Candidate> {
+fn str0m_host(addr: SocketAddr) -> Vec<corelay::session::parsers::Candidate> {
     let line = format!(
         "candidate:1 1 udp 2130706431 {} {} typ host",
         addr.ip(),

@@ -20,6 +20,7 @@ mod peer;
 mod sdp_info;
 mod single_pc;
 mod stream_stats;
+pub mod vp9_descriptor;
 
 #[cfg(test)]
 mod harness;
@@ -150,7 +151,7 @@ pub struct RtpIn {
     /// Whether this packet starts a video keyframe (false for audio and RED).
     pub is_keyframe: bool,
     /// VP9: the spatial/temporal layer fields of its payload descriptor.
-    pub vp9: Option<crate::rtc::svc::Vp9Layer>,
+    pub vp9: Option<vp9_descriptor::Vp9Layer>,
 }
 
 /// What happened on a peer connection, drained by [`PeerSession::drain`].

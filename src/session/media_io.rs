@@ -182,7 +182,7 @@ impl PeerSession {
             marker: h.marker,
             audio_level: h.ext_vals.audio_level,
             vp9: (codec == Codec::Vp9 && !red)
-                .then(|| crate::rtc::svc::parse_vp9(&p.payload))
+                .then(|| super::vp9_descriptor::parse_vp9(&p.payload))
                 .flatten(),
             payload: p.payload,
             is_keyframe,
