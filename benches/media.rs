@@ -14,9 +14,9 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use livekit_protocol as lk;
 use prost::Message;
 
-use corelay::rtc::media::stun_ufrag;
-use corelay::rtc::munger::Munger;
-use corelay::rtc::vp8_munger::Vp8Munger;
+use corelay::room::media::stun_ufrag;
+use corelay::sfu::munger::Munger;
+use corelay::sfu::vp8_munger::Vp8Munger;
 
 #[path = "common/pair.rs"]
 mod pair;

@@ -9,7 +9,7 @@ use prost::Message;
 use corelay::api::room_service::{plan, respond, Shape, SERVICE};
 use corelay::api::twirp::Encoding;
 use corelay::auth::Claims;
-use corelay::rtc::RoomReply;
+use corelay::room::RoomReply;
 
 fn bench(c: &mut Criterion) {
     let mut claims = Claims::default();

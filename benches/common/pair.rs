@@ -1,7 +1,7 @@
 //! Connected subscriber peer connections in memory, for benches: corelay's
 //! [`PeerSession`] (the SFU side, ICE-lite) against a plain str0m `Rtc` playing the
 //! client, joined by moving datagrams between them. The same idea as the unit tests'
-//! `src/rtc/session/harness.rs`, which is `cfg(test)` and so not visible here; this copy
+//! `src/session/harness.rs`, which is `cfg(test)` and so not visible here; this copy
 //! uses only public API.
 
 use std::net::SocketAddr;

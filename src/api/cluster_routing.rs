@@ -11,7 +11,7 @@ use super::room_service::{self, Planned, Shape};
 use super::twirp::{decode, Encoding, TwirpError};
 use crate::cluster::relay::{forward, RELAYED_HEADER};
 use crate::control::{Control, Home};
-use crate::rtc::{RoomOp, RoomReply};
+use crate::room::{RoomOp, RoomReply};
 
 /// Where a signal connection's room lives. A bad token is refused here as the join
 /// check would refuse it; a room that cannot be placed (Redis away) gets 503.

@@ -7,7 +7,7 @@ use livekit_protocol as lk;
 use super::http::Response;
 use super::twirp::{decode, encode, Encoding, TwirpError};
 use crate::auth::Claims;
-use crate::rtc::{RoomError, RoomOp, RoomReply};
+use crate::room::{RoomError, RoomOp, RoomReply};
 
 pub const SERVICE: &str = "livekit.RoomService";
 

@@ -54,7 +54,7 @@ impl NodeRecord {
     /// This node as the registry shows it: its API address as other nodes reach it
     /// (the media IP when the API listens on every address).
     pub fn this_node(
-        node: &crate::rtc::NodeInfo,
+        node: &crate::room::NodeInfo,
         api: Option<std::net::SocketAddr>,
         media_ip: Option<std::net::IpAddr>,
     ) -> NodeRecord {

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use livekit_protocol as lk;
 
-use crate::rtc::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
+use crate::room::{ConnId, Outbound, RoomError, RoomOp, RoomReply};
 use crate::shard::{FromShard, ShardStats, ToShard};
 pub use directory::Directory;
 
@@ -332,7 +332,7 @@ impl Control {
         if let Some(cluster) = &self.cluster {
             cluster.leave().await;
         }
-        let leave = crate::rtc::participant::leave(
+        let leave = crate::room::participant::leave(
             lk::DisconnectReason::ServerShutdown,
             lk::leave_request::Action::Disconnect,
         );
@@ -360,8 +360,8 @@ impl Control {
     }
 
     /// Room events become webhooks (when configured).
-    fn on_room_event(&self, event: crate::rtc::RoomEvent) {
-        use crate::rtc::RoomEvent as E;
+    fn on_room_event(&self, event: crate::room::RoomEvent) {
+        use crate::room::RoomEvent as E;
         use crate::webhook as wh;
         let webhooks = self.webhooks.borrow();
         let Some(sender) = webhooks.as_ref() else {

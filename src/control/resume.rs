@@ -1,4 +1,4 @@
-//! The control thread's half of resume (`rtc::resume` is the shard's): a signal
+//! The control thread's half of resume (`room::resume` is the shard's): a signal
 //! connection that drops without a leave parks its queue here, and a `reconnect=1`
 //! connection for the same participant takes the queue over, so that what the shard
 //! sent in between reaches the client, in order, after the resume's first messages.
@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{ConnEvent, Control};
-use crate::rtc::ConnId;
+use crate::room::ConnId;
 use crate::shard::ToShard;
 use glommio::channels::local_channel::LocalReceiver;
 

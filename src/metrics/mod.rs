@@ -370,7 +370,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::Counters;
+    use crate::room::Counters;
 
     /// The family a sample line belongs to: its name, or a histogram's name without
     /// `_bucket`/`_sum`/`_count`.

@@ -235,7 +235,7 @@ impl PeerSession {
     }
 
     /// Whether `mid` negotiated RED for `pt`'s codec: a RED packet goes out as it came
-    /// where it did; elsewhere the caller forwards its primary block (`rtc::red`).
+    /// where it did; elsewhere the caller forwards its primary block (`sfu::red`).
     pub fn takes_red(&self, mid: Mid, pt: PayloadType) -> bool {
         self.local_pt(mid, pt.with_red(true)).is_ok()
     }

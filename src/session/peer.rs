@@ -106,7 +106,7 @@ impl PeerSession {
             .set_stats_interval(Some(STATS_INTERVAL));
         // No str0m BWE: it pads every video-carrying PC (~50 kbps of RTX padding, also
         // on paused tracks, and ~370 wake-ups/s per session). The allocator estimates
-        // from loss and RTT instead (`rtc::bandwidth`).
+        // from loss and RTT instead (`sfu::bandwidth`).
         // Panics only on a bad config, and this one is fixed.
         let mut rtc = config.build(now);
         let mut local = Vec::with_capacity(addrs.udp.len() + addrs.tcp.len());

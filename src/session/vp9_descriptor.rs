@@ -1,5 +1,5 @@
 //! The VP9 payload descriptor's layer fields (RFC 9628 §4.2), read
-//! as packets arrive so that what decides per packet (`rtc::svc`) gets them with the
+//! as packets arrive so that what decides per packet (`sfu::svc`) gets them with the
 //! packet.
 
 /// The layer fields of one packet's VP9 payload descriptor.

@@ -4,7 +4,7 @@
 use livekit_protocol as lk;
 
 use crate::metrics::histogram::LatencyHistogram;
-use crate::rtc::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
+use crate::room::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 
 #[derive(Debug)]
 pub enum ToShard {

@@ -19,13 +19,13 @@ use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
-use crate::rtc::{Outbound, Rooms};
+use crate::room::{Outbound, Rooms};
 use crate::session::{Transmit, Transport};
 
 /// How often room lifetimes are checked and stats are reported.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// The longest the timer sleeps. It wakes for the earliest session deadline (a heap,
-/// see `rtc::timers`), and every other task wakes it when a turn made an earlier one;
+/// see `room::timers`), and every other task wakes it when a turn made an earlier one;
 /// this bound is only a safety net.
 const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
 /// Deadlines further out than `TIMER_URGENT` are rounded up to the next multiple of
@@ -346,7 +346,7 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
 }
 
 async fn stats_loop(me: Rc<Shard>) {
-    let mut last = crate::rtc::Counters::default();
+    let mut last = crate::room::Counters::default();
     loop {
         glommio::timer::sleep(STATS_EVERY).await;
         let now = clock::now();

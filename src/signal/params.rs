@@ -4,8 +4,8 @@ use livekit_protocol as lk;
 
 use crate::api::http::Request;
 use crate::auth::Claims;
-use crate::rtc::participant::source_numbers;
-use crate::rtc::JoinParams;
+use crate::room::participant::source_numbers;
+use crate::room::JoinParams;
 
 /// LiveKit query booleans are `1`/`true`; anything else is false.
 fn flag(req: &Request, name: &str, default: bool) -> bool {

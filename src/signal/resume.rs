@@ -1,5 +1,5 @@
 //! A `reconnect=1` signal connection (v1: `JoinRequest.reconnect`): the client resumes
-//! its participant after its previous connection dropped (see `rtc::resume` and
+//! its participant after its previous connection dropped (see `room::resume` and
 //! `control::resume`). When there is nothing to resume, the answer is LiveKit's leave
 //! STATE_MISMATCH/RECONNECT, and the SDK does a full reconnect.
 
@@ -12,7 +12,7 @@ use super::ws::{refuse_resume, session, upgrade, write_response};
 use crate::api::http::Response;
 use crate::auth::Claims;
 use crate::control::Control;
-use crate::rtc::{RoomOp, RoomReply};
+use crate::room::{RoomOp, RoomReply};
 
 /// `sid` is the participant sid the client named: a resume naming another
 /// participant's (another room's, an earlier session's) is refused with 400.

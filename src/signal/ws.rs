@@ -23,7 +23,7 @@ use super::params::{join_params, join_params_v1};
 use crate::api::http::{Request, Response};
 use crate::auth::Claims;
 use crate::control::{CallError, ConnEvent, Control};
-use crate::rtc::{ConnId, RoomError, RoomOp, RoomReply};
+use crate::room::{ConnId, RoomError, RoomOp, RoomReply};
 use glommio::channels::local_channel::LocalReceiver;
 
 /// A connection silent this long gets a WebSocket ping (LiveKit pings every 10 s), which
@@ -305,7 +305,7 @@ pub(super) async fn refuse_resume(mut stream: TcpStream, accept: &str) {
         return;
     }
     let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
-    let leave = crate::rtc::participant::leave(
+    let leave = crate::room::participant::leave(
         lk::DisconnectReason::StateMismatch,
         lk::leave_request::Action::Reconnect,
     );

@@ -2,8 +2,8 @@
 
 use std::cell::RefCell;
 
-use corelay::rtc::fuzzing::{relay_data, two_joined};
-use corelay::rtc::room::Rooms;
+use corelay::room::fuzzing::{relay_data, two_joined};
+use corelay::room::rooms::Rooms;
 
 thread_local! {
     /// One room for the whole run: only the reliable sequence numbers it has seen

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use corelay::net::framing::Deframer;
-use corelay::rtc::fuzzing::{two_joined, SERVER};
-use corelay::rtc::media::stun_ufrag;
-use corelay::rtc::room::Rooms;
+use corelay::room::fuzzing::{two_joined, SERVER};
+use corelay::room::media::stun_ufrag;
+use corelay::room::rooms::Rooms;
 use livekit_protocol as lk;
 
 /// A real publisher offer, so that the demultiplexer has a ufrag to route to.

@@ -4,9 +4,9 @@
 //! The input is a run of packets: a byte of flags (SSRC switch, keyframe, marker, and
 //! a layer target), a length byte, then that many payload bytes.
 
-use corelay::rtc::red;
-use corelay::rtc::svc::{parse_vp9, SvcSelector};
-use corelay::rtc::vp8_munger::Vp8Munger;
+use corelay::sfu::red;
+use corelay::sfu::svc::{parse_vp9, SvcSelector};
+use corelay::sfu::vp8_munger::Vp8Munger;
 
 struct Packet<'a> {
     flags: u8,

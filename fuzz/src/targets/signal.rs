@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 use async_tungstenite::tungstenite::protocol::{Role, WebSocket};
 use async_tungstenite::tungstenite::Message;
-use corelay::rtc::fuzzing::two_joined;
+use corelay::room::fuzzing::two_joined;
 use corelay::signal::frame::{decode_binary, decode_text, ws_config};
 use corelay::signal::pong;
 
@@ -83,10 +83,10 @@ pub fn join_request(data: &[u8]) {
         let Ok(request) = decoded else { continue };
         let now = corelay::clock::mono();
         let mut rooms = two_joined(now);
-        let mut params = corelay::rtc::fuzzing::join_params("carol");
+        let mut params = corelay::room::fuzzing::join_params("carol");
         params.single_pc = true;
         params.add_tracks = request.add_track_requests;
         params.offer = request.publisher_offer;
-        corelay::rtc::fuzzing::join(&mut rooms, 3, &params, now);
+        corelay::room::fuzzing::join(&mut rooms, 3, &params, now);
     }
 }

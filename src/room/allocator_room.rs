@@ -10,14 +10,14 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 use tracing::debug;
 
-use super::allocator::{allocate, desired_bps, Demand, Grant};
-use super::bandwidth::LinkReport;
-use super::layers::{rid_for, track_layers};
 use super::media::{PeerKey, Side};
 use super::participant::{ConnId, DownTrack};
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound};
+use super::rooms::Rooms;
 use crate::session::{LinkStats, MediaKind};
+use crate::sfu::allocator::{allocate, desired_bps, Demand, Grant};
+use crate::sfu::bandwidth::LinkReport;
+use crate::sfu::layers::{rid_for, track_layers};
 
 /// What an audio track is budgeted at (Opus voice with RED, plus headers).
 const AUDIO_BPS: u64 = 40_000;

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
-use super::layers::{rid_for, track_layers};
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
+use crate::sfu::layers::{rid_for, track_layers};
 
 /// The quality a layer rid stands for: as announced, else the SDKs' q/h/f.
 fn quality_of_rid(layers: &[lk::VideoLayer], rid: &str) -> Option<lk::VideoQuality> {

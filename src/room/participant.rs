@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 
-use super::bandwidth::LinkEstimator;
-use super::connection_quality::QualityInputs;
-use super::layers::LayerState;
-use super::munger::Munger;
-use super::svc::{temporal_for_fps, SvcSelector};
-use super::vp8_munger::Vp8Munger;
 use crate::session::{MediaKind, Mid, PeerSession};
+use crate::sfu::bandwidth::LinkEstimator;
+use crate::sfu::connection_quality::QualityInputs;
+use crate::sfu::layers::LayerState;
+use crate::sfu::munger::Munger;
+use crate::sfu::svc::{temporal_for_fps, SvcSelector};
+use crate::sfu::vp8_munger::Vp8Munger;
 
 /// The frame rate publishers capture at, as far as temporal layers are concerned
 /// (TrackInfo does not carry it; the SDKs' camera presets use 30).
@@ -53,7 +53,7 @@ pub struct Participant {
     pub adaptive_stream: bool,
     pub media: ParticipantMedia,
     /// Its signal connection dropped without a leave: it stays (media keeps flowing)
-    /// until then, for the client to resume (`rtc::resume`).
+    /// until then, for the client to resume (`room::resume`).
     pub departs_at: Option<Instant>,
     /// The highest `sequence` of the reliable data packets it sent: the client resends
     /// what came after it when it resumes, and a resent packet is delivered once.

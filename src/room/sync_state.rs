@@ -9,8 +9,8 @@ use livekit_protocol as lk;
 use tracing::{debug, warn};
 
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
 
 impl Rooms {
     pub(super) fn on_sync_state(
@@ -73,7 +73,7 @@ mod tests {
     use lk::signal_response::Message as Resp;
 
     use super::*;
-    use crate::rtc::fuzzing::{join_params, rooms};
+    use crate::room::fuzzing::{join_params, rooms};
 
     fn leaves(out: &[Outbound], conn: ConnId) -> usize {
         out.iter()
@@ -89,7 +89,7 @@ mod tests {
     }
 
     /// Rooms with alice joined on conn 1.
-    fn alice() -> (crate::rtc::room::Rooms, Instant) {
+    fn alice() -> (crate::room::rooms::Rooms, Instant) {
         let now = crate::clock::now().mono;
         let mut rooms = rooms();
         rooms

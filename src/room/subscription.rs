@@ -7,8 +7,8 @@ use lk::signal_response::Message as Resp;
 use tracing::debug;
 
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
+use super::rooms::Rooms;
 use crate::session::OfferedMedia;
 
 impl Rooms {

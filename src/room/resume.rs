@@ -14,9 +14,9 @@ use lk::signal_response::Message as Resp;
 
 use super::ice_fallback::IcePreference;
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::{RoomError, RoomReply};
 use super::room_signal::update;
+use super::rooms::Rooms;
 use super::Outbound;
 
 /// How long a peer connection whose ICE lost the peer may take to come back (the
@@ -159,8 +159,8 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::negotiation_tests::{alice_and_bob, join, rooms};
-    use crate::rtc::room_ops::RoomOp;
+    use crate::room::negotiation_tests::{alice_and_bob, join, rooms};
+    use crate::room::room_ops::RoomOp;
 
     fn left(out: &[Outbound]) -> Vec<String> {
         out.iter()
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn lost_ice_gets_a_grace_period_and_may_come_back() {
-        use crate::rtc::media::Side;
+        use crate::room::media::Side;
         use crate::session::SessionEvent;
         let t0 = crate::clock::now().mono;
         let mut rooms = alice_and_bob(t0);

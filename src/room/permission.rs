@@ -9,8 +9,8 @@ use lk::signal_response::Message as Resp;
 
 use super::media::Side;
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomEvent};
+use super::rooms::Rooms;
 
 /// May a participant with `permission` publish a track of `source`?
 pub(super) fn may_publish_source(permission: &lk::ParticipantPermission, source: i32) -> bool {

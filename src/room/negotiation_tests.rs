@@ -11,8 +11,8 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, RtcConfig};
 
 use super::participant::JoinParams;
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
 
 pub(super) fn rooms() -> Rooms {
     super::fuzzing::rooms()

@@ -8,14 +8,14 @@ use livekit_protocol as lk;
 use prost::Message;
 use tracing::{debug, warn};
 
-use super::layers::Admit;
 use super::media::Side;
 use super::participant::ConnId;
-use super::red;
-use super::room::Rooms;
-use super::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
+use super::rooms::Rooms;
 use super::Outbound;
 use crate::session::{Codec, DataSent, MediaKind, Mid, RtpIn, SessionError};
+use crate::sfu::layers::Admit;
+use crate::sfu::red;
+use crate::sfu::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 
 impl Rooms {
     /// Writes one incoming packet to every downtrack of its track, then the caller

@@ -134,7 +134,7 @@ pub struct Rooms {
     /// Room events since the driver last took them.
     pub(super) events: Vec<RoomEvent>,
     /// Active-speaker detection, per room.
-    pub(super) speakers: HashMap<String, super::speaker::SpeakerDetector>,
+    pub(super) speakers: HashMap<String, crate::sfu::speaker::SpeakerDetector>,
     /// Every session's next timeout (see `timers`).
     pub(super) timers: super::timers::DeadlineHeap,
     /// Reused by `handle_timeouts` for the sessions due.

@@ -3,11 +3,11 @@
 
 use livekit_protocol as lk;
 
-use super::layers::{rid_for, LayerState};
 use super::participant::DownTrack;
-use super::svc::SvcSelector;
 use crate::ids;
 use crate::session::{codec_order, Codec, MediaKind};
+use crate::sfu::layers::{rid_for, LayerState};
+use crate::sfu::svc::SvcSelector;
 
 /// The rid of the layer with `quality`: as announced in AddTrackRequest, else the
 /// SDKs' convention (q/h/f).

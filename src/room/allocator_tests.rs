@@ -10,7 +10,7 @@ use lk::signal_response::Message as Resp;
 
 use super::media::Side;
 use super::negotiation_tests::{join, messages_for, publish, request, rooms};
-use super::room::Rooms;
+use super::rooms::Rooms;
 use crate::session::LinkStats;
 
 fn layer(q: lk::VideoQuality, w: u32, h: u32, bitrate: u32) -> lk::VideoLayer {

@@ -4,8 +4,8 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
 use super::negotiation_tests::{join, messages_for, publish, rooms};
-use super::room::Rooms;
 use super::room_ops::{Outbound, RoomEvent, RoomOp};
+use super::rooms::Rooms;
 
 fn camera() -> lk::AddTrackRequest {
     lk::AddTrackRequest {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
-use super::connection_quality::score;
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
+use crate::sfu::connection_quality::score;
 
 /// LiveKit's cadence.
 const UPDATE_EVERY: Duration = Duration::from_secs(5);

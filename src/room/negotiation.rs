@@ -10,11 +10,11 @@ use tracing::{debug, warn};
 use super::media::Side;
 use super::offers::ask_for_offer;
 use super::participant::{ConnId, PendingTrack};
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomEvent};
+use super::rooms::Rooms;
 use super::track_info::{down_track, layer_rid, track_info, track_type};
-use crate::rtc::layers::{pick_quality, track_layers, LayerState};
 use crate::session::{codec_order, Codec, MediaKind, OfferedMedia};
+use crate::sfu::layers::{pick_quality, track_layers, LayerState};
 
 impl Rooms {
     /// A publisher offer: answer it (echoing its id) and publish the announced tracks

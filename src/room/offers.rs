@@ -8,8 +8,8 @@ use tracing::debug;
 
 use super::media::Side;
 use super::participant::ConnId;
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound};
+use super::rooms::Rooms;
 
 impl Rooms {
     /// Sends a subscriber offer to every participant of the room with changes queued

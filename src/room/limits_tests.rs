@@ -9,8 +9,8 @@ use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 
 use super::negotiation_tests::{join, publish, request};
-use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use super::room_ops::{Outbound, RoomError, RoomOp};
+use super::rooms::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::session::EnabledCodecs;
 
 fn rooms_with(limits: RoomLimits) -> Rooms {

@@ -40,7 +40,7 @@ pub enum RoomOp {
     UpdateParticipant(Box<lk::UpdateParticipantRequest>),
     UpdateSubscriptions(Box<lk::UpdateSubscriptionsRequest>),
     SendData(Box<lk::SendDataRequest>),
-    /// A client resumes its participant over a new signal connection (`rtc::resume`).
+    /// A client resumes its participant over a new signal connection (`room::resume`).
     Resume {
         room: String,
         identity: String,

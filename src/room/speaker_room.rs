@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
 
 /// How often detectors are asked for changes; they rate-limit level-only updates to
 /// 500 ms themselves, but a new speaker is reported at the next poll.

@@ -10,7 +10,7 @@ use lk::signal_response::Message as Resp;
 use super::ice_fallback::CONNECT_TIMEOUT;
 use super::ice_servers::{EmbeddedTurn, IceServerConfig};
 use super::negotiation_tests::{join, messages_for, rooms};
-use super::room::Rooms;
+use super::rooms::Rooms;
 
 const TCP: &str = "127.0.0.1:7881";
 

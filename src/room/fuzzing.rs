@@ -8,7 +8,7 @@ use std::time::Instant;
 use livekit_protocol as lk;
 
 use super::participant::{ConnId, JoinParams};
-use super::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
+use super::rooms::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 
 /// The shard address the rooms advertise.
 pub const SERVER: &str = "10.0.0.2:7882";

@@ -11,8 +11,8 @@ use tracing::debug;
 use super::ice_fallback::{client_supports_tcp, FallbackPaths, IcePreference, ParticipantIce};
 use super::ice_servers::tls_only;
 use super::participant::{leave, ConnId, JoinParams, Participant};
-use super::room::Rooms;
 use super::room_ops::{reply, Outbound, RoomError, RoomEvent};
+use super::rooms::Rooms;
 use crate::ids;
 
 /// The LiveKit server version corelay is compatible with. SDKs semver-parse it and
@@ -498,7 +498,7 @@ fn apply_attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::room::{NodeInfo, RoomDefaults, RoomLimits};
+    use crate::room::rooms::{NodeInfo, RoomDefaults, RoomLimits};
 
     fn rooms() -> Rooms {
         let defaults = RoomDefaults {

@@ -87,7 +87,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::rtc::media::Side;
+    use crate::room::media::Side;
 
     #[test]
     fn only_current_due_deadlines_come_out_in_order() {

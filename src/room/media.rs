@@ -10,8 +10,8 @@ use tracing::{debug, info, warn};
 
 use super::ice_fallback::IcePreference;
 use super::participant::{ConnId, Participant};
-use super::room::Rooms;
 use super::room_ops::Outbound;
+use super::rooms::Rooms;
 use crate::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit, Transport};
 
 /// Which of a participant's two peer connections.
@@ -536,7 +536,7 @@ impl Rooms {
 
 /// A session's current deadline, for the heap to tell current entries from stale ones.
 fn deadline_of(
-    rooms: &std::collections::HashMap<String, super::room::RoomState>,
+    rooms: &std::collections::HashMap<String, super::rooms::RoomState>,
     conns: &std::collections::HashMap<ConnId, (String, String)>,
     (conn, side): PeerKey,
 ) -> Option<Instant> {
@@ -611,7 +611,7 @@ pub(super) mod tests {
     use super::*;
 
     /// A STUN binding request with this USERNAME and no MESSAGE-INTEGRITY.
-    pub(in crate::rtc) fn stun(username: &[u8]) -> Vec<u8> {
+    pub(in crate::room) fn stun(username: &[u8]) -> Vec<u8> {
         let padded = username.len().div_ceil(4) * 4;
         let mut m = vec![0x00, 0x01];
         m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
