@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import http.server
 import os
+import queue
 import signal
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Iterator
@@ -104,17 +108,57 @@ async def call_across(west: Corelay, east: Corelay, room: str) -> dict[str, int]
         await alice.disconnect()
 
 
+class Hooks(http.server.BaseHTTPRequestHandler):
+    """Records (node, event, identity) for each webhook; the URL path names the node."""
+
+    got: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
+    receiver = api.WebhookReceiver(api.TokenVerifier(API_KEY, API_SECRET))
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        event = self.receiver.receive(body, self.headers.get("Authorization", ""))
+        self.got.put((self.path.strip("/"), event.event, event.participant.identity))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 @needs_redis
 def test_participants_on_two_nodes_see_hear_and_exchange_data(redis: Redis) -> None:
-    west, east = two_regions(redis)
-    got = asyncio.run(asyncio.wait_for(call_across(client(west), client(east), "cross"), 120))
-    for what in ("alice video", "alice audio", "bob video", "bob audio"):
-        assert got.get(what, 0) >= WANT, got
-    assert got["alice data"] == got["bob data"] == 1, got
-    # The room went to the west node (alice's, west's region): bob was relayed.
-    assert "room placed" in west.logs()
-    assert "signal connection relayed to the room's node" in east.logs()
-    assert "participant joined" not in east.logs(), "bob's session must run on west"
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    hooks = f"http://127.0.0.1:{sink.server_address[1]}"
+
+    def webhook(name: str) -> str:
+        return f"webhook:\n  api_key: {API_KEY}\n  urls:\n    - {hooks}/{name}\n"
+
+    west = node(redis, "west", REGIONS + webhook("west"))
+    east = node(redis, "east", REGIONS + webhook("east"))
+    try:
+        got = asyncio.run(asyncio.wait_for(call_across(client(west), client(east), "cross"), 120))
+        for what in ("alice video", "alice audio", "bob video", "bob audio"):
+            assert got.get(what, 0) >= WANT, got
+        assert got["alice data"] == got["bob data"] == 1, got
+        # The room went to the west node (alice's, west's region): bob was relayed.
+        assert "room placed" in west.logs()
+        assert "signal connection relayed to the room's node" in east.logs()
+        assert "participant joined" not in east.logs(), "bob's session must run on west"
+        # Webhooks come once per event, from the node that hosts the room.
+        events: list[tuple[str, str, str]] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(e[1] == "participant_left" for e in events) < 2:
+            try:
+                events.append(Hooks.got.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        joined = sorted(who for _, e, who in events if e == "participant_joined")
+        assert joined == ["alice", "bob"], events
+        assert [e for _, e, _ in events].count("room_started") == 1, events
+        assert {n for n, _, _ in events} == {"west"}, events
+    finally:
+        sink.shutdown()
 
 
 @needs_redis
