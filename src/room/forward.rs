@@ -12,7 +12,7 @@ use super::media::Side;
 use super::participant::ConnId;
 use super::rooms::Rooms;
 use super::Outbound;
-use crate::session::{Codec, DataSent, MediaKind, Mid, RtpIn, SessionError};
+use crate::session::{Codec, DataSent, MediaKind, Mid, Rid, RtpIn, SessionError};
 use crate::sfu::layers::Admit;
 use crate::sfu::red;
 use crate::sfu::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
@@ -27,34 +27,34 @@ impl Rooms {
         now: Instant,
         touched: &mut Vec<ConnId>,
     ) {
-        let Some((room, _)) = self.conns.get(&publisher).cloned() else {
+        // Borrowed field by field: nothing on this path allocates in corelay's code
+        // (the room and identity are not cloned, the track sid is shared).
+        let Some((room, identity)) = self.conns.get(&publisher) else {
             return;
         };
-        let Some(track_sid) = self
-            .participant_by_conn(publisher)
-            .and_then(|p| p.media.published.get(&rtp.mid).cloned())
-        else {
+        let Some(room_state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(source) = room_state.participants.get(identity) else {
+            return;
+        };
+        let Some(track_sid) = source.media.published.get(&rtp.mid).cloned() else {
             return;
         };
         // Only audio carries the RFC 6464 level.
         if let Some(level) = rtp.audio_level {
-            let sid = self
-                .conns
-                .get(&publisher)
-                .and_then(|(r, identity)| self.rooms.get(r)?.participants.get(identity))
-                .map(|p| p.info.sid.as_str());
-            if let Some(sid) = sid {
-                self.speakers
-                    .entry(room.clone())
-                    .or_insert_with(|| SpeakerDetector::new(SpeakerConfig::default()))
-                    .observe(sid, dbov_magnitude(level), now);
+            let sid = source.info.sid.as_str();
+            match self.speakers.get_mut(room) {
+                Some(detector) => detector.observe(sid, dbov_magnitude(level), now),
+                None => {
+                    let mut detector = SpeakerDetector::new(SpeakerConfig::default());
+                    detector.observe(sid, dbov_magnitude(level), now);
+                    self.speakers.insert(room.clone(), detector);
+                }
             }
         }
-        let Some(room_state) = self.rooms.get_mut(&room) else {
-            return;
-        };
         // Layers some downtrack waits for a keyframe of (rid None = no simulcast).
-        let mut want_keyframes: Vec<Option<String>> = Vec::new();
+        let mut want_keyframes: Vec<Option<Rid>> = Vec::new();
         // RED's primary block, taken out once for every subscriber without RED.
         let mut primary: Option<Option<Arc<[u8]>>> = None;
         let mut forwarded = 0;
@@ -63,7 +63,7 @@ impl Rooms {
                 continue;
             }
             let (downtracks, session) = p.media.down_parts();
-            let Some(down) = downtracks.get_mut(&track_sid) else {
+            let Some(down) = downtracks.get_mut(&*track_sid) else {
                 continue;
             };
             let (Some(session), Some(mid)) = (session, down.mid) else {
@@ -74,11 +74,7 @@ impl Rooms {
                     down.layers
                         .admit(rtp.rid.as_deref(), rtp.is_keyframe, now, &mut down.munger);
                 if decision == Admit::NeedKeyframe || down.layers.switch_pending() {
-                    let rid = down
-                        .layers
-                        .aim()
-                        .map(str::to_string)
-                        .or_else(|| rtp.rid.clone());
+                    let rid = down.layers.aim().map(Rid::from).or(rtp.rid);
                     if !want_keyframes.contains(&rid) {
                         want_keyframes.push(rid);
                     }
@@ -88,7 +84,7 @@ impl Rooms {
                         && !down.layers.started
                         && !want_keyframes.contains(&rtp.rid)
                     {
-                        want_keyframes.push(rtp.rid.clone());
+                        want_keyframes.push(rtp.rid);
                     }
                 }
                 if decision != Admit::Forward {
@@ -182,7 +178,7 @@ impl Rooms {
                 p.media
                     .published
                     .iter()
-                    .find(|(_, sid)| **sid == track_sid)
+                    .find(|(_, sid)| ***sid == *track_sid)
                     .map(|(mid, _)| (p.conn, *mid))
             })
         });

@@ -112,7 +112,7 @@ impl Rooms {
                     }
                 }
                 track.simulcast = m.rids.len() > 1;
-                p.media.published.insert(m.mid, track.sid.clone());
+                p.media.published.insert(m.mid, track.sid.as_str().into());
                 p.info.tracks.push(track.clone());
                 newly.push(track);
             }
@@ -168,7 +168,7 @@ impl Rooms {
                     .media
                     .published
                     .get(&m.mid)
-                    .and_then(|sid| p.info.tracks.iter().find(|t| t.sid == *sid));
+                    .and_then(|sid| p.info.tracks.iter().find(|t| *t.sid == **sid));
                 let pending = || {
                     let cid = m.msid_track.as_deref()?;
                     let t = p.media.pending_tracks.iter().find(|t| t.cid == cid)?;

@@ -163,7 +163,8 @@ pub struct ParticipantMedia {
     pub early_candidates: Vec<(i32, String)>,
     pub pending_tracks: Vec<PendingTrack>,
     /// Publisher mid → track sid.
-    pub published: HashMap<Mid, String>,
+    /// Shared, so that forwarding names the track without allocating per packet.
+    pub published: HashMap<Mid, std::sync::Arc<str>>,
     /// Track sid → downtrack on the subscriber PC.
     pub downtracks: HashMap<String, DownTrack>,
     /// Subscriptions over `limit.subscription_limit_*`, oldest first, with their

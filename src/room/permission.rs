@@ -81,7 +81,9 @@ impl Rooms {
             return;
         }
         let sids: Vec<String> = removed.iter().map(|t| t.sid.clone()).collect();
-        p.media.published.retain(|_, sid| !sids.contains(sid));
+        p.media
+            .published
+            .retain(|_, sid| !sids.iter().any(|s| **s == **sid));
         p.bump();
         let info = p.info.clone();
         for sid in &sids {

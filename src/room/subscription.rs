@@ -27,6 +27,7 @@ impl Rooms {
             .iter()
             .filter(|m| m.disabled || !m.direction.contains("send"))
             .filter_map(|m| p.media.published.remove(&m.mid))
+            .map(|sid| sid.to_string())
             .collect();
         if stopped.is_empty() {
             return;

@@ -169,7 +169,7 @@ impl PeerSession {
         }
         Some(RtpIn {
             mid,
-            rid: rid.map(|r| r.to_string()),
+            rid,
             ssrc: *h.ssrc,
             pt: PayloadType {
                 pt: *pt,

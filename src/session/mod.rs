@@ -47,7 +47,7 @@ pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use single_pc::SectionsWanted;
 pub use str0m::format::Codec;
-pub use str0m::media::{MediaKind, Mid};
+pub use str0m::media::{MediaKind, Mid, Rid};
 pub use str0m::net::TcpType;
 pub use stream_stats::{Flow, Loss, StreamCounts};
 
@@ -136,7 +136,7 @@ impl PayloadType {
 pub struct RtpIn {
     pub mid: Mid,
     /// Simulcast layer (`q`/`h`/`f` from LiveKit JS), if the m-line has rids.
-    pub rid: Option<String>,
+    pub rid: Option<Rid>,
     pub ssrc: u32,
     pub pt: PayloadType,
     /// The codec the PT maps to (the wrapped codec for RED).
