@@ -55,11 +55,9 @@ pub async fn validate_elsewhere(req: &Request, ctx: &Control) -> Option<Response
         })
         .collect();
     let target = format!("{}?{}", req.path, query.join("&"));
-    let mut headers = vec![(RELAYED_HEADER, cluster.relay_token())];
-    if let Some(v) = req.header("authorization") {
-        headers.push(("authorization", v));
-    }
-    forward(&node.api, "GET", &target, &headers, &[]).await.ok()
+    relay(req, &target, &node.api, cluster.relay_token())
+        .await
+        .ok()
 }
 
 /// Answers a RoomService call that needs another node: the call relayed to the room's
@@ -84,23 +82,27 @@ pub async fn relay_twirp(
         Ok(Home::Elsewhere(node)) => node,
         Err(e) => return Some(TwirpError::unavailable(e.to_string()).to_response()),
     };
-    Some(match relay(req, &node.api, cluster.relay_token()).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            warn!(node = %node.id, error = %e, "cannot relay a RoomService call");
-            TwirpError::unavailable(format!("the room's node did not answer: {e}")).to_response()
-        }
-    })
+    Some(
+        match relay(req, &req.path, &node.api, cluster.relay_token()).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!(node = %node.id, error = %e, "cannot relay a RoomService call");
+                TwirpError::unavailable(format!("the room's node did not answer: {e}"))
+                    .to_response()
+            }
+        },
+    )
 }
 
-async fn relay(req: &Request, api: &str, token: &str) -> std::io::Result<Response> {
+/// `req` (method, `target`, body, its token and content type) sent to the node at `api`.
+async fn relay(req: &Request, target: &str, api: &str, token: &str) -> std::io::Result<Response> {
     let mut headers = vec![(RELAYED_HEADER, token)];
     for name in ["authorization", "content-type"] {
         if let Some(v) = req.header(name) {
             headers.push((name, v));
         }
     }
-    forward(api, &req.method, &req.path, &headers, &req.body).await
+    forward(api, &req.method, target, &headers, &req.body).await
 }
 
 /// This node's rooms and every other live node's. A node that does not answer is left
@@ -126,7 +128,7 @@ async fn list_everywhere(
         Vec::new()
     });
     for node in nodes.iter().filter(|n| !cluster.is_me(n)) {
-        let answer = relay(req, &node.api, cluster.relay_token()).await;
+        let answer = relay(req, &req.path, &node.api, cluster.relay_token()).await;
         let listed = answer
             .ok()
             .filter(|a| a.status == 200)

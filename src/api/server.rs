@@ -54,7 +54,12 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
     loop {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
-                let head: Vec<u8> = buf.drain(..consumed).collect();
+                // Kept only for an upgrade, which may be relayed to another node as is.
+                let head = match request.is_websocket_upgrade() {
+                    true => buf[..consumed].to_vec(),
+                    false => Vec::new(),
+                };
+                buf.drain(..consumed);
                 let started = crate::clock::mono();
                 if surface == Surface::Metrics {
                     let response = metrics(&request, &ctx);

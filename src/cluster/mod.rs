@@ -76,28 +76,28 @@ impl Cluster {
 
     /// The node that hosts `room`, placing it if it has none (or a dead one).
     pub async fn place(&self, room: &str) -> Result<NodeRecord, ClusterError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Place {
-            room: room.into(),
-            reply,
-        })?;
-        rx.await.map_err(|_| ClusterError::Stopped)?
+        let room = room.to_string();
+        self.ask(|reply| Job::Place { room, reply }).await
     }
 
     /// The live node that hosts `room`, if any.
     pub async fn lookup(&self, room: &str) -> Result<Option<NodeRecord>, ClusterError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Lookup {
-            room: room.into(),
-            reply,
-        })?;
-        rx.await.map_err(|_| ClusterError::Stopped)?
+        let room = room.to_string();
+        self.ask(|reply| Job::Lookup { room, reply }).await
     }
 
     /// Every live node, this one included.
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, ClusterError> {
+        self.ask(|reply| Job::Nodes { reply }).await
+    }
+
+    /// Sends the job `make` builds around a reply channel and waits for the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ClusterError>>) -> Job,
+    ) -> Result<T, ClusterError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::Nodes { reply })?;
+        self.send(make(reply))?;
         rx.await.map_err(|_| ClusterError::Stopped)?
     }
 

@@ -106,6 +106,11 @@ pub fn url(config: &RedisConfig) -> Option<String> {
     Some(format!("{scheme}://{auth}{address}/{}", config.db))
 }
 
+fn client(config: &RedisConfig) -> Result<redis::Client, ClusterError> {
+    let url = url(config).ok_or_else(|| ClusterError::Config("no redis.address".into()))?;
+    redis::Client::open(url).map_err(|e| ClusterError::Config(e.to_string()))
+}
+
 pub fn unix_ms() -> u64 {
     crate::clock::unix_millis()
 }
@@ -116,10 +121,8 @@ impl Store {
         selector: NodeSelectorConfig,
         me: NodeRecord,
     ) -> Result<Store, ClusterError> {
-        let url = url(config).ok_or_else(|| ClusterError::Config("no redis.address".into()))?;
-        let client = redis::Client::open(url).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Store {
-            client,
+            client: client(config)?,
             con: None,
             failed_at: None,
             reconnected: false,
@@ -272,20 +275,37 @@ impl Store {
 
     /// Every record in the registry (dead ones included), this node's as it is now.
     fn nodes(&mut self) -> Result<Vec<NodeRecord>, ClusterError> {
-        let raw: Vec<(String, String)> =
-            self.query(|c| redis::cmd("HGETALL").arg(NODES_KEY).query(c))?;
-        let mut nodes: Vec<NodeRecord> = (raw.iter())
-            .filter_map(|(_, json)| NodeRecord::from_json(json))
-            .filter(|n| n.id != self.me.id)
-            .collect();
+        let mut nodes = self.query(registry)?;
+        nodes.retain(|n| n.id != self.me.id);
         nodes.push(self.me.clone());
         Ok(nodes)
     }
 
+    /// The node `room` is mapped to, alive or not.
+    pub(super) fn owner(&mut self, room: &str) -> Result<Option<String>, ClusterError> {
+        self.query(|c| redis::cmd("HGET").arg(ROOMS_KEY).arg(room).query(c))
+    }
+
+    /// Maps `room` to `node` if it is still mapped to `expected` ('' for none); the
+    /// node it ends up on.
+    pub(super) fn claim(
+        &mut self,
+        room: &str,
+        expected: &str,
+        node: &str,
+    ) -> Result<String, ClusterError> {
+        self.query(|c| {
+            redis::Script::new(CLAIM)
+                .key(ROOMS_KEY)
+                .arg(room)
+                .arg(expected)
+                .arg(node)
+                .invoke(c)
+        })
+    }
+
     fn lookup(&mut self, room: &str) -> Result<Option<NodeRecord>, ClusterError> {
-        let owner: Option<String> =
-            self.query(|c| redis::cmd("HGET").arg(ROOMS_KEY).arg(room).query(c))?;
-        let Some(owner) = owner else {
+        let Some(owner) = self.owner(room)? else {
             return Ok(None);
         };
         let now = unix_ms();
@@ -298,8 +318,7 @@ impl Store {
     fn place(&mut self, room: &str) -> Result<NodeRecord, ClusterError> {
         let now = unix_ms();
         let nodes = self.nodes()?;
-        let owner: Option<String> =
-            self.query(|c| redis::cmd("HGET").arg(ROOMS_KEY).arg(room).query(c))?;
+        let owner = self.owner(room)?;
         if let Some(n) = (owner.as_ref()).and_then(|o| nodes.iter().find(|n| &n.id == o)) {
             if n.alive(now) {
                 return Ok(n.clone());
@@ -313,15 +332,7 @@ impl Store {
         let chosen = select(&available, &self.selector, &self.me.region, &mut random)
             .ok_or(ClusterError::NoNode)?
             .clone();
-        let expected = owner.unwrap_or_default();
-        let winner: String = self.query(|c| {
-            redis::Script::new(CLAIM)
-                .key(ROOMS_KEY)
-                .arg(room)
-                .arg(&expected)
-                .arg(&chosen.id)
-                .invoke(c)
-        })?;
+        let winner = self.claim(room, owner.as_deref().unwrap_or_default(), &chosen.id)?;
         if winner == chosen.id {
             info!(%room, node = %chosen.id, "room placed");
             return Ok(chosen);
@@ -384,44 +395,22 @@ impl Store {
     pub(super) fn release_now(&mut self, room: &str) {
         self.handle(Job::Release { room: room.into() });
     }
-
-    pub(super) fn claim(
-        &mut self,
-        room: &str,
-        expected: &str,
-        node: &str,
-    ) -> Result<String, ClusterError> {
-        self.query(|c| {
-            redis::Script::new(CLAIM)
-                .key(ROOMS_KEY)
-                .arg(room)
-                .arg(expected)
-                .arg(node)
-                .invoke(c)
-        })
-    }
-
-    pub(super) fn owner(&mut self, room: &str) -> Option<String> {
-        self.query(|c| redis::cmd("HGET").arg(ROOMS_KEY).arg(room).query(c))
-            .ok()
-            .flatten()
-    }
 }
 
 /// Reads the registry once (`corelay list-nodes`).
 pub fn list_nodes(config: &RedisConfig) -> Result<Vec<NodeRecord>, ClusterError> {
-    let url = url(config).ok_or_else(|| ClusterError::Config("no redis.address".into()))?;
-    let client = redis::Client::open(url).map_err(|e| ClusterError::Config(e.to_string()))?;
-    let mut con = client
+    let mut con = client(config)?
         .get_connection_with_timeout(Duration::from_secs(2))
         .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
-    let raw: Vec<(String, String)> = redis::cmd("HGETALL")
-        .arg(NODES_KEY)
-        .query(&mut con)
-        .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
-    let mut nodes: Vec<NodeRecord> = (raw.iter())
-        .filter_map(|(_, json)| NodeRecord::from_json(json))
-        .collect();
+    let mut nodes = registry(&mut con).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(nodes)
+}
+
+/// Every node record in the registry (entries that are not records skipped).
+fn registry(con: &mut redis::Connection) -> redis::RedisResult<Vec<NodeRecord>> {
+    let raw: Vec<(String, String)> = redis::cmd("HGETALL").arg(NODES_KEY).query(con)?;
+    Ok((raw.iter())
+        .filter_map(|(_, json)| NodeRecord::from_json(json))
+        .collect())
 }

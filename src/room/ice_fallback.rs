@@ -192,13 +192,14 @@ impl ParticipantIce {
     /// A peer connection that has not connected within [`CONNECT_TIMEOUT`] failed
     /// (counted once): over what it was allowed to use.
     pub fn overdue(&mut self, now: Instant) -> Option<IcePreference> {
-        let late = self
-            .started
-            .iter_mut()
-            .filter(|s| s.is_some_and(|at| now.saturating_duration_since(at) >= CONNECT_TIMEOUT))
-            .map(|s| *s = None)
-            .count();
-        if late == 0 {
+        let mut late = false;
+        for started in &mut self.started {
+            if started.is_some_and(|at| now.saturating_duration_since(at) >= CONNECT_TIMEOUT) {
+                *started = None;
+                late = true;
+            }
+        }
+        if !late {
             return None;
         }
         let path = match self.preference {

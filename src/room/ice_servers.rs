@@ -120,15 +120,13 @@ impl IceServerConfig {
         }
         servers
     }
-}
 
-impl IceServerConfig {
     /// Whether clients are offered a TURN/TLS server (somewhere to steer them after
     /// ICE/TCP failed, `rtc.allow_tcp_fallback`).
     pub fn has_tls(&self) -> bool {
         let embedded = self.embedded.iter().flat_map(|e| e.urls.iter());
         let external = self.turn.iter().map(|t| &t.url);
-        embedded.chain(external).any(|u| u.starts_with("turns:"))
+        embedded.chain(external).any(|u| is_tls(u))
     }
 }
 
@@ -137,10 +135,7 @@ impl IceServerConfig {
 pub fn tls_only(servers: Vec<lk::IceServer>) -> Vec<lk::IceServer> {
     let tls: Vec<lk::IceServer> = (servers.iter())
         .filter_map(|s| {
-            let urls: Vec<String> = (s.urls.iter())
-                .filter(|u| u.starts_with("turns:"))
-                .cloned()
-                .collect();
+            let urls: Vec<String> = (s.urls.iter()).filter(|u| is_tls(u)).cloned().collect();
             (!urls.is_empty()).then(|| lk::IceServer { urls, ..s.clone() })
         })
         .collect();
@@ -149,6 +144,10 @@ pub fn tls_only(servers: Vec<lk::IceServer>) -> Vec<lk::IceServer> {
     } else {
         tls
     }
+}
+
+fn is_tls(url: &str) -> bool {
+    url.starts_with("turns:")
 }
 
 /// LiveKit: 0 is the default, non-positive falls back to 5 minutes, at most a day.

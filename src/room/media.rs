@@ -71,13 +71,13 @@ impl Rooms {
     }
 
     /// The shard's passive ICE/TCP addresses (`rtc.tcp_port`), advertised beside UDP.
+    pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        self.local_candidates.tcp = addrs;
+    }
+
     /// `rtc.allow_tcp_fallback` (on by default, as LiveKit's).
     pub fn set_tcp_fallback(&mut self, allow: bool) {
         self.tcp_fallback = allow;
-    }
-
-    pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        self.local_candidates.tcp = addrs;
     }
 
     /// One frame from an ICE/TCP connection (without its length prefix); as

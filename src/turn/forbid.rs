@@ -17,16 +17,15 @@ use super::credentials::{password_for, REALM};
 use super::peers::PeerPolicy;
 use crate::auth::KeyStore;
 
-/// The 403 answer to `data` when it is an authenticated CreatePermission or
+/// The 403 answer to `msg` when it is an authenticated CreatePermission or
 /// ChannelBind request naming a peer `policy` denies; `None` for anything else
 /// (including requests whose credentials do not verify: the library answers those).
 pub fn forbidden_reply(
-    data: &[u8],
+    msg: &Message,
     policy: &PeerPolicy,
     keys: &KeyStore,
     now_unix: u64,
 ) -> Option<Vec<u8>> {
-    let msg = Message::from_bytes(data).ok()?;
     if !msg.has_class(MessageClass::Request)
         || !(msg.method() == CREATE_PERMISSION || msg.method() == CHANNEL_BIND)
     {
@@ -49,7 +48,7 @@ pub fn forbidden_reply(
         .reason("Forbidden")
         .build()
         .ok()?;
-    let mut reply = Message::builder_error(&msg, MessageWriteVec::new());
+    let mut reply = Message::builder_error(msg, MessageWriteVec::new());
     reply.add_attribute(&error).ok()?;
     reply.add_message_integrity(&credentials, algorithm).ok()?;
     reply.add_fingerprint().ok()?;
@@ -66,6 +65,17 @@ mod tests {
     use crate::turn::credentials::issue;
 
     const SECRET: &str = "secret-secret-secret-secret-secret";
+
+    /// `forbidden_reply` for raw bytes, as the TURN thread receives them.
+    fn forbidden_reply(
+        data: &[u8],
+        policy: &PeerPolicy,
+        keys: &KeyStore,
+        now_unix: u64,
+    ) -> Option<Vec<u8>> {
+        let msg = Message::from_bytes(data).ok()?;
+        super::forbidden_reply(&msg, policy, keys, now_unix)
+    }
 
     fn keys() -> KeyStore {
         KeyStore::new([("devkey".to_string(), SECRET.to_string())])

@@ -344,9 +344,8 @@ impl Relay {
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                     Err(_) => break,
                 };
-                self.learn_user(from, &buf[..n]);
                 let to = self.listeners[i].server.listen_address();
-                if !self.refuse_denied_peer(to, from, &buf[..n]) {
+                if !self.screen(to, from, &buf[..n]) {
                     self.receive(i, TransportType::Udp, from, to, &buf[..n]);
                 }
             }
@@ -414,11 +413,8 @@ impl Relay {
         // One whole frame per call: the library reads one message per input and would
         // keep the rest (and ChannelData padding, which it does not expect) buffered.
         for (peer, frame) in chunks {
-            if frame[0] >> 6 == 0 {
-                self.learn_user(peer, &frame);
-                if self.refuse_denied_peer(listen_addr, peer, &frame) {
-                    continue;
-                }
+            if frame[0] >> 6 == 0 && self.screen(listen_addr, peer, &frame) {
+                continue;
             }
             self.receive(i, TransportType::Tcp, peer, listen_addr, &frame);
         }
@@ -443,10 +439,16 @@ impl Relay {
         true
     }
 
-    /// Answers a permission towards a denied peer with 403 (`forbid`); whether it did.
-    fn refuse_denied_peer(&mut self, listen: SocketAddr, from: SocketAddr, data: &[u8]) -> bool {
+    /// A STUN message before the library sees it, parsed once: its user is learned
+    /// (`learn_user`) and a permission towards a denied peer is answered 403 here
+    /// (`forbid`). Whether it was answered here.
+    fn screen(&mut self, listen: SocketAddr, from: SocketAddr, data: &[u8]) -> bool {
+        let Ok(msg) = Message::from_bytes(data) else {
+            return false;
+        };
+        self.learn_user(from, &msg);
         let now_unix = crate::clock::unix_secs();
-        let Some(reply) = forbidden_reply(data, &self.policy, &self.keys, now_unix) else {
+        let Some(reply) = forbidden_reply(&msg, &self.policy, &self.keys, now_unix) else {
             return false;
         };
         debug!(%from, "TURN permission towards a denied peer refused");
@@ -459,10 +461,7 @@ impl Relay {
     /// verify (`credentials`), the server learns them before it sees the request.
     /// Requests with credentials that do not verify are counted (the server answers
     /// them 401).
-    fn learn_user(&mut self, from: SocketAddr, data: &[u8]) {
-        let Ok(msg) = Message::from_bytes(data) else {
-            return;
-        };
+    fn learn_user(&mut self, from: SocketAddr, msg: &Message) {
         let Ok(user) = msg.attribute::<Username>() else {
             return;
         };
