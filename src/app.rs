@@ -71,6 +71,9 @@ fn load_config(args: &ServerArgs) -> Result<(Config, Vec<String>)> {
 fn serve(args: &ServerArgs) -> Result<()> {
     let drain_timeout = std::time::Duration::from_secs(args.drain_timeout);
     let (config, warnings) = load_config(args)?;
+    // Taken before anything listens or joins the cluster: a SIGTERM that arrives while
+    // the node starts must drain (and deregister), not kill the process.
+    let signals = lifecycle::shutdown_signals()?;
     init_logging(&config);
     for w in &warnings {
         warn!("{w}");
@@ -227,7 +230,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         watch_executor(format!("shard {i}"), handle);
     }
     watch_executor("control".to_string(), control);
-    lifecycle::wait_for_shutdown(&lifecycle, drain_timeout)?;
+    lifecycle::wait_for_shutdown(&lifecycle, signals, drain_timeout);
     Ok(())
 }
 

@@ -54,14 +54,21 @@ impl Lifecycle {
 /// the webhooks still queued (the last participant_left among them).
 pub const WEBHOOK_FLUSH: Duration = Duration::from_secs(5);
 
+/// SIGTERM and SIGINT, caught from now on (the ones that arrive before
+/// `wait_for_shutdown` are kept for it).
+pub fn shutdown_signals() -> std::io::Result<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+}
+
 /// Blocks the main thread until SIGTERM or SIGINT, then drains: participants are told
 /// to leave (by the control thread), and the process exits 0 once they are gone or
 /// `timeout` passes. A second signal exits at once.
-pub fn wait_for_shutdown(lifecycle: &Lifecycle, timeout: Duration) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
-
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+pub fn wait_for_shutdown(
+    lifecycle: &Lifecycle,
+    mut signals: signal_hook::iterator::Signals,
+    timeout: Duration,
+) {
     if let Some(signal) = signals.forever().next() {
         info!(
             signal,
@@ -77,18 +84,18 @@ pub fn wait_for_shutdown(lifecycle: &Lifecycle, timeout: Duration) -> std::io::R
         if lifecycle.open_conns() == 0 {
             wait_for_control(lifecycle, &mut signals);
             info!("drained, exiting");
-            return Ok(());
+            return;
         }
         if waited >= timeout {
             warn!(
                 open = lifecycle.open_conns(),
                 "drain timeout reached, exiting"
             );
-            return Ok(());
+            return;
         }
         if signals.pending().next().is_some() {
             warn!("second signal, exiting now");
-            return Ok(());
+            return;
         }
         std::thread::sleep(step);
         waited += step;
