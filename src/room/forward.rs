@@ -1,7 +1,6 @@
 //! Forwarding: a publisher's RTP to its subscribers' downtracks (one shared payload,
 //! per-downtrack munging), keyframe requests upstream, and data packets across.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use livekit_protocol as lk;
@@ -12,14 +11,14 @@ use super::media::Side;
 use super::participant::ConnId;
 use super::rooms::Rooms;
 use super::Outbound;
-use crate::session::{Codec, DataSent, MediaKind, Mid, Rid, RtpIn, SessionError};
-use crate::sfu::layers::Admit;
-use crate::sfu::red;
+use crate::session::{DataSent, Mid, RtpIn, SessionError};
+use crate::sfu::forwarder::Skip;
 use crate::sfu::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 
 impl Rooms {
-    /// Writes one incoming packet to every downtrack of its track, then the caller
-    /// ticks the touched subscriber sessions so the packets leave this turn.
+    /// Writes one incoming packet to every downtrack of its track (the room keeps
+    /// the list, `members::fan_out`; `sfu::forwarder` decides per downtrack), then the
+    /// caller ticks the touched subscriber sessions so the packets leave this turn.
     pub(super) fn forward_rtp(
         &mut self,
         publisher: ConnId,
@@ -53,91 +52,36 @@ impl Rooms {
                 }
             }
         }
-        // Layers some downtrack waits for a keyframe of (rid None = no simulcast).
-        let mut want_keyframes: Vec<Option<Rid>> = Vec::new();
-        // RED's primary block, taken out once for every subscriber without RED.
-        let mut primary: Option<Option<Arc<[u8]>>> = None;
+        let fan = &mut self.fan_out;
+        fan.begin();
         let mut forwarded = 0;
-        for p in room_state.participants.values_mut() {
+        let (subscribers, slots) = room_state.participants.fan_out(&track_sid);
+        for &slot in subscribers {
+            let Some(Some(p)) = slots.get_mut(slot) else {
+                continue;
+            };
             if p.conn == publisher {
                 continue;
             }
             let (downtracks, session) = p.media.down_parts();
-            let Some(down) = downtracks.get_mut(&*track_sid) else {
+            let (Some(down), Some(session)) = (downtracks.get_mut(&*track_sid), session) else {
                 continue;
             };
-            let (Some(session), Some(mid)) = (session, down.mid) else {
-                continue;
-            };
-            if down.kind == MediaKind::Video {
-                let decision =
-                    down.layers
-                        .admit(rtp.rid.as_deref(), rtp.is_keyframe, now, &mut down.munger);
-                if decision == Admit::NeedKeyframe || down.layers.switch_pending() {
-                    let rid = down.layers.aim().map(Rid::from).or(rtp.rid);
-                    if !want_keyframes.contains(&rid) {
-                        want_keyframes.push(rid);
-                    }
-                    // Before the first start any layer's keyframe will do: ask the one
-                    // at hand too, which certainly flows (the aim may not, yet).
-                    if down.layers.current.is_none()
-                        && !down.layers.started
-                        && !want_keyframes.contains(&rtp.rid)
-                    {
-                        want_keyframes.push(rtp.rid);
-                    }
-                }
-                if decision != Admit::Forward {
-                    continue;
-                }
-                if rtp.codec == Codec::Vp8
-                    && !down.vp8.admit(rtp.ssrc, &rtp.payload, rtp.is_keyframe)
-                {
-                    down.munger.skip(rtp.seq);
-                    continue;
-                }
-            } else if down.layers.paused {
-                continue;
-            }
-            let mut marker = rtp.marker;
-            if let (Some(svc), Some(layer)) = (down.svc.as_mut(), rtp.vp9) {
-                let d = svc.admit(layer, rtp.marker);
-                if svc.needs_keyframe() && !want_keyframes.contains(&None) {
-                    want_keyframes.push(None);
-                }
-                if !d.forward {
-                    down.munger.skip(rtp.seq);
-                    continue;
-                }
-                marker = d.marker;
-            }
-            let (pt, payload) = if rtp.pt.red && !session.takes_red(mid, rtp.pt) {
-                let block = primary
-                    .get_or_insert_with(|| red::primary(&rtp.payload).map(Arc::from))
-                    .clone();
-                let Some(block) = block else {
+            let egress = match fan.decide(down, &rtp, now, |mid| session.takes_red(mid, rtp.pt)) {
+                Ok(egress) => egress,
+                Err(Skip::MalformedRed) => {
                     debug!(conn = publisher, "malformed RED payload dropped");
                     continue;
-                };
-                (rtp.pt.with_red(false), block)
-            } else {
-                (rtp.pt, rtp.payload.clone())
-            };
-            let Some(munged) = down.munger.munge(rtp.seq, rtp.timestamp) else {
-                continue;
-            };
-            // Only a downtrack that has switched layers gets its own copy.
-            let payload = match rtp.codec {
-                Codec::Vp8 => down.vp8.munge(rtp.ssrc, &payload).unwrap_or(payload),
-                _ => payload,
+                }
+                Err(_) => continue,
             };
             let written = session.write_rtp(
-                mid,
-                pt,
-                munged.seq,
-                munged.timestamp,
-                marker,
-                payload,
+                egress.mid,
+                egress.pt,
+                egress.seq,
+                egress.timestamp,
+                egress.marker,
+                egress.payload,
                 now,
                 rtp.audio_level,
             );
@@ -151,7 +95,8 @@ impl Rooms {
         }
         self.counters.forwarded += forwarded;
         // Coalesced across subscribers and rate-limited per layer by the session.
-        for rid in want_keyframes {
+        for i in 0..self.fan_out.keyframe_asks().len() {
+            let rid = self.fan_out.keyframe_asks()[i];
             self.request_keyframe(publisher, rtp.mid, rid.as_deref(), now);
         }
     }

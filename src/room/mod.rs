@@ -19,6 +19,7 @@ pub mod ice_servers;
 #[cfg(test)]
 mod limits_tests;
 pub mod media;
+mod members;
 mod negotiation;
 #[cfg(test)]
 mod negotiation_tests;

@@ -492,6 +492,13 @@ impl Rooms {
                     down_track(track, kind, layers, requested),
                 );
                 p.media.needs_offer = true;
+                if let Some(r) = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|(r, _)| self.rooms.get_mut(r))
+                {
+                    r.participants.subscribed(&track.sid);
+                }
             }
             Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),
         }

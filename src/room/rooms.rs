@@ -1,7 +1,7 @@
 //! The rooms one shard owns. Participants join through the media plane; until then a
 //! room holds its info, its participants (none yet) and its lifetime deadlines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
@@ -104,7 +104,7 @@ pub struct NodeInfo {
 pub(super) struct RoomState {
     pub(super) info: lk::Room,
     /// Keyed by identity.
-    pub(super) participants: BTreeMap<String, Participant>,
+    pub(super) participants: super::members::Members,
     /// Close the room at this instant unless someone is in it.
     pub(super) close_at: Instant,
     /// JoinResponse.sif_trailer: random per room, as LiveKit's. E2EE clients treat a
@@ -135,6 +135,8 @@ pub struct Rooms {
     pub(super) events: Vec<RoomEvent>,
     /// Active-speaker detection, per room.
     pub(super) speakers: HashMap<String, crate::sfu::speaker::SpeakerDetector>,
+    /// The forwarder's per-packet state, reused from packet to packet.
+    pub(super) fan_out: crate::sfu::forwarder::FanOut,
     /// Every session's next timeout (see `timers`).
     pub(super) timers: super::timers::DeadlineHeap,
     /// Reused by `handle_timeouts` for the sessions due.
@@ -168,6 +170,7 @@ impl Rooms {
             counters: Counters::default(),
             events: Vec::new(),
             speakers: HashMap::new(),
+            fan_out: Default::default(),
             timers: Default::default(),
             due_scratch: Vec::new(),
             batching: false,
@@ -334,7 +337,7 @@ impl Rooms {
             req.name.clone(),
             RoomState {
                 info: info.clone(),
-                participants: BTreeMap::new(),
+                participants: Default::default(),
                 close_at,
                 sif_trailer: format!("{}{}", ids::guid(""), ids::guid("")).into_bytes(),
             },

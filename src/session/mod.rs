@@ -129,6 +129,18 @@ impl PayloadType {
     pub fn with_red(self, red: bool) -> Self {
         PayloadType { red, ..self }
     }
+
+    /// str0m's default parameters for `codec`, for packets made outside a session
+    /// (tests and benches of the forwarder).
+    pub fn default_for(codec: Codec) -> Option<PayloadType> {
+        let config = str0m::format::CodecConfig::new_with_defaults();
+        let params = *config.find(|p| p.spec().codec == codec)?;
+        Some(PayloadType {
+            pt: *params.pt(),
+            red: false,
+            params,
+        })
+    }
 }
 
 /// One RTP packet received on a publisher PC.
