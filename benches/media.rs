@@ -113,6 +113,8 @@ fn vp8_munging(c: &mut Criterion) {
 fn fan_out(c: &mut Criterion) {
     let payload: Arc<[u8]> = vec![0u8; 1100].into();
     let pt = PayloadType::default_for(Codec::H264).expect("h264");
+    // Made once: str0m's `Mid::from` allocates (a session gets its mids at setup).
+    let mid = Mid::from("0");
     let mut group = c.benchmark_group("fan_out_forwarder_decide");
     for n in [1usize, 10, 100, 1000] {
         let mut downs: Vec<DownTrack> = (0..n)
@@ -133,7 +135,7 @@ fn fan_out(c: &mut Criterion) {
                 for _ in 0..iters {
                     seq += 1;
                     let rtp = RtpIn {
-                        mid: Mid::from("0"),
+                        mid,
                         rid: None,
                         ssrc: 1,
                         pt,
@@ -272,6 +274,145 @@ fn fan_out_srtp(c: &mut Criterion) {
     group.finish();
 }
 
+/// One whole turn of a shard for one incoming packet, without the room lookups:
+/// the publisher's SRTP datagram is received and decrypted by its session, the
+/// forwarder decides for each of N downtracks, each subscriber session writes,
+/// ticks and drains (RTP packetization, SRTP), and the datagrams go out in
+/// `sendmmsg` batches from a loopback socket to a sink that never reads. Prints ns
+/// and heap allocations per forwarded packet (corelay's own share is 0:
+/// `tests/forwarder_allocs.rs`; the rest is str0m's).
+fn whole_turn(c: &mut Criterion) {
+    const SEND_CHUNK: usize = 64;
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
+    let to = sink.local_addr().expect("sink address");
+    let out = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&out);
+    let gso = corelay::net::batch::gso_supported(fd);
+    let mut interframe = vec![0x10, 0x01, 0x02];
+    interframe.resize(1100, 0x33);
+    let mut group = c.benchmark_group("whole_turn_receive_forward_send");
+    for n in [1usize, 10, 100] {
+        let mut now = corelay::clock::now().mono;
+        let mut uplink = pair::Uplink::connect(&mut now);
+        let mut downtracks: Vec<(pair::Downtrack, DownTrack)> = (0..n)
+            .map(|_| {
+                let d = pair::Downtrack::connect(&mut now);
+                let mut down = DownTrack::new(MediaKind::Video, LayerState::default(), None);
+                down.mid = Some(d.mid);
+                (d, down)
+            })
+            .collect();
+        let mut fan = FanOut::default();
+        let (mut events, mut transmits) = (Vec::new(), Vec::new());
+        let mut seq = 0u64;
+        let mut turn = |uplink: &mut pair::Uplink,
+                        downtracks: &mut Vec<(pair::Downtrack, DownTrack)>,
+                        datagram: &corelay::session::Transmit,
+                        now: Instant|
+         -> usize {
+            let _ = uplink.server.handle_receive(
+                now,
+                datagram.source,
+                datagram.destination,
+                &datagram.contents,
+            );
+            events.clear();
+            let mut ignored = Vec::new();
+            uplink
+                .server
+                .drain(&mut ignored, &mut events)
+                .expect("publisher drain");
+            let mut forwarded = 0;
+            for e in events.drain(..) {
+                let corelay::session::SessionEvent::Rtp(rtp) = e else {
+                    continue;
+                };
+                fan.begin();
+                for (d, down) in downtracks.iter_mut() {
+                    let Ok(w) = fan.decide(down, &rtp, now, |_| false) else {
+                        continue;
+                    };
+                    d.server
+                        .write_rtp(
+                            w.mid,
+                            w.pt,
+                            w.seq,
+                            w.timestamp,
+                            w.marker,
+                            w.payload,
+                            now,
+                            None,
+                        )
+                        .expect("write_rtp");
+                    d.server.handle_timeout(now).expect("timeout");
+                    d.server
+                        .drain(&mut transmits, &mut Vec::new())
+                        .expect("subscriber drain");
+                    forwarded += 1;
+                }
+            }
+            // In chunks on the stack, so that the bench adds no allocation of its own.
+            for chunk in transmits.chunks(SEND_CHUNK) {
+                let mut packets = [(to, &[][..]); SEND_CHUNK];
+                for (slot, t) in packets.iter_mut().zip(chunk) {
+                    *slot = (to, t.contents.as_slice());
+                }
+                let packets = &packets[..chunk.len()];
+                let mut at = 0;
+                while at < packets.len() {
+                    match corelay::net::batch::send_batch_from(fd, &packets[at..], gso, &[]) {
+                        Ok(sent) => at += sent.max(1),
+                        Err(_) => at += 1,
+                    }
+                }
+            }
+            transmits.clear();
+            forwarded
+        };
+        // The first packet is a keyframe: every downtrack starts on it.
+        now += PACKET_SPACING;
+        let key = uplink.packet(now, 1, &pair::VP8_KEYFRAME);
+        assert_eq!(
+            turn(&mut uplink, &mut downtracks, &key, now),
+            n,
+            "keyframe fanned out"
+        );
+        let (mut timed, mut forwarded, mut allocated) = (Duration::ZERO, 0u64, 0u64);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for i in 0..iters {
+                    now += PACKET_SPACING;
+                    seq += 1;
+                    let datagram = uplink.packet(now, 1 + seq, &interframe);
+                    let (start, before) = (wall(), allocations());
+                    forwarded += turn(&mut uplink, &mut downtracks, &datagram, now) as u64;
+                    elapsed += wall() - start;
+                    allocated += allocations() - before;
+                    if i % PUMP_EVERY == PUMP_EVERY - 1 {
+                        uplink.pump(now);
+                        for (d, _) in downtracks.iter_mut() {
+                            d.pump(now);
+                        }
+                    }
+                }
+                timed += elapsed;
+                elapsed
+            })
+        });
+        if forwarded > 0 {
+            println!(
+                "whole_turn_receive_forward_send/{n}: {:.0} ns and {:.2} heap allocations per \
+                 forwarded packet ({forwarded} forwarded, GSO {gso})",
+                timed.as_nanos() as f64 / forwarded as f64,
+                allocated as f64 / forwarded as f64
+            );
+        }
+    }
+    group.finish();
+}
+
 fn signal_decode(c: &mut Criterion) {
     let trickle = lk::SignalRequest {
         message: Some(lk::signal_request::Message::Trickle(lk::TrickleRequest {
@@ -303,6 +444,7 @@ criterion_group!(
     vp8_munging,
     fan_out,
     fan_out_srtp,
+    whole_turn,
     signal_decode
 );
 criterion_main!(benches);

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use corelay::session::{
     Codec, MediaKind, Mid, PayloadType, PeerRole, PeerSession, SessionEvent, Transmit, Transport,
 };
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec as ClientCodec;
+use str0m::media::{Direction, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 const CLIENT: &str = "10.0.0.1:5000";
@@ -132,6 +135,149 @@ impl Downtrack {
                     contents: t.contents.into(),
                 }),
                 Output::Event(Event::RtpPacket(_)) => self.client_rtp += 1,
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
+/// A VP8 keyframe's first packet (payload descriptor, then a key frame header).
+pub const VP8_KEYFRAME: [u8; 12] = [
+    0x10, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3,
+];
+
+/// One publisher PC with one sendonly VP8 track, connected: a plain str0m `Rtc`
+/// plays the client and makes SRTP packets; corelay's [`PeerSession`] (publisher
+/// role) receives them.
+pub struct Uplink {
+    pub server: PeerSession,
+    client: Rtc,
+    mid: Mid,
+    pt: Pt,
+    to_client: Vec<Transmit>,
+    to_server: Vec<Transmit>,
+}
+
+impl Uplink {
+    pub fn connect(now: &mut Instant) -> Uplink {
+        let mut client = Rtc::builder().set_rtp_mode(true).build(*now);
+        client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("host"));
+        let mut server =
+            PeerSession::new(PeerRole::Publisher, &[addr(SERVER)], *now).expect("session");
+        let mut api = client.sdp_api();
+        let mid = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some("PA_pub".into()),
+            Some("TR_pub".into()),
+            None,
+        );
+        let (offer, pending) = api.apply().expect("client offer");
+        let (answer, _) = server
+            .accept_offer(&offer.to_sdp_string())
+            .expect("server answers");
+        client
+            .sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&answer).expect("answer"),
+            )
+            .expect("client takes the answer");
+        for json in server.local_candidates_json() {
+            let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+            let line = v["candidate"].as_str().expect("candidate");
+            client.add_remote_candidate(Candidate::from_sdp_string(line).expect("candidate"));
+        }
+        let ours = Candidate::host(addr(CLIENT), "udp").expect("host");
+        let init = serde_json::json!({ "candidate": ours.to_sdp_string(), "sdpMid": "0" });
+        server
+            .add_remote_candidate(&init.to_string())
+            .expect("client candidate");
+        let media = client.media(mid).expect("client media");
+        let pt = client
+            .codec_config()
+            .find(|p| p.spec().codec == ClientCodec::Vp8 && media.remote_pts().contains(&p.pt()))
+            .expect("vp8 negotiated")
+            .pt();
+        let mut u = Uplink {
+            server,
+            client,
+            mid,
+            pt,
+            to_client: Vec::new(),
+            to_server: Vec::new(),
+        };
+        let end = *now + Duration::from_secs(10);
+        while !(u.client.is_connected() && u.server.is_connected()) {
+            assert!(*now < end, "no connection in 10 s of synthetic time");
+            *now += Duration::from_millis(5);
+            u.pump(*now);
+        }
+        u
+    }
+
+    /// Runs both sides' timers and moves datagrams until neither has any.
+    pub fn pump(&mut self, now: Instant) {
+        self.client
+            .handle_input(Input::Timeout(now))
+            .expect("client timeout");
+        self.drain_client();
+        self.server.handle_timeout(now).expect("server timeout");
+        let mut events = Vec::new();
+        self.server
+            .drain(&mut self.to_client, &mut events)
+            .expect("server drain");
+        while !(self.to_client.is_empty() && self.to_server.is_empty()) {
+            for t in std::mem::take(&mut self.to_server) {
+                let _ = self
+                    .server
+                    .handle_receive(now, t.source, t.destination, &t.contents);
+                events.clear();
+                self.server
+                    .drain(&mut self.to_client, &mut events)
+                    .expect("server drain");
+            }
+            for t in std::mem::take(&mut self.to_client) {
+                let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                    .expect("server datagram parses");
+                self.client
+                    .handle_input(Input::Receive(now, r))
+                    .expect("client receive");
+                self.drain_client();
+            }
+        }
+    }
+
+    /// The SRTP datagram the client sends for one VP8 packet, not yet delivered.
+    pub fn packet(&mut self, now: Instant, seq: u64, payload: &[u8]) -> Transmit {
+        let ts = (seq * 3000) as u32;
+        let mut api = self.client.direct_api();
+        let tx = api
+            .stream_tx_by_mid(self.mid, None)
+            .expect("client stream_tx");
+        tx.write_rtp(RtpWrite::new(self.pt, seq.into(), ts, now, payload.to_vec()).marker(true));
+        self.client
+            .handle_input(Input::Timeout(now))
+            .expect("client timeout");
+        self.drain_client();
+        let at = self
+            .to_server
+            .iter()
+            .position(|t| t.contents.first().is_some_and(|b| (128..192).contains(b)))
+            .expect("an RTP datagram");
+        self.to_server.remove(at)
+    }
+
+    fn drain_client(&mut self) {
+        loop {
+            match self.client.poll_output().expect("client poll") {
+                Output::Timeout(_) => return,
+                Output::Transmit(t) => self.to_server.push(Transmit {
+                    transport: Transport::Udp,
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
                 Output::Event(_) => {}
             }
         }
