@@ -207,7 +207,8 @@ fn fan_out_srtp(c: &mut Criterion) {
                 let Some(m) = munger.munge(seq, (seq * 3000) as u32) else {
                     continue;
                 };
-                d.server
+                d.wire
+                    .server
                     .write_rtp(
                         d.mid,
                         d.pt,
@@ -219,16 +220,16 @@ fn fan_out_srtp(c: &mut Criterion) {
                         None,
                     )
                     .expect("write_rtp");
-                d.server.handle_timeout(now).expect("timeout");
-                d.drain_server();
+                d.wire.server.handle_timeout(now).expect("timeout");
+                d.wire.drain_server();
             }
         };
         // Every downtrack's client decrypts what it got: the SRTP is real.
         now += PACKET_SPACING;
         send_one(&mut downtracks, now);
         for (d, _) in downtracks.iter_mut() {
-            d.pump(now);
-            assert_eq!(d.client_rtp, 1, "the client received the packet");
+            d.wire.pump(now);
+            assert_eq!(d.wire.client_rtp, 1, "the client received the packet");
         }
         let (mut timed, mut packets, mut allocated) = (Duration::ZERO, 0u64, 0u64);
         group.throughput(Throughput::Elements(n as u64));
@@ -243,19 +244,19 @@ fn fan_out_srtp(c: &mut Criterion) {
                     allocated += allocations() - before;
                     if i % PUMP_EVERY == PUMP_EVERY - 1 {
                         for (d, _) in downtracks.iter_mut() {
-                            d.pump(now);
+                            d.wire.pump(now);
                         }
                     }
                 }
                 for (d, _) in downtracks.iter_mut() {
-                    d.pump(now);
+                    d.wire.pump(now);
                 }
                 timed += elapsed;
                 packets += iters;
                 elapsed
             })
         });
-        let sent: usize = downtracks.iter().map(|(d, _)| d.client_rtp).sum();
+        let sent: usize = downtracks.iter().map(|(d, _)| d.wire.client_rtp).sum();
         assert!(
             sent as u64 >= packets * n as u64,
             "every packet reached every client ({sent} of {})",
@@ -310,7 +311,7 @@ fn whole_turn(c: &mut Criterion) {
                         datagram: &corelay::session::Transmit,
                         now: Instant|
          -> usize {
-            let _ = uplink.server.handle_receive(
+            let _ = uplink.wire.server.handle_receive(
                 now,
                 datagram.source,
                 datagram.destination,
@@ -319,6 +320,7 @@ fn whole_turn(c: &mut Criterion) {
             events.clear();
             let mut ignored = Vec::new();
             uplink
+                .wire
                 .server
                 .drain(&mut ignored, &mut events)
                 .expect("publisher drain");
@@ -332,7 +334,8 @@ fn whole_turn(c: &mut Criterion) {
                     let Ok(w) = fan.decide(down, &rtp, now, |_| false) else {
                         continue;
                     };
-                    d.server
+                    d.wire
+                        .server
                         .write_rtp(
                             w.mid,
                             w.pt,
@@ -344,8 +347,9 @@ fn whole_turn(c: &mut Criterion) {
                             None,
                         )
                         .expect("write_rtp");
-                    d.server.handle_timeout(now).expect("timeout");
-                    d.server
+                    d.wire.server.handle_timeout(now).expect("timeout");
+                    d.wire
+                        .server
                         .drain(&mut transmits, &mut Vec::new())
                         .expect("subscriber drain");
                     forwarded += 1;
@@ -391,9 +395,9 @@ fn whole_turn(c: &mut Criterion) {
                     elapsed += wall() - start;
                     allocated += allocations() - before;
                     if i % PUMP_EVERY == PUMP_EVERY - 1 {
-                        uplink.pump(now);
+                        uplink.wire.pump(now);
                         for (d, _) in downtracks.iter_mut() {
-                            d.pump(now);
+                            d.wire.pump(now);
                         }
                     }
                 }

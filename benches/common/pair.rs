@@ -1,8 +1,9 @@
-//! Connected subscriber peer connections in memory, for benches: corelay's
-//! [`PeerSession`] (the SFU side, ICE-lite) against a plain str0m `Rtc` playing the
-//! client, joined by moving datagrams between them. The same idea as the unit tests'
-//! `src/session/harness.rs`, which is `cfg(test)` and so not visible here; this copy
-//! uses only public API.
+//! Connected peer connections in memory, for benches: corelay's [`PeerSession`] (the
+//! SFU side, ICE-lite) against a plain str0m `Rtc` playing the client, joined by
+//! moving datagrams between them. A [`Downtrack`] is a subscriber PC (the server
+//! sends), an [`Uplink`] a publisher PC (the client sends). The same idea as the unit
+//! tests' `src/session/harness.rs`, which is `cfg(test)` and so not visible here;
+//! this copy uses only public API.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,85 +21,74 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 const CLIENT: &str = "10.0.0.1:5000";
 const SERVER: &str = "10.0.0.2:7882";
 
+/// A VP8 keyframe's first packet (payload descriptor, then a key frame header).
+pub const VP8_KEYFRAME: [u8; 12] = [
+    0x10, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3,
+];
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("bench address")
 }
 
-/// One subscriber PC with one sendonly VP8 track, connected (ICE, DTLS, SRTP keys).
-pub struct Downtrack {
+/// Both ends of one peer connection and the datagrams between them.
+pub struct Wire {
     pub server: PeerSession,
     pub client: Rtc,
-    pub mid: Mid,
-    pub pt: PayloadType,
     /// Server datagrams not yet delivered to the client.
     pub to_client: Vec<Transmit>,
+    to_server: Vec<Transmit>,
     events: Vec<SessionEvent>,
     /// RTP packets the client decrypted.
     pub client_rtp: usize,
 }
 
-impl Downtrack {
-    pub fn connect(now: &mut Instant) -> Downtrack {
-        let mut client = Rtc::builder().set_rtp_mode(true).build(*now);
+impl Wire {
+    fn new(role: PeerRole, now: Instant) -> Wire {
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("host"));
-        let mut server =
-            PeerSession::new(PeerRole::Subscriber, &[addr(SERVER)], *now).expect("session");
-        server
-            .add_send_track(MediaKind::Video, "PA_bench|TR_bench", "TR_bench")
-            .expect("send track");
-        let offer = server.create_offer().expect("offer").expect("a change");
-        let offer = SdpOffer::from_sdp_string(&offer).expect("our offer parses");
-        let answer = client
-            .sdp_api()
-            .accept_offer(offer)
-            .expect("client answers");
-        server
-            .accept_answer(&answer.to_sdp_string())
-            .expect("answer accepted");
-        for json in server.local_candidates_json() {
+        Wire {
+            server: PeerSession::new(role, &[addr(SERVER)], now).expect("session"),
+            client,
+            to_client: Vec::new(),
+            to_server: Vec::new(),
+            events: Vec::new(),
+            client_rtp: 0,
+        }
+    }
+
+    /// After the offer/answer: each side learns the other's host candidate, then
+    /// datagrams move until ICE and DTLS are up on both.
+    fn connect(&mut self, now: &mut Instant) {
+        for json in self.server.local_candidates_json() {
             let v: serde_json::Value = serde_json::from_str(&json).expect("json");
             let line = v["candidate"].as_str().expect("candidate");
-            client.add_remote_candidate(Candidate::from_sdp_string(line).expect("candidate"));
+            self.client
+                .add_remote_candidate(Candidate::from_sdp_string(line).expect("candidate"));
         }
         let ours = Candidate::host(addr(CLIENT), "udp").expect("host");
         let init = serde_json::json!({ "candidate": ours.to_sdp_string(), "sdpMid": "0" });
-        server
+        self.server
             .add_remote_candidate(&init.to_string())
             .expect("client candidate");
-        let mid = server
-            .send_track_mid("TR_bench")
-            .expect("mid after the offer");
-        let pt = server.payload_type_for(Codec::Vp8).expect("vp8 negotiated");
-        let mut d = Downtrack {
-            server,
-            client,
-            mid,
-            pt,
-            to_client: Vec::new(),
-            events: Vec::new(),
-            client_rtp: 0,
-        };
         let end = *now + Duration::from_secs(10);
-        while !(d.client.is_connected() && d.server.is_connected()) {
+        while !(self.client.is_connected() && self.server.is_connected()) {
             assert!(*now < end, "no connection in 10 s of synthetic time");
             *now += Duration::from_millis(5);
-            d.pump(*now);
+            self.pump(*now);
         }
-        d
     }
 
     /// Runs both sides' timers at `now` and moves datagrams until neither has any.
     /// Each side is drained after every input, as str0m requires.
     pub fn pump(&mut self, now: Instant) {
-        let mut to_server = Vec::new();
         self.client
             .handle_input(Input::Timeout(now))
             .expect("client timeout");
-        self.drain_client(&mut to_server);
+        self.drain_client();
         self.server.handle_timeout(now).expect("server timeout");
         self.drain_server();
-        while !(self.to_client.is_empty() && to_server.is_empty()) {
-            for t in std::mem::take(&mut to_server) {
+        while !(self.to_client.is_empty() && self.to_server.is_empty()) {
+            for t in std::mem::take(&mut self.to_server) {
                 // Errors are the server's business (the unit tests look at them).
                 let _ = self
                     .server
@@ -111,7 +101,7 @@ impl Downtrack {
                 self.client
                     .handle_input(Input::Receive(now, r))
                     .expect("client receive");
-                self.drain_client(&mut to_server);
+                self.drain_client();
             }
         }
     }
@@ -124,11 +114,11 @@ impl Downtrack {
         self.events.clear();
     }
 
-    fn drain_client(&mut self, to_server: &mut Vec<Transmit>) {
+    fn drain_client(&mut self) {
         loop {
             match self.client.poll_output().expect("client poll") {
                 Output::Timeout(_) => return,
-                Output::Transmit(t) => to_server.push(Transmit {
+                Output::Transmit(t) => self.to_server.push(Transmit {
                     transport: Transport::Udp,
                     source: t.source,
                     destination: t.destination,
@@ -141,30 +131,58 @@ impl Downtrack {
     }
 }
 
-/// A VP8 keyframe's first packet (payload descriptor, then a key frame header).
-pub const VP8_KEYFRAME: [u8; 12] = [
-    0x10, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3,
-];
+/// One subscriber PC with one sendonly VP8 track, connected (ICE, DTLS, SRTP keys).
+pub struct Downtrack {
+    pub wire: Wire,
+    pub mid: Mid,
+    pub pt: PayloadType,
+}
 
-/// One publisher PC with one sendonly VP8 track, connected: a plain str0m `Rtc`
-/// plays the client and makes SRTP packets; corelay's [`PeerSession`] (publisher
-/// role) receives them.
+impl Downtrack {
+    pub fn connect(now: &mut Instant) -> Downtrack {
+        let mut wire = Wire::new(PeerRole::Subscriber, *now);
+        wire.server
+            .add_send_track(MediaKind::Video, "PA_bench|TR_bench", "TR_bench")
+            .expect("send track");
+        let offer = wire
+            .server
+            .create_offer()
+            .expect("offer")
+            .expect("a change");
+        let offer = SdpOffer::from_sdp_string(&offer).expect("our offer parses");
+        let answer = wire
+            .client
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("client answers");
+        wire.server
+            .accept_answer(&answer.to_sdp_string())
+            .expect("answer accepted");
+        let mid = wire
+            .server
+            .send_track_mid("TR_bench")
+            .expect("mid after the offer");
+        let pt = wire
+            .server
+            .payload_type_for(Codec::Vp8)
+            .expect("vp8 negotiated");
+        wire.connect(now);
+        Downtrack { wire, mid, pt }
+    }
+}
+
+/// One publisher PC with one sendonly VP8 track, connected: the client makes SRTP
+/// packets, corelay's session (publisher role) receives them.
 pub struct Uplink {
-    pub server: PeerSession,
-    client: Rtc,
+    pub wire: Wire,
     mid: Mid,
     pt: Pt,
-    to_client: Vec<Transmit>,
-    to_server: Vec<Transmit>,
 }
 
 impl Uplink {
     pub fn connect(now: &mut Instant) -> Uplink {
-        let mut client = Rtc::builder().set_rtp_mode(true).build(*now);
-        client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("host"));
-        let mut server =
-            PeerSession::new(PeerRole::Publisher, &[addr(SERVER)], *now).expect("session");
-        let mut api = client.sdp_api();
+        let mut wire = Wire::new(PeerRole::Publisher, *now);
+        let mut api = wire.client.sdp_api();
         let mid = api.add_media(
             MediaKind::Video,
             Direction::SendOnly,
@@ -173,113 +191,47 @@ impl Uplink {
             None,
         );
         let (offer, pending) = api.apply().expect("client offer");
-        let (answer, _) = server
+        let (answer, _) = wire
+            .server
             .accept_offer(&offer.to_sdp_string())
             .expect("server answers");
-        client
+        wire.client
             .sdp_api()
             .accept_answer(
                 pending,
                 SdpAnswer::from_sdp_string(&answer).expect("answer"),
             )
             .expect("client takes the answer");
-        for json in server.local_candidates_json() {
-            let v: serde_json::Value = serde_json::from_str(&json).expect("json");
-            let line = v["candidate"].as_str().expect("candidate");
-            client.add_remote_candidate(Candidate::from_sdp_string(line).expect("candidate"));
-        }
-        let ours = Candidate::host(addr(CLIENT), "udp").expect("host");
-        let init = serde_json::json!({ "candidate": ours.to_sdp_string(), "sdpMid": "0" });
-        server
-            .add_remote_candidate(&init.to_string())
-            .expect("client candidate");
-        let media = client.media(mid).expect("client media");
-        let pt = client
+        let media = wire.client.media(mid).expect("client media");
+        let pt = wire
+            .client
             .codec_config()
             .find(|p| p.spec().codec == ClientCodec::Vp8 && media.remote_pts().contains(&p.pt()))
             .expect("vp8 negotiated")
             .pt();
-        let mut u = Uplink {
-            server,
-            client,
-            mid,
-            pt,
-            to_client: Vec::new(),
-            to_server: Vec::new(),
-        };
-        let end = *now + Duration::from_secs(10);
-        while !(u.client.is_connected() && u.server.is_connected()) {
-            assert!(*now < end, "no connection in 10 s of synthetic time");
-            *now += Duration::from_millis(5);
-            u.pump(*now);
-        }
-        u
-    }
-
-    /// Runs both sides' timers and moves datagrams until neither has any.
-    pub fn pump(&mut self, now: Instant) {
-        self.client
-            .handle_input(Input::Timeout(now))
-            .expect("client timeout");
-        self.drain_client();
-        self.server.handle_timeout(now).expect("server timeout");
-        let mut events = Vec::new();
-        self.server
-            .drain(&mut self.to_client, &mut events)
-            .expect("server drain");
-        while !(self.to_client.is_empty() && self.to_server.is_empty()) {
-            for t in std::mem::take(&mut self.to_server) {
-                let _ = self
-                    .server
-                    .handle_receive(now, t.source, t.destination, &t.contents);
-                events.clear();
-                self.server
-                    .drain(&mut self.to_client, &mut events)
-                    .expect("server drain");
-            }
-            for t in std::mem::take(&mut self.to_client) {
-                let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                    .expect("server datagram parses");
-                self.client
-                    .handle_input(Input::Receive(now, r))
-                    .expect("client receive");
-                self.drain_client();
-            }
-        }
+        wire.connect(now);
+        Uplink { wire, mid, pt }
     }
 
     /// The SRTP datagram the client sends for one VP8 packet, not yet delivered.
     pub fn packet(&mut self, now: Instant, seq: u64, payload: &[u8]) -> Transmit {
         let ts = (seq * 3000) as u32;
-        let mut api = self.client.direct_api();
+        let mut api = self.wire.client.direct_api();
         let tx = api
             .stream_tx_by_mid(self.mid, None)
             .expect("client stream_tx");
         tx.write_rtp(RtpWrite::new(self.pt, seq.into(), ts, now, payload.to_vec()).marker(true));
-        self.client
+        self.wire
+            .client
             .handle_input(Input::Timeout(now))
             .expect("client timeout");
-        self.drain_client();
+        self.wire.drain_client();
         let at = self
+            .wire
             .to_server
             .iter()
             .position(|t| t.contents.first().is_some_and(|b| (128..192).contains(b)))
             .expect("an RTP datagram");
-        self.to_server.remove(at)
-    }
-
-    fn drain_client(&mut self) {
-        loop {
-            match self.client.poll_output().expect("client poll") {
-                Output::Timeout(_) => return,
-                Output::Transmit(t) => self.to_server.push(Transmit {
-                    transport: Transport::Udp,
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
-                Output::Event(_) => {}
-            }
-        }
+        self.wire.to_server.remove(at)
     }
 }
