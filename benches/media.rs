@@ -127,50 +127,49 @@ fn fan_out(c: &mut Criterion) {
         let mut fan = FanOut::default();
         let mut seq = 0u64;
         let t0 = corelay::clock::mono();
-        let (mut timed, mut packets, mut allocated) = (Duration::ZERO, 0u64, 0u64);
+        let (mut meter, mut packets) = (Meter::default(), 0u64);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
-                let (start, before) = (wall(), allocations());
-                for _ in 0..iters {
-                    seq += 1;
-                    let rtp = RtpIn {
-                        mid,
-                        rid: None,
-                        ssrc: 1,
-                        pt,
-                        codec: Codec::H264,
-                        seq,
-                        timestamp: (seq * 3000) as u32,
-                        marker: false,
-                        payload: payload.clone(),
-                        audio_level: None,
-                        is_keyframe: seq == 1,
-                        vp9: None,
-                    };
-                    let now = t0 + PACKET_SPACING * seq as u32;
-                    fan.begin();
-                    let mut sent = 0usize;
-                    for d in downs.iter_mut() {
-                        if let Ok(e) = fan.decide(d, &rtp, now, |_| false) {
-                            sent += e.payload.len() + e.seq as usize;
+                let before = meter.timed;
+                meter.measure(|| {
+                    for _ in 0..iters {
+                        seq += 1;
+                        let rtp = RtpIn {
+                            mid,
+                            rid: None,
+                            ssrc: 1,
+                            pt,
+                            codec: Codec::H264,
+                            seq,
+                            timestamp: (seq * 3000) as u32,
+                            marker: false,
+                            payload: payload.clone(),
+                            audio_level: None,
+                            is_keyframe: seq == 1,
+                            vp9: None,
+                        };
+                        let now = t0 + PACKET_SPACING * seq as u32;
+                        fan.begin();
+                        let mut sent = 0usize;
+                        for d in downs.iter_mut() {
+                            if let Ok(e) = fan.decide(d, &rtp, now, |_| false) {
+                                sent += e.payload.len() + e.seq as usize;
+                            }
                         }
+                        black_box(sent);
                     }
-                    black_box(sent);
-                }
-                let elapsed = wall() - start;
-                allocated += allocations() - before;
-                timed += elapsed;
+                });
                 packets += iters;
-                elapsed
+                meter.timed - before
             })
         });
         if packets > 0 {
             println!(
                 "fan_out_forwarder_decide/{n}: {:.1} ns per downtrack, {:.3} heap allocations \
                  per packet (mean of {packets} packets)",
-                timed.as_nanos() as f64 / (packets * n as u64) as f64,
-                allocated as f64 / packets as f64
+                meter.timed.as_nanos() as f64 / (packets * n as u64) as f64,
+                meter.allocated as f64 / packets as f64
             );
         }
     }
@@ -181,6 +180,30 @@ fn fan_out(c: &mut Criterion) {
 #[allow(clippy::disallowed_methods)]
 fn wall() -> Instant {
     Instant::now()
+}
+
+/// The timed part of a bench sample, and the heap allocations made in it.
+#[derive(Default)]
+struct Meter {
+    timed: Duration,
+    allocated: u64,
+}
+
+impl Meter {
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let (start, before) = (wall(), allocations());
+        let r = f();
+        self.timed += wall() - start;
+        self.allocated += allocations() - before;
+        r
+    }
+}
+
+/// Moves every pair's pending datagrams (untimed): ICE consent, RTCP, the media.
+fn pump_all<T>(downtracks: &mut [(pair::Downtrack, T)], now: Instant) {
+    for (d, _) in downtracks.iter_mut() {
+        d.wire.pump(now);
+    }
 }
 
 /// Packets between two untimed pumps of every pair (ICE consent, RTCP), and the
@@ -231,29 +254,21 @@ fn fan_out_srtp(c: &mut Criterion) {
             d.wire.pump(now);
             assert_eq!(d.wire.client_rtp, 1, "the client received the packet");
         }
-        let (mut timed, mut packets, mut allocated) = (Duration::ZERO, 0u64, 0u64);
+        let (mut meter, mut packets) = (Meter::default(), 0u64);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
+                let before = meter.timed;
                 for i in 0..iters {
                     now += PACKET_SPACING;
-                    let (start, before) = (wall(), allocations());
-                    send_one(&mut downtracks, now);
-                    elapsed += wall() - start;
-                    allocated += allocations() - before;
+                    meter.measure(|| send_one(&mut downtracks, now));
                     if i % PUMP_EVERY == PUMP_EVERY - 1 {
-                        for (d, _) in downtracks.iter_mut() {
-                            d.wire.pump(now);
-                        }
+                        pump_all(&mut downtracks, now);
                     }
                 }
-                for (d, _) in downtracks.iter_mut() {
-                    d.wire.pump(now);
-                }
-                timed += elapsed;
+                pump_all(&mut downtracks, now);
                 packets += iters;
-                elapsed
+                meter.timed - before
             })
         });
         let sent: usize = downtracks.iter().map(|(d, _)| d.wire.client_rtp).sum();
@@ -267,8 +282,8 @@ fn fan_out_srtp(c: &mut Criterion) {
             println!(
                 "fan_out_munge_srtp/{n}: {:.0} ns and {:.2} heap allocations per downtrack \
                  (write_rtp, tick, drain; mean of {packets} packets)",
-                timed.as_nanos() as f64 / per,
-                allocated as f64 / per
+                meter.timed.as_nanos() as f64 / per,
+                meter.allocated as f64 / per
             );
         }
     }
@@ -381,36 +396,31 @@ fn whole_turn(c: &mut Criterion) {
             n,
             "keyframe fanned out"
         );
-        let (mut timed, mut forwarded, mut allocated) = (Duration::ZERO, 0u64, 0u64);
+        let (mut meter, mut forwarded) = (Meter::default(), 0u64);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
+                let before = meter.timed;
                 for i in 0..iters {
                     now += PACKET_SPACING;
                     seq += 1;
                     let datagram = uplink.packet(now, 1 + seq, &interframe);
-                    let (start, before) = (wall(), allocations());
-                    forwarded += turn(&mut uplink, &mut downtracks, &datagram, now) as u64;
-                    elapsed += wall() - start;
-                    allocated += allocations() - before;
+                    forwarded +=
+                        meter.measure(|| turn(&mut uplink, &mut downtracks, &datagram, now)) as u64;
                     if i % PUMP_EVERY == PUMP_EVERY - 1 {
                         uplink.wire.pump(now);
-                        for (d, _) in downtracks.iter_mut() {
-                            d.wire.pump(now);
-                        }
+                        pump_all(&mut downtracks, now);
                     }
                 }
-                timed += elapsed;
-                elapsed
+                meter.timed - before
             })
         });
         if forwarded > 0 {
             println!(
                 "whole_turn_receive_forward_send/{n}: {:.0} ns and {:.2} heap allocations per \
                  forwarded packet ({forwarded} forwarded, GSO {gso})",
-                timed.as_nanos() as f64 / forwarded as f64,
-                allocated as f64 / forwarded as f64
+                meter.timed.as_nanos() as f64 / forwarded as f64,
+                meter.allocated as f64 / forwarded as f64
             );
         }
     }
