@@ -129,6 +129,10 @@ pub struct Args {
     /// PID of the server (same host): report its CPU time per received packet.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// The server's Prometheus endpoint (`http://HOST:PORT/metrics`, its
+    /// `prometheus.port`): report how many packets each shard forwarded.
+    #[arg(long)]
+    pub metrics: Option<String>,
     /// Room names are PREFIX0, PREFIX1, ... (default: a per-run prefix, so reruns against
     /// the same server do not collide).
     #[arg(long)]

@@ -477,6 +477,8 @@ pub struct Steady {
     pub packets_received: u64,
     /// Participants connected at the end of the window.
     pub connected: u64,
+    /// Packets each shard forwarded in the window (`--metrics`).
+    pub forwarded_per_shard: Option<Vec<(u32, u64)>>,
 }
 
 impl Steady {
@@ -488,6 +490,10 @@ impl Steady {
             own_cpu_us: diff(a.own_cpu_us, b.own_cpu_us),
             packets_received: b.packets_received.saturating_sub(a.packets_received),
             connected: b.connected,
+            forwarded_per_shard: match (&a.forwarded_per_shard, &b.forwarded_per_shard) {
+                (Some(x), Some(y)) => Some(crate::scrape::delta(x, y)),
+                _ => None,
+            },
         }
     }
 
@@ -519,6 +525,19 @@ impl Steady {
             "loadtest_cpu_ms_per_s": per_s(self.own_cpu_us),
             "floor_sendto_ns": floor_ns.map(round3),
             "server_cost_vs_floor": ratio,
+            "forwarded_per_shard": self.forwarded_per_shard.as_ref().map(|shards| {
+                let total: u64 = shards.iter().map(|(_, n)| n).sum();
+                shards
+                    .iter()
+                    .map(|&(shard, packets)| {
+                        json!({
+                            "shard": shard,
+                            "packets": packets,
+                            "share_pct": round3(100.0 * packets as f64 / total.max(1) as f64),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            }),
         })
     }
 }
@@ -550,4 +569,18 @@ fn print_steady(s: &Value) {
         "  loadtest CPU    {} ms/s (it shares the machine with the server)",
         f("loadtest_cpu_ms_per_s").map_or("-".to_string(), |v| format!("{v:.1}")),
     );
+    if let Some(shards) = st["forwarded_per_shard"].as_array() {
+        let parts: Vec<String> = shards
+            .iter()
+            .map(|s| {
+                format!(
+                    "shard {} {} ({:.1} %)",
+                    s["shard"],
+                    s["packets"],
+                    s["share_pct"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        println!("  forwarded       {}", parts.join(", "));
+    }
 }

@@ -27,6 +27,8 @@ fn corelay_bin() -> PathBuf {
 struct Server {
     child: Child,
     url: String,
+    /// Its Prometheus endpoint, once printed (when a config gave it `prometheus_port`).
+    metrics: mpsc::Receiver<String>,
     log: PathBuf,
 }
 
@@ -42,6 +44,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn start_corelay(tag: &str) -> Server {
+    start_corelay_with(tag, &[])
+}
+
+/// As `start_corelay`, with more arguments (a config, a core-affinity file).
+fn start_corelay_with(tag: &str, extra: &[&str]) -> Server {
     let bin = corelay_bin();
     assert!(
         bin.exists(),
@@ -51,16 +58,23 @@ fn start_corelay(tag: &str) -> Server {
     let log = tmp(&format!("{tag}-corelay.log"));
     let mut child = Command::new(&bin)
         .args(["--dev", "--port", "0", "--udp-port", "0", "--tcp-port", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
+    let (metrics_tx, metrics_rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("corelay listening on http://127.0.0.1:") {
                 let _ = tx.send(rest.trim().to_owned());
+            }
+            if let Some(url) = line.strip_prefix("corelay metrics on ") {
+                if url.starts_with("http://127.0.0.1:") {
+                    let _ = metrics_tx.send(url.trim().to_owned());
+                }
             }
         }
     });
@@ -78,6 +92,7 @@ fn start_corelay(tag: &str) -> Server {
     Server {
         child,
         url: format!("ws://127.0.0.1:{port}"),
+        metrics: metrics_rx,
         log,
     }
 }
@@ -174,6 +189,67 @@ fn end_to_end(signal: &str) {
     // no simulcast: one layer
     assert_eq!(v["layers"]["ended_on"]["single"], 2, "{ctx}");
     assert!(out.status.success(), "{ctx}");
+    let _ = std::fs::remove_file(json);
+}
+
+/// Two shards, two rooms (the directory puts one on each): `--metrics` reports what
+/// each shard forwarded.
+#[test]
+fn forwarding_is_reported_per_shard() {
+    let dir = tmp("two-shards");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (config, affinity) = (dir.join("config.yaml"), dir.join("core-affinity.toml"));
+    std::fs::write(&config, "prometheus_port: 0\n").expect("config");
+    std::fs::write(&affinity, "shards = 2\n").expect("affinity");
+    let server = start_corelay_with(
+        "two-shards",
+        &[
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--core-affinity",
+            affinity.to_str().expect("utf-8 path"),
+        ],
+    );
+    let metrics = server
+        .metrics
+        .recv_timeout(Duration::from_secs(10))
+        .expect("corelay printed its metrics URL");
+    let json = tmp("two-shards.json");
+    let (out, v) = loadtest(
+        &server.url,
+        &[
+            "--rooms",
+            "2",
+            "--pubs",
+            "1",
+            "--subs",
+            "2",
+            "--duration",
+            "4",
+            "--metrics",
+            &metrics,
+        ],
+        &json,
+    );
+    let ctx = format!(
+        "stdout:\n{}\ncorelay log: {}",
+        String::from_utf8_lossy(&out.stdout),
+        server.log.display()
+    );
+    assert!(out.status.success(), "{ctx}");
+    assert_eq!(v["errors"], serde_json::json!({}), "{ctx}");
+    let shards = v["steady"]["forwarded_per_shard"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no forwarded_per_shard: {ctx}"));
+    assert_eq!(shards.len(), 2, "{ctx}");
+    for s in shards {
+        assert!(
+            s["packets"].as_u64().unwrap_or(0) > 0,
+            "both shards forward: {ctx}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forwarded       shard 0"));
+    let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(json);
 }
 

@@ -346,6 +346,25 @@ pub fn render(
         },
         &per_shard,
     );
+    let forwarded: Vec<(String, f64)> = shards
+        .iter()
+        .map(|s| {
+            (
+                format!("{node},shard=\"{}\"", s.shard),
+                s.counters.forwarded as f64,
+            )
+        })
+        .collect();
+    family(
+        &mut out,
+        &Family {
+            name: "corelay_shard_forwarded_packet_total",
+            help: "RTP packets written to subscriber downtracks, per shard (how evenly the \
+                   forwarding spreads over the cores)",
+            kind: "counter",
+        },
+        &forwarded,
+    );
     let calls: Vec<(String, f64)> = twirp
         .iter()
         .map(|((method, status), n)| {
@@ -448,6 +467,7 @@ mod tests {
                     nacks_received: 3,
                     lost_in: [1, 10],
                     lost_out: [0, 7],
+                    forwarded: busy_us / 10,
                     ..Default::default()
                 },
                 busy_us,
@@ -477,6 +497,8 @@ mod tests {
             format!("corelay_channel_drop_total{{{node},channel=\"webhook\"}} 6\n"),
             format!("corelay_shard_busy_seconds_total{{{node},shard=\"0\"}} 1.5\n"),
             format!("corelay_shard_busy_seconds_total{{{node},shard=\"1\"}} 0.00025\n"),
+            format!("corelay_shard_forwarded_packet_total{{{node},shard=\"0\"}} 150000\n"),
+            format!("corelay_shard_forwarded_packet_total{{{node},shard=\"1\"}} 25\n"),
             format!("corelay_forward_latency_seconds_bucket{{{node},le=\"0.00005\"}} 2\n"),
             format!("corelay_forward_latency_seconds_bucket{{{node},le=\"0.001\"}} 3\n"),
             format!("corelay_forward_latency_seconds_bucket{{{node},le=\"+Inf\"}} 4\n"),
