@@ -45,7 +45,14 @@ const TIMER_URGENT: Duration = Duration::from_millis(2);
 const RECV_BATCH: usize = 32;
 
 /// When the timer should wake for a deadline `next`, seen at `now` (see `TIMER_GRID`).
-fn timer_slot(epoch: Instant, now: Instant, next: Instant) -> Instant {
+/// A quiet shard (`quiet`: no media, data or signalling for a while) serves every
+/// deadline on the coarse grid, the one its receivers poll on: what its sessions want
+/// then is bandwidth-estimation and RTCP bookkeeping for streams that carry nothing
+/// (a subscriber PC with BWE asks every ~25 ms), and activity makes it precise again.
+fn timer_slot(epoch: Instant, now: Instant, next: Instant, quiet: bool) -> Instant {
+    if quiet {
+        return quiet::grid_ceil(epoch, next.max(now), TIMER_COARSE_GRID);
+    }
     if next <= now + TIMER_URGENT {
         return next;
     }
@@ -89,6 +96,8 @@ impl Shard {
                 // Full means a wake is already pending.
                 let _ = wake.try_send(());
             }
+            // It may sleep to a coarse slot chosen while quiet.
+            let _ = self.wake_timer.try_send(());
         }
         self.activity.set(activity);
     }
@@ -97,7 +106,8 @@ impl Shard {
     /// the timer task sleeps to, wake that task now.
     pub(super) fn rearm_timer(&self, now: Instant) {
         let next = self.rooms.borrow_mut().next_wake(now);
-        let slot = next.map(|at| timer_slot(self.epoch, now, at));
+        let quiet = self.activity.get().is_quiet(now);
+        let slot = next.map(|at| timer_slot(self.epoch, now, at, quiet));
         if slot.is_some_and(|at| at < self.timer_at.get()) {
             self.timer_at.set(now);
             // Full means a wake is already pending.
@@ -318,7 +328,10 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
         let now = clock::now().mono;
         let next = me.rooms.borrow_mut().next_wake(now);
         let sleep = next
-            .map(|d| timer_slot(me.epoch, now, d).saturating_duration_since(now))
+            .map(|d| {
+                let quiet = me.activity.get().is_quiet(now);
+                timer_slot(me.epoch, now, d, quiet).saturating_duration_since(now)
+            })
             .unwrap_or(MAX_TIMER_SLEEP)
             .min(MAX_TIMER_SLEEP);
         me.timer_at.set(now + sleep);
@@ -403,19 +416,51 @@ mod tests {
         let epoch = clock::mono();
         let ms = |n| epoch + Duration::from_millis(n);
         let now = ms(100);
-        assert_eq!(timer_slot(epoch, now, ms(101)), ms(101), "urgent: exact");
-        assert_eq!(timer_slot(epoch, now, ms(99)), ms(99), "overdue: exact");
-        assert_eq!(timer_slot(epoch, now, ms(103)), ms(120));
-        assert_eq!(timer_slot(epoch, now, ms(119)), ms(120));
-        assert_eq!(timer_slot(epoch, now, ms(120)), ms(120));
-        assert_eq!(timer_slot(epoch, now, ms(121)), ms(140));
         assert_eq!(
-            timer_slot(epoch, now, ms(349)),
+            timer_slot(epoch, now, ms(101), false),
+            ms(101),
+            "urgent: exact"
+        );
+        assert_eq!(
+            timer_slot(epoch, now, ms(99), false),
+            ms(99),
+            "overdue: exact"
+        );
+        assert_eq!(timer_slot(epoch, now, ms(103), false), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(119), false), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(120), false), ms(120));
+        assert_eq!(timer_slot(epoch, now, ms(121), false), ms(140));
+        assert_eq!(
+            timer_slot(epoch, now, ms(349), false),
             ms(360),
             "just under coarse"
         );
-        assert_eq!(timer_slot(epoch, now, ms(350)), ms(400), "far: coarse grid");
-        assert_eq!(timer_slot(epoch, now, ms(1_101)), ms(1_200));
-        assert_eq!(timer_slot(epoch, now, ms(1_200)), ms(1_200));
+        assert_eq!(
+            timer_slot(epoch, now, ms(350), false),
+            ms(400),
+            "far: coarse grid"
+        );
+        assert_eq!(timer_slot(epoch, now, ms(1_101), false), ms(1_200));
+        assert_eq!(timer_slot(epoch, now, ms(1_200), false), ms(1_200));
+    }
+
+    #[test]
+    fn a_quiet_shard_serves_every_deadline_on_the_coarse_grid() {
+        let epoch = clock::mono();
+        let ms = |n| epoch + Duration::from_millis(n);
+        let now = ms(130);
+        assert_eq!(
+            timer_slot(epoch, now, ms(131), true),
+            ms(200),
+            "urgent waits too"
+        );
+        assert_eq!(
+            timer_slot(epoch, now, ms(90), true),
+            ms(200),
+            "overdue: next slot"
+        );
+        assert_eq!(timer_slot(epoch, now, ms(155), true), ms(200));
+        assert_eq!(timer_slot(epoch, now, ms(200), true), ms(200));
+        assert_eq!(timer_slot(epoch, now, ms(1_101), true), ms(1_200));
     }
 }
