@@ -26,6 +26,21 @@ fn family(out: &mut String, f: &Family, samples: &[(String, f64)]) {
     }
 }
 
+/// A family with one sample per shard, labelled with the shard's number.
+fn per_shard_family(
+    out: &mut String,
+    node: &str,
+    shards: &[ShardStats],
+    f: &Family,
+    value: impl Fn(&ShardStats) -> f64,
+) {
+    let samples: Vec<(String, f64)> = shards
+        .iter()
+        .map(|s| (format!("{node},shard=\"{}\"", s.shard), value(s)))
+        .collect();
+    family(out, f, &samples);
+}
+
 /// The embedded TURN server's families (only when it runs).
 pub fn render_turn(out: &mut String, node_id: &str, turn: &crate::turn::TurnStats) {
     use std::sync::atomic::Ordering::Relaxed;
@@ -294,22 +309,17 @@ pub fn render(
         },
         &dropped,
     );
-    let busy: Vec<(String, f64)> = shards
-        .iter()
-        .map(|s| {
-            let labels = format!("{node},shard=\"{}\"", s.shard);
-            (labels, s.busy_us as f64 / 1e6)
-        })
-        .collect();
-    family(
+    per_shard_family(
         &mut out,
+        &node,
+        shards,
         &Family {
             name: "corelay_shard_busy_seconds_total",
             help: "Time each shard spent handling datagrams, timers and inbox messages \
                    (flush included) rather than waiting for them",
             kind: "counter",
         },
-        &busy,
+        |s| s.busy_us as f64 / 1e6,
     );
     let mut latency = histogram::LatencyHistogram::default();
     for s in shards {
@@ -346,24 +356,17 @@ pub fn render(
         },
         &per_shard,
     );
-    let forwarded: Vec<(String, f64)> = shards
-        .iter()
-        .map(|s| {
-            (
-                format!("{node},shard=\"{}\"", s.shard),
-                s.counters.forwarded as f64,
-            )
-        })
-        .collect();
-    family(
+    per_shard_family(
         &mut out,
+        &node,
+        shards,
         &Family {
             name: "corelay_shard_forwarded_packet_total",
             help: "RTP packets written to subscriber downtracks, per shard (how evenly the \
                    forwarding spreads over the cores)",
             kind: "counter",
         },
-        &forwarded,
+        |s| s.counters.forwarded as f64,
     );
     let calls: Vec<(String, f64)> = twirp
         .iter()
