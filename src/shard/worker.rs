@@ -102,12 +102,16 @@ impl Shard {
         self.activity.set(activity);
     }
 
+    /// When the timer task wakes for the deadline `at`, given the shard's activity.
+    fn timer_slot(&self, now: Instant, at: Instant) -> Instant {
+        timer_slot(self.epoch, now, at, self.activity.get().is_quiet(now))
+    }
+
     /// After a turn: if it gave some session (or a room tick) an earlier deadline than
     /// the timer task sleeps to, wake that task now.
     pub(super) fn rearm_timer(&self, now: Instant) {
         let next = self.rooms.borrow_mut().next_wake(now);
-        let quiet = self.activity.get().is_quiet(now);
-        let slot = next.map(|at| timer_slot(self.epoch, now, at, quiet));
+        let slot = next.map(|at| self.timer_slot(now, at));
         if slot.is_some_and(|at| at < self.timer_at.get()) {
             self.timer_at.set(now);
             // Full means a wake is already pending.
@@ -328,10 +332,7 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
         let now = clock::now().mono;
         let next = me.rooms.borrow_mut().next_wake(now);
         let sleep = next
-            .map(|d| {
-                let quiet = me.activity.get().is_quiet(now);
-                timer_slot(me.epoch, now, d, quiet).saturating_duration_since(now)
-            })
+            .map(|d| me.timer_slot(now, d).saturating_duration_since(now))
             .unwrap_or(MAX_TIMER_SLEEP)
             .min(MAX_TIMER_SLEEP);
         me.timer_at.set(now + sleep);
