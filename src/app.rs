@@ -95,6 +95,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         );
     }
     let plan = config::plan_threads(&affinity, &allowed);
+    let spread_after = affinity.spread_after();
     let listeners = bind_listeners(&config, config.port, "")?;
     let metrics_listeners = match config.prometheus.port {
         Some(port) => bind_listeners(&config, port, "/metrics")?,
@@ -134,7 +135,11 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let mut from_shards = Vec::new();
     let mut handles = Vec::new();
     let mut media_ip = None;
+    let mut relays = crate::shard::relay_io::mesh(plan.shard_cores.len()).into_iter();
     for (shard, &core) in plan.shard_cores.iter().enumerate() {
+        let relay = relays
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no relay ends for shard {shard}"))?;
         let (to_tx, to_rx) = shared_channel::new_bounded::<ToShard>(SHARD_INBOX);
         let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
         to_shards.push(to_tx);
@@ -153,7 +158,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
                     debug!(shard, "shard executor running");
                     let inbox = connected(to_rx.connect()).await;
                     let outbox = connected(from_tx.connect()).await;
-                    worker::run(shard, inbox, outbox, rooms, udp, tcp).await;
+                    worker::run(shard, inbox, outbox, rooms, udp, tcp, relay).await;
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
         handles.push(handle);
@@ -196,6 +201,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
             );
             glommio::spawn_local(ctx.clone().report_to_cluster()).detach();
             ctx.set_turn_stats(turn_stats);
+            ctx.set_spread_after(spread_after);
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = connected(rx.connect()).await;

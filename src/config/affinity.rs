@@ -4,6 +4,8 @@
 //! control_core = 0   # HTTP, WebSocket, API
 //! shard_cores = []   # empty = every core except control_core
 //! shards = 0         # 0 = one shard per shard core
+//! spread_after = 100 # a room's participants on its home shard before joins go
+//!                    # to other shards too (broadcast rooms); 0 = never
 //! ```
 
 use std::path::Path;
@@ -22,6 +24,20 @@ pub struct AffinityFile {
     pub shard_cores: Vec<usize>,
     /// Number of shards; 0 = one per shard core. More shards than cores reuse cores.
     pub shards: usize,
+    /// Participants of one room on its home shard before new ones go to the least
+    /// loaded shard (the room then spans shards, see `room::spread`); `None` = 100,
+    /// 0 = a room stays on one shard.
+    pub spread_after: Option<usize>,
+}
+
+/// A room's participants on one core before it spreads: below this, relaying between
+/// shards costs more than the core it frees.
+pub const DEFAULT_SPREAD_AFTER: usize = 100;
+
+impl AffinityFile {
+    pub fn spread_after(&self) -> usize {
+        self.spread_after.unwrap_or(DEFAULT_SPREAD_AFTER)
+    }
 }
 
 /// Where each thread runs: one `shard_cores` entry per shard (cores may repeat).
@@ -171,6 +187,7 @@ mod tests {
             control_core: Some(7),
             shard_cores: vec![5, 6, 1],
             shards: 0,
+            ..Default::default()
         };
         let p = plan_threads(&f, &allowed);
         assert_eq!((p.control_core, p.shard_cores), (7, vec![5, 6]));
@@ -197,6 +214,7 @@ mod tests {
             control_core: Some(3),
             shard_cores: vec![],
             shards: 0,
+            ..Default::default()
         };
         assert_eq!(plan(&f, 4), (3, vec![0, 1, 2]));
 
@@ -204,6 +222,7 @@ mod tests {
             control_core: Some(0),
             shard_cores: vec![2, 4, 6],
             shards: 0,
+            ..Default::default()
         };
         assert_eq!(plan(&f, 8), (0, vec![2, 4, 6]));
         // More shards than cores: round robin.
@@ -226,6 +245,7 @@ mod tests {
             control_core: Some(9),
             shard_cores: vec![1, 5, 12, 1],
             shards: 0,
+            ..Default::default()
         };
         assert_eq!(plan(&f, 4), (0, vec![1]));
         assert_eq!(dropped(&f, 4), vec![5, 9, 12]);
@@ -234,6 +254,7 @@ mod tests {
             control_core: None,
             shard_cores: vec![10, 11],
             shards: 0,
+            ..Default::default()
         };
         assert_eq!(plan(&f, 3), (0, vec![1, 2]));
         assert_eq!(dropped(&f, 3), vec![10, 11]);
@@ -251,7 +272,8 @@ mod tests {
             AffinityFile {
                 control_core: Some(0),
                 shard_cores: vec![],
-                shards: 0
+                shards: 0,
+                spread_after: Some(100),
             }
         );
         assert!(warnings.is_empty(), "{warnings:?}");

@@ -5,6 +5,7 @@
 mod cluster;
 pub mod directory;
 mod resume;
+mod spread;
 
 pub use cluster::Home;
 
@@ -99,6 +100,11 @@ pub struct Control {
     turn: RefCell<Option<Arc<crate::turn::TurnStats>>>,
     /// Many nodes (`redis.address`): where rooms this node does not host are.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Participants of a room on its home shard before joins go to other shards
+    /// (`core-affinity.toml` `spread_after`; 0: never).
+    spread_after: Cell<usize>,
+    /// Room copies being opened on another shard (`spread::open_copy`).
+    opening: RefCell<std::collections::HashSet<(String, usize)>>,
 }
 
 /// What the control thread talks to outside this process, when configured.
@@ -144,6 +150,8 @@ impl Control {
             next_conn: Cell::new(1),
             turn: RefCell::new(None),
             cluster,
+            spread_after: Cell::new(0),
+            opening: RefCell::new(Default::default()),
         })
     }
 
@@ -160,10 +168,8 @@ impl Control {
                         let _ = tx.try_send(*result);
                     }
                 }
-                FromShard::RoomClosed { shard, name } => {
-                    self.directory.borrow_mut().remove(&name, shard);
-                    self.release_room(&name);
-                }
+                FromShard::RoomClosed { shard, name } => self.copy_closed(&name, shard).await,
+                FromShard::Spread { shard, out } => self.route_spread(shard, *out).await,
                 FromShard::Out(Outbound::Signal { conn, response }) => {
                     self.deliver(conn, ConnEvent::Signal(response));
                 }
@@ -195,15 +201,30 @@ impl Control {
                 all.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(RoomReply::Rooms(all))
             }
-            RoomOp::Join { params, .. } if !params.auto_create => {
-                let shard = self
-                    .directory
-                    .borrow()
-                    .lookup(&params.room)
-                    .ok_or(RoomError::RoomNotFound)?;
-                self.call(shard, op).await
+            RoomOp::Join { conn, params } => {
+                let (conn, name) = (*conn, params.room.clone());
+                let identity = params.identity.clone();
+                let known = self.directory.borrow().lookup(&name);
+                let (home, placed) = match known {
+                    Some(home) => (home, false),
+                    None if params.auto_create => self.directory.borrow_mut().place(&name),
+                    None => return Err(RoomError::RoomNotFound.into()),
+                };
+                let shard = match placed {
+                    true => home,
+                    false => self.choose_join_shard(&name, &identity, home),
+                };
+                self.place_conn(conn, &name, &identity, shard);
+                if shard != home {
+                    self.open_copy(&name, shard).await?;
+                }
+                let result = self.call(shard, op).await;
+                if placed && result.is_err() {
+                    self.directory.borrow_mut().remove(&name, shard);
+                }
+                result
             }
-            RoomOp::Create(_) | RoomOp::Join { .. } => {
+            RoomOp::Create(_) => {
                 let name = op.room().unwrap_or_default().to_string();
                 let (shard, placed) = self.directory.borrow_mut().place(&name);
                 let result = self.call(shard, op).await;
@@ -212,22 +233,44 @@ impl Control {
                 }
                 result
             }
-            _ => {
+            // What changes the room itself reaches every shard hosting it; the home's
+            // answer is the answer.
+            RoomOp::Delete { .. } | RoomOp::UpdateMetadata { .. } | RoomOp::SendData(_) => {
                 let room = op.room().unwrap_or_default().to_string();
-                let shard = self
-                    .directory
-                    .borrow()
+                let home = (self.directory.borrow())
                     .lookup(&room)
                     .ok_or(RoomError::RoomNotFound)?;
+                let hosts = self.directory.borrow().hosts(&room);
+                for host in hosts {
+                    if host != home {
+                        let _ = self.call(host, op.clone()).await;
+                    }
+                }
                 let deleting = matches!(op, RoomOp::Delete { .. });
-                let result = self.call(shard, op).await;
+                let result = self.call(home, op).await;
                 if deleting && result.is_ok() {
-                    self.directory.borrow_mut().remove(&room, shard);
+                    self.directory.borrow_mut().forget(&room);
                     self.release_room(&room);
                 }
                 result
             }
+            _ => {
+                let room = op.room().unwrap_or_default().to_string();
+                let home = (self.directory.borrow())
+                    .lookup(&room)
+                    .ok_or(RoomError::RoomNotFound)?;
+                // A participant's own shard acts on it (the others hold its proxy).
+                let shard = participant_of(&op)
+                    .and_then(|identity| self.shard_of(&room, identity))
+                    .unwrap_or(home);
+                self.call(shard, op).await
+            }
         }
+    }
+
+    /// `core-affinity.toml` `spread_after` (see the field).
+    pub fn set_spread_after(&self, participants: usize) {
+        self.spread_after.set(participants);
     }
 
     /// A new signal connection: its id and the stream of what the shards send it.
@@ -254,9 +297,10 @@ impl Control {
 
     /// Records which shard took the connection's participant (after its join).
     pub fn bind_conn(&self, conn: ConnId, room: &str, identity: &str, sid: &str) {
-        let shard = self.directory.borrow().lookup(room);
+        let home = self.directory.borrow().lookup(room);
         if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
-            c.shard = shard;
+            // Set by the join's placement (`spread::place_conn`).
+            c.shard = c.shard.or(home);
             c.room = room.to_string();
             c.identity = identity.to_string();
             c.sid = sid.to_string();
@@ -462,5 +506,19 @@ impl Control {
             Some(result) => result.map_err(CallError::Room),
             None => Err(CallError::ShardGone(shard)),
         }
+    }
+}
+
+/// The participant a RoomService call or resume acts on.
+fn participant_of(op: &RoomOp) -> Option<&str> {
+    match op {
+        RoomOp::GetParticipant { identity, .. }
+        | RoomOp::RemoveParticipant { identity, .. }
+        | RoomOp::RequireParticipant { identity, .. }
+        | RoomOp::Resume { identity, .. } => Some(identity),
+        RoomOp::MutePublishedTrack(r) => Some(&r.identity),
+        RoomOp::UpdateParticipant(r) => Some(&r.identity),
+        RoomOp::UpdateSubscriptions(r) => Some(&r.identity),
+        _ => None,
     }
 }

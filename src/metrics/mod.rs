@@ -368,6 +368,41 @@ pub fn render(
         },
         |s| s.counters.forwarded as f64,
     );
+    per_shard_family(
+        &mut out,
+        &node,
+        shards,
+        &Family {
+            name: "corelay_shard_participants",
+            help: "Participants connected to each shard (a room that spans shards counts \
+                   each participant on its own shard only)",
+            kind: "gauge",
+        },
+        |s| s.participants as f64,
+    );
+    per_shard_family(
+        &mut out,
+        &node,
+        shards,
+        &Family {
+            name: "corelay_shard_relayed_packet_total",
+            help: "RTP packets a shard handed to other shards hosting the same room",
+            kind: "counter",
+        },
+        |s| s.relayed as f64,
+    );
+    per_shard_family(
+        &mut out,
+        &node,
+        shards,
+        &Family {
+            name: "corelay_shard_relay_dropped_packet_total",
+            help: "RTP packets for other shards dropped because the receiving shard's relay \
+                   queue was full (it fell behind)",
+            kind: "counter",
+        },
+        |s| s.relay_dropped as f64,
+    );
     let calls: Vec<(String, f64)> = twirp
         .iter()
         .map(|((method, status), n)| {

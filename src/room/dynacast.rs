@@ -87,7 +87,7 @@ impl Rooms {
                 if layers.len() < 2 {
                     continue;
                 }
-                let wanted = wanted_qualities(
+                let mut wanted = wanted_qualities(
                     layers,
                     r.participants
                         .values()
@@ -100,15 +100,23 @@ impl Rooms {
                             }
                         }),
                 );
+                // Subscribers on the other shards of a spread room count too.
+                wanted.extend(r.spread.remote_wants(&track.sid));
                 if p.media.sent_qualities.get(&track.sid) != Some(&wanted) {
                     updates.push((p.conn, track.sid.clone(), wanted, track.clone()));
                 }
             }
         }
+        let mut remote = Vec::new();
         for (conn, sid, wanted, track) in updates {
             let update = quality_update(&track, &wanted);
             if let Some(p) = r.participants.values_mut().find(|p| p.conn == conn) {
-                p.media.sent_qualities.insert(sid, wanted);
+                p.media.sent_qualities.insert(sid.clone(), wanted.clone());
+            }
+            if super::spread::is_proxy(conn) {
+                // Its publisher is on another shard, which adds these to its own.
+                remote.push((conn, sid, wanted));
+                continue;
             }
             out.push(Outbound::Signal {
                 conn,
@@ -116,6 +124,9 @@ impl Rooms {
                     message: Some(Resp::SubscribedQualityUpdate(update)),
                 }),
             });
+        }
+        for (proxy, sid, wanted) in remote {
+            self.spread_wants(room, proxy, &sid, wanted);
         }
     }
 }

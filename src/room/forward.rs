@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 use super::media::Side;
 use super::participant::ConnId;
 use super::rooms::Rooms;
+use super::spread::{is_proxy, Relayed};
 use super::Outbound;
 use crate::session::{DataSent, Mid, RtpIn, SessionError};
 use crate::sfu::forwarder::Skip;
@@ -50,6 +51,17 @@ impl Rooms {
                     detector.observe(sid, dbov_magnitude(level), now);
                     self.speakers.insert(room.clone(), detector);
                 }
+            }
+        }
+        // A spread room: each other shard hosting it gets one shared copy (the payload
+        // is reference-counted), fanned out there through this publisher's proxy.
+        if !room_state.spread.peers.is_empty() && !is_proxy(publisher) {
+            for &shard in &room_state.spread.peers {
+                self.relay_out.push(Relayed {
+                    shard,
+                    publisher,
+                    rtp: rtp.clone(),
+                });
             }
         }
         let fan = &mut self.fan_out;
@@ -97,7 +109,11 @@ impl Rooms {
         // Coalesced across subscribers and rate-limited per layer by the session.
         for i in 0..self.fan_out.keyframe_asks().len() {
             let rid = self.fan_out.keyframe_asks()[i];
-            self.request_keyframe(publisher, rtp.mid, rid.as_deref(), now);
+            if is_proxy(publisher) {
+                self.ask_remote_keyframe(publisher, rtp.mid, rid, now);
+            } else {
+                self.request_keyframe(publisher, rtp.mid, rid.as_deref(), now);
+            }
         }
     }
 
@@ -127,12 +143,25 @@ impl Rooms {
                     .map(|(mid, _)| (p.conn, *mid))
             })
         });
-        if let Some((publisher, pub_mid)) = source {
-            self.request_keyframe(publisher, pub_mid, rid.as_deref(), now);
+        match source {
+            Some((publisher, pub_mid)) if is_proxy(publisher) => {
+                let rid = rid.as_deref().map(crate::session::Rid::from);
+                self.ask_remote_keyframe(publisher, pub_mid, rid, now);
+            }
+            Some((publisher, pub_mid)) => {
+                self.request_keyframe(publisher, pub_mid, rid.as_deref(), now)
+            }
+            None => {}
         }
     }
 
-    fn request_keyframe(&mut self, publisher: ConnId, mid: Mid, rid: Option<&str>, now: Instant) {
+    pub(super) fn request_keyframe(
+        &mut self,
+        publisher: ConnId,
+        mid: Mid,
+        rid: Option<&str>,
+        now: Instant,
+    ) {
         let Some((session, _)) = self.session_mut((publisher, Side::Publisher)) else {
             return;
         };
@@ -196,6 +225,7 @@ impl Rooms {
             return;
         };
         self.deliver_data(&room, Some(from), label, &packet, touched);
+        self.spread_data(&room, from, label, &packet.encode_to_vec());
     }
 
     /// Delivers a data packet to the room (RoomService SendData comes here too).

@@ -103,7 +103,7 @@ fn no_steering_when_the_signal_is_down_or_fallback_is_off() {
     let t0 = crate::clock::now().mono;
     let mut rooms = steering_rooms();
     join_alice(&mut rooms, 1, t0);
-    rooms.signal_lost(1, t0);
+    rooms.signal_lost(1, t0, &mut Vec::new());
     rooms.expire_departed(t0 + CONNECT_TIMEOUT, &mut Vec::new());
     let (_, candidates) = join_alice(&mut rooms, 2, t0 + CONNECT_TIMEOUT);
     assert!(

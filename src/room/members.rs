@@ -130,6 +130,7 @@ mod tests {
             media: Default::default(),
             departs_at: None,
             last_reliable_seq: 0,
+            mirrored: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub mod room_ops;
 mod room_signal;
 pub mod rooms;
 mod speaker_room;
+pub mod spread;
+#[cfg(test)]
+mod spread_tests;
 mod subscription;
 mod sync_state;
 mod timers;

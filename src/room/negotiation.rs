@@ -357,7 +357,7 @@ impl Rooms {
     }
 
     /// Subscribes every other auto-subscribing participant of the room to `track`.
-    fn subscribe_room_to(
+    pub(super) fn subscribe_room_to(
         &mut self,
         room: &str,
         publisher: ConnId,

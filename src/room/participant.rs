@@ -51,6 +51,9 @@ pub struct Participant {
     /// The highest `sequence` of the reliable data packets it sent: the client resends
     /// what came after it when it resumes, and a resent packet is delivered once.
     pub last_reliable_seq: u32,
+    /// The (version, published tracks) last sent to the other shards of a spread room
+    /// (`spread::take_spread`); unused for a room on one shard and for proxies.
+    pub mirrored: Option<(u32, usize)>,
 }
 
 /// A track announced with AddTrackRequest whose m-line has not arrived yet.

@@ -19,7 +19,8 @@ impl Rooms {
             return;
         }
         self.next_quality_tick = Some(now + UPDATE_EVERY);
-        for r in self.rooms.values_mut() {
+        let mut spread = Vec::new();
+        for (name, r) in self.rooms.iter_mut() {
             let mut updates = Vec::new();
             for p in r.participants.values_mut() {
                 // Not scored before its first report: a fresh joiner is not LOST.
@@ -40,6 +41,9 @@ impl Rooms {
             if updates.is_empty() {
                 continue;
             }
+            if !r.spread.peers.is_empty() {
+                spread.push((name.clone(), updates.clone()));
+            }
             let msg = Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates });
             for p in r.participants.values() {
                 out.push(Outbound::Signal {
@@ -49,6 +53,9 @@ impl Rooms {
                     }),
                 });
             }
+        }
+        for (room, updates) in spread {
+            self.spread_quality(&room, &updates);
         }
     }
 }

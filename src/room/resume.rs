@@ -28,8 +28,17 @@ impl Rooms {
     /// The participant's signal connection dropped: it may resume until the room's
     /// departure timeout, then leaves. Nothing happens for a connection whose
     /// participant already left (a leave request, a removal).
-    pub fn signal_lost(&mut self, conn: ConnId, now: Instant) {
+    pub fn signal_lost(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
         let Some((room, identity)) = self.conns.get(&conn).cloned() else {
+            // It left (a leave request, then the socket closed): nothing to resume,
+            // and the control thread may forget the connection it parked.
+            out.push(Outbound::Close {
+                conn,
+                leave: super::participant::leave(
+                    lk::DisconnectReason::ClientInitiated,
+                    lk::leave_request::Action::Disconnect,
+                ),
+            });
             return;
         };
         let Some(r) = self.rooms.get_mut(&room) else {
@@ -182,7 +191,7 @@ mod tests {
         let t0 = crate::clock::now().mono;
         let mut rooms = alice_and_bob(t0);
         let mut out = Vec::new();
-        rooms.signal_lost(1, t0);
+        rooms.signal_lost(1, t0, &mut Vec::new());
         rooms.expire_departed(t0 + Duration::from_secs(19), &mut out);
         assert!(left(&out).is_empty(), "still there before the timeout");
         assert!(rooms.participant("r", "alice").is_ok());
@@ -208,7 +217,7 @@ mod tests {
         let mut rooms = alice_and_bob(t0);
         let mut out = Vec::new();
         let sid = rooms.participant("r", "alice").unwrap().info.sid.clone();
-        rooms.signal_lost(1, t0);
+        rooms.signal_lost(1, t0, &mut Vec::new());
         let reply = rooms.apply(resume_op("alice"), t0, 0, &mut out).unwrap();
         let RoomReply::Resumed { conn, messages } = reply else {
             panic!("not resumed: {reply:?}");

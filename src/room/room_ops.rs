@@ -45,6 +45,10 @@ pub enum RoomOp {
         room: String,
         identity: String,
     },
+    /// What another shard needs to host this room too (`room::spread`).
+    Seed {
+        room: String,
+    },
     /// Forward-, MoveParticipant and PerformRpc: they need a live participant.
     RequireParticipant {
         room: String,
@@ -65,6 +69,7 @@ impl RoomOp {
             | RoomOp::GetParticipant { room, .. }
             | RoomOp::RemoveParticipant { room, .. }
             | RoomOp::RequireParticipant { room, .. }
+            | RoomOp::Seed { room }
             | RoomOp::Resume { room, .. } => Some(room),
             RoomOp::MutePublishedTrack(r) => Some(&r.room),
             RoomOp::UpdateParticipant(r) => Some(&r.room),
@@ -87,6 +92,7 @@ pub enum RoomReply {
         conn: ConnId,
         messages: Vec<lk::SignalResponse>,
     },
+    Seed(Box<super::spread::Seed>),
     Done,
 }
 
@@ -124,6 +130,15 @@ pub enum Outbound {
         conn: ConnId,
         leave: lk::LeaveRequest,
     },
+}
+
+impl Outbound {
+    /// The connection it is for.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            Outbound::Signal { conn, .. } | Outbound::Close { conn, .. } => *conn,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

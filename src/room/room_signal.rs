@@ -45,8 +45,15 @@ impl Rooms {
         }
         // A full reconnect is a new join with the same identity: the old session goes.
         if let Ok(old) = self.participant(&params.room, &params.identity) {
-            let old = old.conn;
-            self.remove_conn(old, lk::DisconnectReason::DuplicateIdentity, now, out);
+            let (old, info) = (old.conn, old.info.clone());
+            if super::spread::is_proxy(old) {
+                // It was connected to another shard, which hears of this join and
+                // closes it there.
+                let origin = super::spread::origin_conn(old);
+                self.remove_proxy(&params.room, origin, info, now, out);
+            } else {
+                self.remove_conn(old, lk::DisconnectReason::DuplicateIdentity, now, out);
+            }
         }
         let preference = match self.tcp_fallback {
             true => (self.ice_preferences).get(&params.room, &params.identity, now),
@@ -88,6 +95,7 @@ impl Rooms {
             },
             departs_at: None,
             last_reliable_seq: 0,
+            mirrored: None,
         };
         room.participants
             .insert(params.identity.clone(), participant);
@@ -273,6 +281,10 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
+        if super::spread::is_proxy(conn) {
+            // Only its own shard removes a participant.
+            return;
+        }
         let Some((room_name, identity)) = self.conns.remove(&conn) else {
             return;
         };
@@ -300,6 +312,7 @@ impl Rooms {
         gone.bump();
         gone.info.state = lk::participant_info::State::Disconnected as i32;
         gone.info.disconnect_reason = reason as i32;
+        self.spread_gone(&room_name, conn, &gone.info);
         for track in &gone.info.tracks {
             self.events.push(RoomEvent::TrackUnpublished(
                 room_info.clone(),

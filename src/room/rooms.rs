@@ -110,6 +110,8 @@ pub(super) struct RoomState {
     /// JoinResponse.sif_trailer: random per room, as LiveKit's. E2EE clients treat a
     /// frame ending in it as server-injected and do not try to decrypt it.
     pub(super) sif_trailer: Vec<u8>,
+    /// The other shards hosting this room, if it spans several (`spread`).
+    pub(super) spread: super::spread::RoomSpread,
 }
 
 /// Every room of one shard, keyed by name.
@@ -153,6 +155,9 @@ pub struct Rooms {
     /// `rtc.allow_tcp_fallback`, and the preferences it steered participants to.
     pub(super) tcp_fallback: bool,
     pub(super) ice_preferences: super::ice_fallback::RememberedPreferences,
+    /// News for the other shards of spread rooms, and their relayed packets.
+    pub(super) spread_out: Vec<super::spread::SpreadOut>,
+    pub(super) relay_out: Vec<super::spread::Relayed>,
 }
 
 impl Rooms {
@@ -182,30 +187,40 @@ impl Rooms {
             limits,
             tcp_fallback: true,
             ice_preferences: Default::default(),
+            spread_out: Vec::new(),
+            relay_out: Vec::new(),
         }
     }
 
+    /// Rooms whose home is this shard (copies of rooms homed elsewhere not counted).
     pub fn len(&self) -> usize {
-        self.rooms.len()
+        self.rooms.values().filter(|r| !r.spread.replica).count()
     }
 
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
 
+    /// Participants connected to this shard (proxies of other shards' not counted).
     pub fn participant_count(&self) -> usize {
-        self.rooms.values().map(|r| r.participants.len()).sum()
+        self.local_participants().count()
+    }
+
+    fn local_participants(&self) -> impl Iterator<Item = &Participant> {
+        (self.rooms.values())
+            .flat_map(|r| r.participants.values())
+            .filter(|p| !super::spread::is_proxy(p.conn))
     }
 
     /// Published tracks and subscribed downtracks on this shard.
     pub fn track_counts(&self) -> (usize, usize) {
-        let participants = self.rooms.values().flat_map(|r| r.participants.values());
-        participants.fold((0, 0), |(published, subscribed), p| {
-            (
-                published + p.info.tracks.len(),
-                subscribed + p.media.downtracks.len(),
-            )
-        })
+        self.local_participants()
+            .fold((0, 0), |(published, subscribed), p| {
+                (
+                    published + p.info.tracks.len(),
+                    subscribed + p.media.downtracks.len(),
+                )
+            })
     }
 
     /// Applies one operation. `now` drives room lifetimes; `unix_secs` is what goes on
@@ -256,6 +271,7 @@ impl Rooms {
                 self.remove_conn(conn, lk::DisconnectReason::ParticipantRemoved, now, out);
                 Ok(RoomReply::Done)
             }
+            RoomOp::Seed { room } => self.seed(&room).map(|s| RoomReply::Seed(Box::new(s))),
             RoomOp::RequireParticipant { room, identity } => {
                 self.participant(&room, &identity).map(|_| RoomReply::Done)
             }
@@ -282,16 +298,28 @@ impl Rooms {
 
     /// Closes rooms whose lifetime ran out and returns their names.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        // A copy of a room homed elsewhere closes once its own participants are gone
+        // (the proxies of the others' stay on their shards' copies).
+        let unused = |r: &RoomState| {
+            r.participants
+                .values()
+                .all(|p| r.spread.replica && super::spread::is_proxy(p.conn))
+        };
         let closed: Vec<String> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.participants.is_empty() && r.close_at <= now)
+            .filter(|(_, r)| unused(r) && r.close_at <= now)
             .map(|(name, _)| name.clone())
             .collect();
         for name in &closed {
             self.speakers.remove(name);
             if let Some(room) = self.rooms.remove(name) {
-                self.events.push(RoomEvent::RoomFinished(room.info));
+                for p in room.participants.values() {
+                    self.conns.remove(&p.conn);
+                }
+                if !room.spread.replica {
+                    self.events.push(RoomEvent::RoomFinished(room.info));
+                }
             }
         }
         closed
@@ -340,6 +368,7 @@ impl Rooms {
                 participants: Default::default(),
                 close_at,
                 sif_trailer: format!("{}{}", ids::guid(""), ids::guid("")).into_bytes(),
+                spread: Default::default(),
             },
         );
         Ok(info)
@@ -349,6 +378,7 @@ impl Rooms {
         let mut rooms: Vec<lk::Room> = self
             .rooms
             .values()
+            .filter(|r| !r.spread.replica)
             .filter(|r| names.is_empty() || names.contains(&r.info.name))
             .map(|r| r.info.clone())
             .collect();

@@ -4,6 +4,7 @@
 use livekit_protocol as lk;
 
 use crate::metrics::histogram::LatencyHistogram;
+use crate::room::spread::{Seed, SpreadMsg, SpreadOut};
 use crate::room::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 
 #[derive(Debug)]
@@ -19,6 +20,20 @@ pub enum ToShard {
     Disconnect { conn: ConnId },
     /// The signal connection dropped without a leave: its participant may resume.
     SignalLost { conn: ConnId },
+    /// The shards hosting a room changed (`room::spread`): `peers` are the others,
+    /// `home` says whether this shard is the room's home; `seed` opens a copy here.
+    Peers {
+        room: String,
+        peers: Vec<usize>,
+        home: bool,
+        seed: Option<Box<Seed>>,
+    },
+    /// News from another shard hosting the room.
+    Spread {
+        room: String,
+        from: usize,
+        msg: SpreadMsg,
+    },
     /// Stop the worker loop.
     Shutdown,
 }
@@ -35,6 +50,8 @@ pub enum FromShard {
     Out(Outbound),
     /// Something happened in a room (webhooks).
     Event(Box<RoomEvent>),
+    /// News for the other shards hosting a room.
+    Spread { shard: usize, out: Box<SpreadOut> },
     /// Sent every second; its absence tells the control thread a shard is stuck.
     Stats(Box<ShardStats>),
 }
@@ -59,4 +76,8 @@ pub struct ShardStats {
     /// at the connection cap; and packets for a gone or backed-up TCP connection.
     pub tcp_refused: u64,
     pub tcp_dropped: u64,
+    /// Packets relayed to other shards for spread rooms, and those dropped because
+    /// the receiving shard's relay queue was full.
+    pub relayed: u64,
+    pub relay_dropped: u64,
 }

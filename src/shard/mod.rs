@@ -5,6 +5,7 @@ pub mod busy;
 pub mod connect;
 pub mod messages;
 pub mod quiet;
+pub mod relay_io;
 mod tcp_io;
 pub mod udp_io;
 pub mod worker;

@@ -15,10 +15,12 @@ use tracing::{debug, info, warn};
 use super::busy::Busy;
 use super::messages::{FromShard, ShardStats, ToShard};
 use super::quiet::{self, Activity};
+use super::relay_io::{self, RelayEnds, RelayLinks};
 use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
+use crate::room::spread::{is_proxy, Relayed};
 use crate::room::{Outbound, Rooms};
 use crate::session::{Transmit, Transport};
 
@@ -84,6 +86,10 @@ pub(super) struct Shard {
     activity: Cell<Activity>,
     /// One per socket: wakes its receiver out of a quiet poll sleep.
     wake_recv: Vec<LocalSender<()>>,
+    /// Media of spread rooms to the other shards (`relay_io`), and the reused buffer
+    /// a turn's relayed packets are taken into.
+    relay: RelayLinks,
+    relay_buf: RefCell<Vec<Relayed>>,
 }
 
 impl Shard {
@@ -119,15 +125,38 @@ impl Shard {
         }
     }
 
-    /// Sends what one turn produced: datagrams to the network, signal messages to the
-    /// control thread. Returns false once the control thread is gone.
+    pub(super) fn record_forward_latency(&self, us: u64) {
+        self.forward_latency.borrow_mut().record_us(us);
+    }
+
+    /// Sends what one turn produced: datagrams to the network, packets of spread rooms
+    /// to the other shards, signal messages and spread news to the control thread.
+    /// Returns false once the control thread is gone.
     pub(super) async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
         for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
             self.tcp.send(&t);
         }
         self.sockets.send_all(&mut transmits).await;
-        for o in out {
+        let spread = {
+            let mut rooms = self.rooms.borrow_mut();
+            let mut relays = self.relay_buf.borrow_mut();
+            rooms.take_relays(&mut relays);
+            self.relay.send(&mut relays);
+            rooms.take_spread()
+        };
+        // What the room code says to proxies (participants of other shards) is for
+        // nobody here: their own shard tells them.
+        for o in out.into_iter().filter(|o| !is_proxy(o.conn())) {
             if self.outbox.send(FromShard::Out(o)).await.is_err() {
+                return false;
+            }
+        }
+        for s in spread {
+            let msg = FromShard::Spread {
+                shard: self.id,
+                out: Box::new(s),
+            };
+            if self.outbox.send(msg).await.is_err() {
                 return false;
             }
         }
@@ -154,6 +183,7 @@ pub async fn run(
     mut rooms: Rooms,
     udp: Vec<(UdpSocket, SocketAddr)>,
     tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+    relay: RelayEnds,
 ) {
     let sockets = Sockets::adopt(udp);
     let advertised: Vec<SocketAddr> = (0..sockets.len()).map(|i| sockets.advertised(i)).collect();
@@ -165,6 +195,7 @@ pub async fn run(
     let (wake_recv, recv_wakes): (Vec<_>, Vec<_>) = (0..sockets.len())
         .map(|_| local_channel::new_bounded(1))
         .unzip();
+    let (relay, relayed_from) = relay_io::connect(relay).await;
     let me = Rc::new(Shard {
         id: shard,
         rooms: RefCell::new(rooms),
@@ -178,7 +209,12 @@ pub async fn run(
         epoch: clock::mono(),
         activity: Cell::new(Activity::default()),
         wake_recv,
+        relay,
+        relay_buf: RefCell::new(Vec::new()),
     });
+    for (_, from) in relayed_from {
+        glommio::spawn_local(relay_io::relay_loop(me.clone(), from)).detach();
+    }
     glommio::spawn_local(stats_loop(me.clone())).detach();
     glommio::spawn_local(timer_loop(me.clone(), timer_wakes)).detach();
     for (index, wakes) in recv_wakes.into_iter().enumerate() {
@@ -215,7 +251,20 @@ pub async fn run(
                     None
                 }
                 ToShard::SignalLost { conn } => {
-                    rooms.signal_lost(conn, now.mono);
+                    rooms.signal_lost(conn, now.mono, &mut out);
+                    None
+                }
+                ToShard::Peers {
+                    room,
+                    peers,
+                    home,
+                    seed,
+                } => {
+                    rooms.set_peers(&room, peers, home, seed.map(|s| *s), now.mono);
+                    None
+                }
+                ToShard::Spread { room, from, msg } => {
+                    rooms.on_spread(&room, from, msg, now.mono, &mut out);
                     None
                 }
                 ToShard::Shutdown => break,
@@ -399,6 +448,8 @@ async fn stats_loop(me: Rc<Shard>) {
                 udp_receive_drops: me.sockets.receive_drops(),
                 tcp_refused: me.tcp.refused(),
                 tcp_dropped: me.tcp.dropped(),
+                relayed: me.relay.sent(),
+                relay_dropped: me.relay.dropped(),
             }
         };
         let msg = FromShard::Stats(Box::new(stats));

@@ -116,7 +116,8 @@ pub async fn serve(
     let join_ms = crate::clock::mono()
         .saturating_duration_since(started)
         .as_millis() as u64;
-    info!(conn, %room, %identity, join_ms, signal, "participant joined");
+    let shard = ctx.conn_shard(conn).unwrap_or_default();
+    info!(conn, %room, %identity, shard, join_ms, signal, "participant joined");
 
     let first = lk::SignalResponse {
         message: Some(lk::signal_response::Message::Join(*join)),

@@ -33,16 +33,17 @@ function corelayBin() {
 
 /**
  * Starts corelay and resolves to { url, apiKey, apiSecret, logs(), stop() }. `env`
- * (optional) is added to its environment, e.g. LIVEKIT_CONFIG for config keys.
+ * (optional) is added to its environment, e.g. LIVEKIT_CONFIG for config keys; `args`
+ * (optional) go on its command line, e.g. ['--core-affinity', file].
  */
-export async function startCorelay(env = {}) {
+export async function startCorelay(env = {}, args = []) {
   const bin = corelayBin();
   const logDir = path.join(REPO_ROOT, 'target', 'interop', 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `corelay-browser-${process.pid}-${Date.now()}.log`);
   const logFd = openSync(logFile, 'w');
 
-  const child = spawn(bin, ['--dev', '--port', '0', '--udp-port', '0', '--tcp-port', '0'], {
+  const child = spawn(bin, ['--dev', '--port', '0', '--udp-port', '0', '--tcp-port', '0', ...args], {
     stdio: ['ignore', 'pipe', logFd],
     env: { ...process.env, ...env },
     // Own process group: stop() signals the whole group, so a wrapper script's

@@ -13,6 +13,8 @@
     remote: new Map(), // trackSid -> {identity, kind, track, el}
     encryptionErrors: 0, // RoomEvent.EncryptionError (e.g. frames that fail to decrypt)
     connection: { reconnecting: 0, reconnected: 0, signalReconnecting: 0 }, // RoomEvent counts
+    speakers: [], // identities ever in an ActiveSpeakersChanged list
+    quality: {}, // identity -> last ConnectionQualityChanged quality
   };
   const t0 = performance.now();
   const log = (msg) => {
@@ -92,6 +94,12 @@
         state.encryptionErrors += 1;
         log(`encryption error ${e?.message ?? e}`);
       })
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers) => {
+        for (const p of speakers) if (!state.speakers.includes(p.identity)) state.speakers.push(p.identity);
+      })
+      .on(RoomEvent.ConnectionQualityChanged, (quality, p) => {
+        state.quality[p.identity] = quality;
+      })
       .on(RoomEvent.DataReceived, (payload, participant, kind, topic) => {
         const text = new TextDecoder().decode(payload);
         log(`data from ${participant?.identity} topic=${topic} ${text}`);
@@ -146,6 +154,8 @@
     state: state.room.state,
     connection: { ...state.connection },
     data: [...state.data],
+    speakers: [...state.speakers],
+    quality: { ...state.quality },
   });
 
   window.lkStats = async () => {
