@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from livekit import rtc
+from livekit import api, rtc
 
 from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
@@ -69,6 +69,8 @@ class Peer:
         self.quality: dict[str, object] = {}
         self.unpublished: list[str] = []
         self.left: list[str] = []
+        self.metadata: dict[str, str] = {}
+        self.disconnected = False
         self.changed = asyncio.Event()
         r = self.room
 
@@ -101,6 +103,16 @@ class Peer:
         @r.on("participant_disconnected")
         def _left(participant):  # type: ignore[no-untyped-def]
             self.left.append(participant.identity)
+            self.changed.set()
+
+        @r.on("participant_metadata_changed")
+        def _metadata(participant, old, new):  # type: ignore[no-untyped-def]
+            self.metadata[participant.identity] = new
+            self.changed.set()
+
+        @r.on("disconnected")
+        def _disconnected(reason):  # type: ignore[no-untyped-def]
+            self.disconnected = True
             self.changed.set()
 
     async def until(self, what: str, holds, timeout: float = WAIT_S) -> None:  # type: ignore[no-untyped-def]
@@ -194,6 +206,24 @@ async def scenario(c: Corelay, server: _Server, room: str) -> None:
         assert min(got) >= WANT_FRAMES, f"carol<-alice, carol<-bob, dave<-alice, dave<-bob: {got}"
         print(f"{room}: late joiners decoded {got}; bob saw qualities {bob.quality}")
 
+        # RoomService sees one room, and acts on participants on either shard.
+        async with api.LiveKitAPI(c.url, c.api_key, c.api_secret) as lk:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            names = sorted(p.identity for p in listed.participants)
+            assert names == ["alice", "bob", "carol", "dave"], names
+            rooms = (await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms
+            assert [(r.name, r.num_participants) for r in rooms] == [(room, 4)], rooms
+            for who in ("alice", "bob"):
+                req = api.UpdateParticipantRequest(room=room, identity=who, metadata=f"{who} on stage")
+                await lk.room.update_participant(req)
+            await lk.room.remove_participant(api.RoomParticipantIdentity(room=room, identity="dave"))
+        for p, other in ((alice, "bob"), (bob, "alice"), (carol, "alice"), (carol, "bob")):
+            want = f"{other} on stage"
+            await p.until(f"{other}'s metadata", lambda p=p, o=other, w=want: p.metadata.get(o) == w)
+        await dave.until("being removed", lambda: dave.disconnected)
+        for p in (alice, bob, carol):
+            await p.until("dave leaving", lambda p=p: "dave" in p.left)
+
         # bob unpublishes his camera, then leaves: everyone on both shards hears it.
         camera = next(
             sid
@@ -201,11 +231,11 @@ async def scenario(c: Corelay, server: _Server, room: str) -> None:
             if pub.kind == VIDEO
         )
         await bob.room.local_participant.unpublish_track(camera)
-        for p in (alice, carol, dave):
+        for p in (alice, carol):
             await p.until("bob's unpublish", lambda p=p: f"bob/{VIDEO}" in p.unpublished)
         media["bob"].stop()
         await bob.room.disconnect()
-        for p in (alice, carol, dave):
+        for p in (alice, carol):
             await p.until("bob leaving", lambda p=p: "bob" in p.left)
     finally:
         for m in media.values():
