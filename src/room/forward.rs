@@ -56,7 +56,11 @@ impl Rooms {
         // A spread room: each other shard hosting it gets one shared copy (the payload
         // is reference-counted), fanned out there through this publisher's proxy.
         if !room_state.spread.peers.is_empty() && !is_proxy(publisher) {
+            let unwanted = room_state.spread.unwanted.get(&*track_sid);
             for &shard in &room_state.spread.peers {
+                if unwanted.is_some_and(|u| u.contains(&shard)) {
+                    continue;
+                }
                 self.relay_out.push(Relayed {
                     shard,
                     publisher,
@@ -66,7 +70,7 @@ impl Rooms {
         }
         let fan = &mut self.fan_out;
         fan.begin();
-        let mut forwarded = 0;
+        let (mut forwarded, mut downtracks_here) = (0, 0);
         let (subscribers, slots) = room_state.participants.fan_out(&track_sid);
         for &slot in subscribers {
             let Some(Some(p)) = slots.get_mut(slot) else {
@@ -76,7 +80,11 @@ impl Rooms {
                 continue;
             }
             let (downtracks, session) = p.media.down_parts();
-            let (Some(down), Some(session)) = (downtracks.get_mut(&*track_sid), session) else {
+            let Some(down) = downtracks.get_mut(&*track_sid) else {
+                continue;
+            };
+            downtracks_here += 1;
+            let Some(session) = session else {
                 continue;
             };
             let egress = match fan.decide(down, &rtp, now, |mid| session.takes_red(mid, rtp.pt)) {
@@ -106,6 +114,9 @@ impl Rooms {
             }
         }
         self.counters.forwarded += forwarded;
+        if downtracks_here == 0 && is_proxy(publisher) {
+            self.unwanted_here(publisher, &track_sid, now);
+        }
         // Coalesced across subscribers and rate-limited per layer by the session.
         for i in 0..self.fan_out.keyframe_asks().len() {
             let rid = self.fan_out.keyframe_asks()[i];

@@ -492,12 +492,11 @@ impl Rooms {
                     down_track(track, kind, layers, requested),
                 );
                 p.media.needs_offer = true;
-                if let Some(r) = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|(r, _)| self.rooms.get_mut(r))
-                {
-                    r.participants.subscribed(&track.sid);
+                if let Some(room) = self.conns.get(&conn).map(|(r, _)| r.clone()) {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.participants.subscribed(&track.sid);
+                    }
+                    self.wanted_here(&room, publisher_sid, &track.sid);
                 }
             }
             Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),

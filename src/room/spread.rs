@@ -89,6 +89,13 @@ pub enum SpreadMsg {
     },
     /// Connection quality of the sending shard's participants.
     Quality(Vec<lk::ConnectionQualityInfo>),
+    /// Whether the sending shard has subscribers of a track of `publisher`: a shard
+    /// that has none is not sent its packets until it says it has again.
+    Interest {
+        publisher: ConnId,
+        track_sid: String,
+        wanted: bool,
+    },
 }
 
 /// Where the control thread takes a [`SpreadMsg`].
@@ -137,6 +144,10 @@ pub struct RoomSpread {
     pub wants: HashMap<String, BTreeMap<usize, BTreeSet<i32>>>,
     /// When a proxy's track last asked its publisher's shard for a keyframe.
     keyframe_asked: HashMap<(ConnId, Mid, Option<Rid>), Instant>,
+    /// Local tracks whose packets some peers do not want (no subscriber there).
+    pub unwanted: HashMap<String, Vec<usize>>,
+    /// Proxies' tracks this shard told their publisher's shard it does not want.
+    told_unwanted: HashMap<Arc<str>, Instant>,
 }
 
 impl RoomSpread {
@@ -187,6 +198,8 @@ impl Rooms {
         state.spread.wants.values_mut().for_each(|per_shard| {
             per_shard.retain(|shard, _| peers.contains(shard));
         });
+        (state.spread.unwanted.values_mut())
+            .for_each(|shards| shards.retain(|s| peers.contains(s)));
         state.spread.peers = peers;
         state.spread.replica = !home;
         for shard in added {
@@ -264,6 +277,67 @@ impl Rooms {
                 let msg = Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates });
                 self.send_to_locals(room, msg, out);
             }
+            SpreadMsg::Interest {
+                track_sid, wanted, ..
+            } => {
+                if let Some(state) = self.rooms.get_mut(room) {
+                    let shards = state.spread.unwanted.entry(track_sid).or_default();
+                    shards.retain(|s| *s != from_shard);
+                    if !wanted {
+                        shards.push(from_shard);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A relayed packet of a proxy's track found no subscriber here: its publisher's
+    /// shard stops sending that track's packets (asked at most once a second).
+    pub(super) fn unwanted_here(&mut self, proxy: ConnId, track_sid: &Arc<str>, now: Instant) {
+        let Some((room, _)) = self.conns.get(&proxy) else {
+            return;
+        };
+        let Some(state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let told = state.spread.told_unwanted.get(track_sid);
+        if told.is_some_and(|at| now.saturating_duration_since(*at) < Duration::from_secs(1)) {
+            return;
+        }
+        state.spread.told_unwanted.insert(track_sid.clone(), now);
+        self.spread_out.push(SpreadOut {
+            room: room.clone(),
+            to: SpreadTo::HostOf(origin_conn(proxy)),
+            msg: SpreadMsg::Interest {
+                publisher: origin_conn(proxy),
+                track_sid: track_sid.to_string(),
+                wanted: false,
+            },
+        });
+    }
+
+    /// A local participant subscribed to `track_sid` of `publisher_sid`: if this shard
+    /// had said it wanted none of that track, it wants it again.
+    pub(super) fn wanted_here(&mut self, room: &str, publisher_sid: &str, track_sid: &str) {
+        let Some(state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if state.spread.told_unwanted.remove(track_sid).is_none() {
+            return;
+        }
+        let publisher = (state.participants.values())
+            .find(|p| p.info.sid == publisher_sid && is_proxy(p.conn))
+            .map(|p| origin_conn(p.conn));
+        if let Some(publisher) = publisher {
+            self.spread_out.push(SpreadOut {
+                room: room.to_string(),
+                to: SpreadTo::HostOf(publisher),
+                msg: SpreadMsg::Interest {
+                    publisher,
+                    track_sid: track_sid.to_string(),
+                    wanted: true,
+                },
+            });
         }
     }
 

@@ -331,3 +331,43 @@ fn data_crosses_shards_and_copies_close_quietly() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_shard_without_subscribers_of_a_track_stops_getting_its_packets() {
+    let t0 = crate::clock::now().mono;
+    let mut two = TwoShards::new(t0);
+    let (mid, sid) = alice_publishes(&mut two, Vec::new(), t0);
+    let relayed = |two: &mut TwoShards, seq| {
+        let mut touched = Vec::new();
+        two.shards[0].forward_rtp(1, video_packet(mid, seq, false), t0, &mut touched);
+        let mut relays = Vec::new();
+        two.shards[0].take_relays(&mut relays);
+        relays.len()
+    };
+    assert_eq!(relayed(&mut two, 1), 1);
+    // bob unsubscribes: the next relayed packet finds nobody on shard 1, which says so.
+    let unsubscribe = lk::UpdateSubscription {
+        track_sids: vec![sid.clone()],
+        subscribe: false,
+        ..Default::default()
+    };
+    let req =
+        super::negotiation_tests::request(lk::signal_request::Message::Subscription(unsubscribe));
+    two.shards[1].signal(2, req, t0, &mut Vec::new());
+    two.shards[1].begin_batch();
+    two.shards[1].forward_relayed(1, video_packet(mid, 2, false), t0);
+    two.shards[1].end_batch(t0, &mut Vec::new(), &mut Vec::new());
+    two.pump(t0);
+    assert_eq!(relayed(&mut two, 3), 0, "not sent where nobody subscribes");
+    // He subscribes again: shard 1 wants the track again.
+    let subscribe = lk::UpdateSubscription {
+        track_sids: vec![sid],
+        subscribe: true,
+        ..Default::default()
+    };
+    let req =
+        super::negotiation_tests::request(lk::signal_request::Message::Subscription(subscribe));
+    two.shards[1].signal(2, req, t0, &mut Vec::new());
+    two.pump(t0);
+    assert_eq!(relayed(&mut two, 4), 1);
+}
