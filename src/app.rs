@@ -202,6 +202,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
             glommio::spawn_local(ctx.clone().report_to_cluster()).detach();
             ctx.set_turn_stats(turn_stats);
             ctx.set_spread_after(spread_after);
+            ctx.start_news();
             glommio::spawn_local(ctx.clone().watch_drain()).detach();
             for rx in from_shards {
                 let rx = connected(rx.connect()).await;

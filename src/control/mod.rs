@@ -105,6 +105,11 @@ pub struct Control {
     spread_after: Cell<usize>,
     /// Room copies being opened on another shard (`spread::open_copy`).
     opening: RefCell<std::collections::HashSet<(String, usize)>>,
+    /// One queue per shard for the news of spread rooms, each drained into that
+    /// shard's inbox by its own task (`spread::forward_news`), so that a pump never
+    /// waits on another shard's full inbox while its own shard waits on it.
+    news: Vec<LocalSender<ToShard>>,
+    news_queues: RefCell<Vec<Option<LocalReceiver<ToShard>>>>,
 }
 
 /// What the control thread talks to outside this process, when configured.
@@ -134,6 +139,12 @@ impl Control {
                 last_seen: started,
             })
             .collect();
+        let (news, news_queues): (Vec<_>, Vec<_>) = (0..shards.len())
+            .map(|_| {
+                let (tx, rx) = local_channel::new_unbounded();
+                (tx, Some(rx))
+            })
+            .unzip();
         Rc::new(Control {
             config,
             keys,
@@ -152,6 +163,8 @@ impl Control {
             cluster,
             spread_after: Cell::new(0),
             opening: RefCell::new(Default::default()),
+            news,
+            news_queues: RefCell::new(news_queues),
         })
     }
 
@@ -169,7 +182,7 @@ impl Control {
                     }
                 }
                 FromShard::RoomClosed { shard, name } => self.copy_closed(&name, shard).await,
-                FromShard::Spread { shard, out } => self.route_spread(shard, *out).await,
+                FromShard::Spread { shard, out } => self.route_spread(shard, *out),
                 FromShard::Out(Outbound::Signal { conn, response }) => {
                     self.deliver(conn, ConnEvent::Signal(response));
                 }

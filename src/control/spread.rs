@@ -2,6 +2,7 @@
 //! goes, opening a room's copy on another shard, passing the shards' news to each
 //! other, and routing RoomService calls to the shard that holds the participant.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use tracing::{debug, info};
@@ -150,7 +151,7 @@ impl Control {
     }
 
     /// Passes a shard's news about a spread room on to the shards it is for.
-    pub(super) async fn route_spread(&self, from: usize, out: SpreadOut) {
+    pub(super) fn route_spread(&self, from: usize, out: SpreadOut) {
         let SpreadOut { room, to, msg } = out;
         let targets: Vec<usize> = match to {
             SpreadTo::Peers => self.directory.borrow().hosts(&room),
@@ -166,7 +167,27 @@ impl Control {
                 from,
                 msg: msg.clone(),
             };
-            let _ = self.send_to(shard, msg).await;
+            // Unbounded: never full (see `news`).
+            if let Some(queue) = self.news.get(shard) {
+                let _ = queue.try_send(msg);
+            }
+        }
+    }
+
+    /// Starts the tasks that drain each shard's news queue into its inbox, in order.
+    pub fn start_news(self: &Rc<Self>) {
+        let queues = std::mem::take(&mut *self.news_queues.borrow_mut());
+        for (shard, queue) in queues.into_iter().enumerate() {
+            let Some(queue) = queue else { continue };
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = queue.recv().await {
+                    if me.send_to(shard, msg).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
         }
     }
 
