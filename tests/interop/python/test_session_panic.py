@@ -6,8 +6,12 @@ its session panic while it is drained)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from livekit import rtc
 
@@ -74,10 +78,20 @@ def panic_count(metrics_url: str) -> float:
     return float(line.split()[-1])
 
 
-def test_a_panicking_session_is_removed_and_the_shard_goes_on() -> None:
+@pytest.mark.parametrize("shards", [1, 2], ids=["one-shard", "room-across-two-shards"])
+def test_a_panicking_session_is_removed_and_the_shard_goes_on(shards: int, tmp_path: Path) -> None:
+    """With two shards and `spread_after = 1` the room spans both: bob, on the other
+    shard than alice and carol, keeps decoding alice and hears carol leave."""
+    affinity = tmp_path / "core-affinity.toml"
+    affinity.write_text(f"control_core = 0\nshard_cores = []\nshards = {shards}\nspread_after = 1\n")
     server = _Server(
         _binary(),
-        extra_args=["--config-body", "prometheus:\n  port: 0\n"],
+        extra_args=[
+            "--config-body",
+            "prometheus:\n  port: 0\n",
+            "--core-affinity",
+            str(affinity),
+        ],
         env={"CORELAY_TEST_PANIC_HOOK": "1"},
     )
     _SERVERS.append(server)
@@ -86,6 +100,9 @@ def test_a_panicking_session_is_removed_and_the_shard_goes_on() -> None:
         metrics_url = server.metrics_url()
         c = Corelay(url, API_KEY, API_SECRET)
         print(asyncio.run(asyncio.wait_for(scenario(c), 60)))
+        if shards == 2:
+            joined = dict(re.findall(r"participant joined .*identity=(\S+) shard=(\d+)", server.logs()))
+            assert joined["bob"] != joined["alice"] == joined["carol"], joined
         # Shards report their counters once a second.
         deadline = time.monotonic() + 5
         while panic_count(metrics_url) < 1 and time.monotonic() < deadline:
