@@ -505,41 +505,37 @@ impl Rooms {
         std::mem::take(&mut self.spread_out)
     }
 
-    /// A local participant left a spread room (`remove_conn_with`).
-    pub(super) fn spread_gone(&mut self, room: &str, conn: ConnId, info: &lk::ParticipantInfo) {
+    /// News about a local participant (`about`) of `room` for the other shards hosting
+    /// it, if any do; `msg` is only built then.
+    fn tell_peers(&mut self, room: &str, about: ConnId, msg: impl FnOnce() -> SpreadMsg) {
         let spread = self
             .rooms
             .get(room)
             .is_some_and(|r| !r.spread.peers.is_empty());
-        if spread && !is_proxy(conn) {
+        if spread && !is_proxy(about) {
             self.spread_out.push(SpreadOut {
                 room: room.to_string(),
                 to: SpreadTo::Peers,
-                msg: SpreadMsg::Gone {
-                    conn,
-                    info: Box::new(info.clone()),
-                },
+                msg: msg(),
             });
         }
     }
 
+    /// A local participant left a spread room (`remove_conn_with`).
+    pub(super) fn spread_gone(&mut self, room: &str, conn: ConnId, info: &lk::ParticipantInfo) {
+        self.tell_peers(room, conn, || SpreadMsg::Gone {
+            conn,
+            info: Box::new(info.clone()),
+        });
+    }
+
     /// A data packet a local participant sent, for the other shards of its room.
     pub(super) fn spread_data(&mut self, room: &str, from: ConnId, label: &str, packet: &[u8]) {
-        let spread = self
-            .rooms
-            .get(room)
-            .is_some_and(|r| !r.spread.peers.is_empty());
-        if spread && !is_proxy(from) {
-            self.spread_out.push(SpreadOut {
-                room: room.to_string(),
-                to: SpreadTo::Peers,
-                msg: SpreadMsg::Data {
-                    from,
-                    label: label.to_string(),
-                    packet: packet.to_vec(),
-                },
-            });
-        }
+        self.tell_peers(room, from, || SpreadMsg::Data {
+            from,
+            label: label.to_string(),
+            packet: packet.to_vec(),
+        });
     }
 
     /// A proxy's track needs a keyframe: ask its publisher's shard, rate-limited.
@@ -599,16 +595,9 @@ impl Rooms {
 
     /// Connection quality changes of local participants, for the other shards.
     pub(super) fn spread_quality(&mut self, room: &str, updates: &[lk::ConnectionQualityInfo]) {
-        let spread = self
-            .rooms
-            .get(room)
-            .is_some_and(|r| !r.spread.peers.is_empty());
-        if spread && !updates.is_empty() {
-            self.spread_out.push(SpreadOut {
-                room: room.to_string(),
-                to: SpreadTo::Peers,
-                msg: SpreadMsg::Quality(updates.to_vec()),
-            });
+        if !updates.is_empty() {
+            // Scored here, so about local participants: no proxy to name.
+            self.tell_peers(room, 0, || SpreadMsg::Quality(updates.to_vec()));
         }
     }
 

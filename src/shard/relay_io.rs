@@ -144,15 +144,8 @@ pub(super) async fn relay_loop(me: Rc<Shard>, from: ConnectedReceiver<RelayPacke
             rooms.counters.forwarded != before
         };
         me.touch(now.mono);
-        if !me.flush(transmits, out).await {
+        if !me.end_turn(now.mono, transmits, out, forwarded).await {
             return;
-        }
-        let done = clock::mono();
-        me.rearm_timer(done);
-        me.busy.borrow_mut().end(done);
-        if forwarded {
-            let us = done.saturating_duration_since(now.mono).as_micros();
-            me.record_forward_latency(us as u64);
         }
         futures_lite::future::yield_now().await;
     }

@@ -125,8 +125,27 @@ impl Shard {
         }
     }
 
-    pub(super) fn record_forward_latency(&self, us: u64) {
-        self.forward_latency.borrow_mut().record_us(us);
+    /// Ends a turn that began at `began`: flushes what it produced, rearms the timer,
+    /// and records the turn's time (and, if it forwarded, its forwarding latency).
+    /// Returns false once the control thread is gone.
+    pub(super) async fn end_turn(
+        &self,
+        began: Instant,
+        transmits: Vec<Transmit>,
+        out: Vec<Outbound>,
+        forwarded: bool,
+    ) -> bool {
+        if !self.flush(transmits, out).await {
+            return false;
+        }
+        let done = clock::mono();
+        self.rearm_timer(done);
+        self.busy.borrow_mut().end(done);
+        if forwarded {
+            let us = done.saturating_duration_since(began).as_micros();
+            self.forward_latency.borrow_mut().record_us(us as u64);
+        }
+        true
     }
 
     /// Sends what one turn produced: datagrams to the network, packets of spread rooms
@@ -357,15 +376,8 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
         if active {
             me.touch(now.mono);
         }
-        if !me.flush(transmits, out).await {
+        if !me.end_turn(now.mono, transmits, out, forwarded).await {
             return;
-        }
-        let done = clock::mono();
-        me.rearm_timer(done);
-        me.busy.borrow_mut().end(done);
-        if forwarded {
-            let us = done.saturating_duration_since(now.mono).as_micros();
-            me.forward_latency.borrow_mut().record_us(us as u64);
         }
         // Under a flood the socket is never empty and this loop would never give the
         // executor back: joins and every other signal message would wait behind the
