@@ -20,14 +20,18 @@ use crate::room::spread::Relayed;
 use crate::room::ConnId;
 use crate::session::RtpIn;
 
-/// Packets one shard may have queued for another before copies are dropped: about a
-/// second of a 2.5 Mb/s publisher, or a few frames of many.
-pub const RELAY_QUEUE: usize = 1024;
-/// The most relayed packets one turn takes before the executor serves its other tasks.
-const RELAY_BATCH: usize = 64;
+/// Batches one shard may have queued for another before copies are dropped. A batch
+/// is what one turn of the sending shard forwarded (a video frame's packets, say), so
+/// this is a few seconds of turns.
+pub const RELAY_QUEUE: usize = 512;
+/// The most relayed batches one turn takes before the executor serves its other tasks.
+const RELAY_BATCHES_PER_TURN: usize = 8;
 
-/// One relayed packet: its publisher's connection (on the sending shard) and the packet.
-pub type RelayPacket = (ConnId, RtpIn);
+/// The packets one turn of a shard relays to one other shard, each with its
+/// publisher's connection (on the sending shard). One message per turn, not per
+/// packet: every message may wake the receiving executor, and each of its turns
+/// drives the subscriber sessions the packets went to.
+pub type RelayPacket = Vec<(ConnId, RtpIn)>;
 
 /// Both ends of the mesh for one shard, before its executor connects them.
 pub struct RelayEnds {
@@ -66,15 +70,26 @@ pub struct RelayLinks {
 }
 
 impl RelayLinks {
-    /// Hands each packet to its shard, dropping (and counting) what does not fit.
+    /// Hands a turn's packets to their shards, one batch per shard; a batch that does
+    /// not fit is dropped (and its packets counted).
     pub fn send(&self, relays: &mut Vec<Relayed>) {
+        if relays.is_empty() {
+            return;
+        }
+        let mut batches: Vec<RelayPacket> = self.to.iter().map(|_| Vec::new()).collect();
         for r in relays.drain(..) {
-            let Some(Some(tx)) = self.to.get(r.shard) else {
+            if let Some(batch) = batches.get_mut(r.shard) {
+                batch.push((r.publisher, r.rtp));
+            }
+        }
+        for (batch, tx) in batches.into_iter().zip(&self.to) {
+            let (Some(tx), false) = (tx, batch.is_empty()) else {
                 continue;
             };
-            match tx.try_send((r.publisher, r.rtp)) {
-                Ok(()) => self.sent.set(self.sent.get() + 1),
-                Err(_) => self.dropped.set(self.dropped.get() + 1),
+            let n = batch.len() as u64;
+            match tx.try_send(batch) {
+                Ok(()) => self.sent.set(self.sent.get() + n),
+                Err(_) => self.dropped.set(self.dropped.get() + n),
             }
         }
     }
@@ -119,11 +134,11 @@ pub async fn connect(
 
 /// Fans out what another shard relays: each batch is one turn, like a receive batch.
 pub(super) async fn relay_loop(me: Rc<Shard>, from: ConnectedReceiver<RelayPacket>) {
-    let mut batch = Vec::with_capacity(RELAY_BATCH);
+    let mut batch = Vec::new();
     while let Some(first) = from.recv().await {
-        // What is already queued behind it (a video frame's packets) joins the turn.
+        // What is already queued behind it joins the turn.
         batch.push(first);
-        while batch.len() < RELAY_BATCH {
+        while batch.len() < RELAY_BATCHES_PER_TURN {
             match futures_lite::future::poll_once(from.recv()).await {
                 Some(Some(next)) => batch.push(next),
                 _ => break,
@@ -137,7 +152,7 @@ pub(super) async fn relay_loop(me: Rc<Shard>, from: ConnectedReceiver<RelayPacke
             let mut rooms = me.rooms.borrow_mut();
             let before = rooms.counters.forwarded;
             rooms.begin_batch();
-            for (publisher, rtp) in batch.drain(..) {
+            for (publisher, rtp) in batch.drain(..).flatten() {
                 rooms.forward_relayed(publisher, rtp, now.mono);
             }
             rooms.end_batch(now.mono, &mut transmits, &mut out);
