@@ -337,18 +337,24 @@ impl Rooms {
         self.speakers.remove(room_name);
         if let Some(room) = self.rooms.remove(room_name) {
             for p in room.participants.values() {
+                self.conns.remove(&p.conn);
+                // A proxy's own shard closes it and sends its webhook.
+                if super::spread::is_proxy(p.conn) {
+                    continue;
+                }
                 self.events.push(RoomEvent::ParticipantLeft(
                     room.info.clone(),
                     p.info.clone(),
                 ));
-                self.conns.remove(&p.conn);
                 self.forget_peers(p.conn);
                 out.push(Outbound::Close {
                     conn: p.conn,
                     leave: leave(reason, lk::leave_request::Action::Disconnect),
                 });
             }
-            self.events.push(RoomEvent::RoomFinished(room.info));
+            if !room.spread.replica {
+                self.events.push(RoomEvent::RoomFinished(room.info));
+            }
         }
     }
 

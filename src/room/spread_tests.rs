@@ -371,3 +371,34 @@ fn a_shard_without_subscribers_of_a_track_stops_getting_its_packets() {
     two.pump(t0);
     assert_eq!(relayed(&mut two, 4), 1);
 }
+
+#[test]
+fn deleting_a_spread_room_closes_each_participant_once_and_finishes_once() {
+    let t0 = crate::clock::now().mono;
+    let mut two = TwoShards::new(t0);
+    two.shards[0].take_events();
+    two.shards[1].take_events();
+    // RoomService DeleteRoom reaches every shard hosting the room.
+    let mut closes = Vec::new();
+    for shard in &mut two.shards {
+        let op = super::RoomOp::Delete { room: "r".into() };
+        shard.apply(op, t0, 0, &mut closes).unwrap();
+    }
+    let mut left = Vec::new();
+    let mut finished = 0;
+    for shard in &mut two.shards {
+        for e in shard.take_events() {
+            match e {
+                RoomEvent::ParticipantLeft(_, p) => left.push(p.identity),
+                RoomEvent::RoomFinished(_) => finished += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    left.sort();
+    assert_eq!(left, ["alice", "bob"]);
+    assert_eq!(finished, 1);
+    let mut closed: Vec<u64> = closes.iter().map(|o| o.conn()).collect();
+    closed.sort();
+    assert_eq!(closed, [1, 2], "each real connection closed once, no proxy");
+}
