@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import http.server
 import queue
+import re
 import signal
 import threading
 import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from livekit import api, rtc
@@ -54,13 +58,16 @@ async def call(url: str) -> None:
 
 def start_with_hooks(
     handler: type[http.server.BaseHTTPRequestHandler],
+    config: str = "",
+    extra_args: Optional[list[str]] = None,
 ) -> tuple[http.server.ThreadingHTTPServer, _Server, api.WebhookReceiver]:
-    """An HTTP sink served by `handler`, and a corelay that sends its webhooks there."""
+    """An HTTP sink served by `handler`, and a corelay that sends its webhooks there
+    (with `config` added to its config and `extra_args` to its command line)."""
     sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     hook_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
-    config = f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
-    server = _Server(_binary(), extra_args=["--config-body", config])
+    config += f"webhook:\n  api_key: devkey\n  urls:\n    - {hook_url}\n"
+    server = _Server(_binary(), extra_args=["--config-body", config, *(extra_args or [])])
     _SERVERS.append(server)
     return sink, server, api.WebhookReceiver(api.TokenVerifier("devkey", "secret"))
 
@@ -98,6 +105,84 @@ def test_webhooks_verify_with_the_official_receiver() -> None:
         _SERVERS.remove(server)
         sink.shutdown()
 
+
+
+class SpreadSink(Sink):
+    received: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
+
+
+async def two_publishers(url: str) -> None:
+    """alice, then bob (on the other shard), each publish a microphone; both leave."""
+    rooms = []
+    for who in ("alice", "bob"):
+        token = (
+            api.AccessToken("devkey", "secret")
+            .with_identity(who)
+            .with_grants(api.VideoGrants(room_join=True, room="spread-hooks"))
+            .to_jwt()
+        )
+        room = rtc.Room()
+        await room.connect(url, token)
+        source = rtc.AudioSource(48000, 1)
+        await room.local_participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("mic", source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+        )
+        rooms.append(room)
+    await asyncio.sleep(1)
+    for room in rooms:
+        await room.disconnect()
+
+
+def test_a_room_across_two_shards_sends_each_webhook_once(tmp_path: Path) -> None:
+    """Two shards and `spread_after = 1`: alice and bob are on different shards. Room
+    webhooks come once (from the room's home), participant and track ones once each
+    (from the participant's own shard), never from the shard that holds a proxy."""
+    affinity = tmp_path / "core-affinity.toml"
+    affinity.write_text("control_core = 0\nshard_cores = []\nshards = 2\nspread_after = 1\n")
+    config = "room:\n  empty_timeout: 1\n  departure_timeout: 1\n"
+    sink, server, receiver = start_with_hooks(
+        SpreadSink, config, ["--core-affinity", str(affinity)]
+    )
+    seen: list[tuple[str, str]] = []
+    try:
+        url = server.wait_ready()
+        asyncio.run(asyncio.wait_for(two_publishers(url), 60))
+        deadline = time.monotonic() + 15
+        quiet_until = None
+        while time.monotonic() < deadline:
+            if quiet_until and time.monotonic() > quiet_until:
+                break
+            try:
+                body, auth, _ = SpreadSink.received.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            event = receiver.receive(body, auth)
+            assert event.room.name == "spread-hooks"
+            seen.append((event.event, event.participant.identity if event.participant else ""))
+            if event.event == "room_finished":
+                # Anything sent twice would follow within a second.
+                quiet_until = time.monotonic() + 1.5
+        joined = re.findall(r"participant joined .*identity=(\S+) shard=(\d+)", server.logs())
+        assert len({shard for _, shard in joined}) == 2, joined
+        counts = Counter(seen)
+        want = {
+            ("room_started", ""): 1,
+            ("participant_joined", "alice"): 1,
+            ("participant_joined", "bob"): 1,
+            ("track_published", "alice"): 1,
+            ("track_published", "bob"): 1,
+            ("track_unpublished", "alice"): 1,
+            ("track_unpublished", "bob"): 1,
+            ("participant_left", "alice"): 1,
+            ("participant_left", "bob"): 1,
+            ("room_finished", ""): 1,
+        }
+        assert dict(counts) == want, seen
+    finally:
+        server.stop()
+        _SERVERS.remove(server)
+        sink.shutdown()
 
 
 class SlowSink(http.server.BaseHTTPRequestHandler):
