@@ -35,6 +35,8 @@ mod room_signal;
 pub mod rooms;
 mod speaker_room;
 pub mod spread;
+mod spread_in;
+mod spread_out;
 #[cfg(test)]
 mod spread_tests;
 mod subscription;
