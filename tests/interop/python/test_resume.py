@@ -7,12 +7,14 @@ keeps flowing, and reliable data sent across the cut arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from livekit import rtc
 
-from conftest import Corelay
+from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
 
 WANT_FRAMES = 10
@@ -64,7 +66,7 @@ class CuttableProxy:
             await self.server.wait_closed()
 
 
-async def resume_after_cut(c: Corelay, room: str, single_pc: bool) -> None:
+async def resume_after_cut(c: Corelay, room: str, single_pc: bool, bob_first: bool = False) -> None:
     target = urlparse(c.url)
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 80)
     await proxy.start()
@@ -94,9 +96,12 @@ async def resume_after_cut(c: Corelay, room: str, single_pc: bool) -> None:
 
     try:
         options = rtc.RoomOptions(single_peer_connection=single_pc)
+        if bob_first:
+            await bob.connect(c.url, c.join_token(room, "bob"), options)
         await alice.connect(f"ws://127.0.0.1:{proxy.port}", c.join_token(room, "alice"), options)
         await publish_camera_and_mic(alice.local_participant, media.video, media.audio)
-        await bob.connect(c.url, c.join_token(room, "bob"), options)
+        if not bob_first:
+            await bob.connect(c.url, c.join_token(room, "bob"), options)
         video = await asyncio.wait_for(subscribed.get(), 15)
         assert await decoded_frames(video, WANT_FRAMES, 10) >= WANT_FRAMES, "before the cut"
         sid = alice.local_participant.sid
@@ -133,3 +138,21 @@ def test_cut_signal_connection_resumes(corelay: Corelay, single_pc: bool) -> Non
     for i in range(2):
         room = f"resume-{'v1' if single_pc else 'v0'}-{i}"
         asyncio.run(asyncio.wait_for(resume_after_cut(corelay, room, single_pc), 90))
+
+
+def test_resume_on_a_shard_other_than_the_rooms_home(tmp_path: Path) -> None:
+    """Two shards and `spread_after = 1`: bob opens the room, alice lands on the other
+    shard (a copy of the room) and resumes there."""
+    affinity = tmp_path / "core-affinity.toml"
+    affinity.write_text("control_core = 0\nshard_cores = []\nshards = 2\nspread_after = 1\n")
+    server = _Server(_binary(), extra_args=["--core-affinity", str(affinity)])
+    _SERVERS.append(server)
+    try:
+        c = Corelay(server.wait_ready(), API_KEY, API_SECRET)
+        asyncio.run(asyncio.wait_for(resume_after_cut(c, "resume-spread", True, bob_first=True), 90))
+        joined = dict(re.findall(r"participant joined .*identity=(\S+) shard=(\d+)", server.logs()))
+        assert joined["alice"] != joined["bob"], joined
+        assert "participant resumed" in server.logs()
+    finally:
+        server.stop()
+        _SERVERS.remove(server)
