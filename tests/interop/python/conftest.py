@@ -179,6 +179,17 @@ class _Server:
         self.log.close()
 
 
+def affinity_args(directory: Path, shards: int, spread_after: Optional[int] = None) -> list[str]:
+    """`--core-affinity FILE` for a server with `shards` shards (and, when given,
+    `spread_after`: a room's participants on its home shard before it spreads)."""
+    path = directory / "core-affinity.toml"
+    text = f"control_core = 0\nshard_cores = []\nshards = {shards}\n"
+    if spread_after is not None:
+        text += f"spread_after = {spread_after}\n"
+    path.write_text(text)
+    return ["--core-affinity", str(path)]
+
+
 def _binary() -> Path:
     env = os.environ.get("CORELAY_BIN")
     path = Path(env) if env else REPO_ROOT / "target" / "debug" / "corelay"

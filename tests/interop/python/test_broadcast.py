@@ -12,13 +12,12 @@ import asyncio
 import re
 import time
 import urllib.request
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from livekit import api, rtc
 
-from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
+from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS, affinity_args
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
 
 WANT_FRAMES = 10
@@ -27,11 +26,9 @@ WAIT_S = 20
 
 @pytest.fixture(scope="module")
 def two_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Corelay, _Server]]:
-    affinity: Path = tmp_path_factory.mktemp("broadcast") / "core-affinity.toml"
-    affinity.write_text("control_core = 0\nshard_cores = []\nshards = 2\nspread_after = 1\n")
     server = _Server(
         _binary(),
-        extra_args=["--core-affinity", str(affinity)],
+        extra_args=affinity_args(tmp_path_factory.mktemp("broadcast"), 2, spread_after=1),
         env={"LIVEKIT_CONFIG": "prometheus:\n  port: 0\n"},
     )
     _SERVERS.append(server)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
+from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS, affinity_args
 from firewall import dropping, media_addrs, needs_nft, ports
 from sources import alice_to_bob
 
@@ -54,11 +54,9 @@ async def call(c: Corelay) -> None:
 @pytest.mark.parametrize("shards", [1, 3])
 def test_media_flows_over_ice_tcp_when_udp_is_blocked(shards: int, tmp_path: Path) -> None:
     """With 3 shards each listens on its own TCP port; the room lands on one of them."""
-    affinity = tmp_path / "core-affinity.toml"
-    affinity.write_text(f"control_core = 0\nshard_cores = []\nshards = {shards}\n")
     server = _Server(
         _binary(),
-        extra_args=["--core-affinity", str(affinity)],
+        extra_args=affinity_args(tmp_path, shards),
         env={"LIVEKIT_CONFIG": "prometheus:\n  port: 0\n"},
     )
     _SERVERS.append(server)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from livekit import rtc
 
-from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
+from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS, affinity_args
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
 
 WANT_FRAMES = 10
@@ -143,9 +143,7 @@ def test_cut_signal_connection_resumes(corelay: Corelay, single_pc: bool) -> Non
 def test_resume_on_a_shard_other_than_the_rooms_home(tmp_path: Path) -> None:
     """Two shards and `spread_after = 1`: bob opens the room, alice lands on the other
     shard (a copy of the room) and resumes there."""
-    affinity = tmp_path / "core-affinity.toml"
-    affinity.write_text("control_core = 0\nshard_cores = []\nshards = 2\nspread_after = 1\n")
-    server = _Server(_binary(), extra_args=["--core-affinity", str(affinity)])
+    server = _Server(_binary(), extra_args=affinity_args(tmp_path, 2, spread_after=1))
     _SERVERS.append(server)
     try:
         c = Corelay(server.wait_ready(), API_KEY, API_SECRET)

@@ -15,7 +15,7 @@ import pytest
 
 from livekit import rtc
 
-from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS
+from conftest import API_KEY, API_SECRET, Corelay, _binary, _Server, _SERVERS, affinity_args
 from sources import CameraAndMic, decoded_frames, publish_camera_and_mic
 
 MARKER = b"corelay-test-panic-now"
@@ -82,15 +82,12 @@ def panic_count(metrics_url: str) -> float:
 def test_a_panicking_session_is_removed_and_the_shard_goes_on(shards: int, tmp_path: Path) -> None:
     """With two shards and `spread_after = 1` the room spans both: bob, on the other
     shard than alice and carol, keeps decoding alice and hears carol leave."""
-    affinity = tmp_path / "core-affinity.toml"
-    affinity.write_text(f"control_core = 0\nshard_cores = []\nshards = {shards}\nspread_after = 1\n")
     server = _Server(
         _binary(),
         extra_args=[
             "--config-body",
             "prometheus:\n  port: 0\n",
-            "--core-affinity",
-            str(affinity),
+            *affinity_args(tmp_path, shards, spread_after=1),
         ],
         env={"CORELAY_TEST_PANIC_HOOK": "1"},
     )

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 from livekit import api, rtc
 
-from conftest import _binary, _Server, _SERVERS
+from conftest import _binary, _Server, _SERVERS, affinity_args
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -35,15 +35,18 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
-async def call(url: str) -> None:
-    token = (
+def join_token(room: str, identity: str) -> str:
+    return (
         api.AccessToken("devkey", "secret")
-        .with_identity("alice")
-        .with_grants(api.VideoGrants(room_join=True, room="hooks"))
+        .with_identity(identity)
+        .with_grants(api.VideoGrants(room_join=True, room=room))
         .to_jwt()
     )
+
+
+async def call(url: str) -> None:
     room = rtc.Room()
-    await room.connect(url, token)
+    await room.connect(url, join_token("hooks", "alice"))
     source = rtc.AudioSource(48000, 1)
     await room.local_participant.publish_track(
         rtc.LocalAudioTrack.create_audio_track("mic", source),
@@ -115,14 +118,8 @@ async def two_publishers(url: str) -> None:
     """alice, then bob (on the other shard), each publish a microphone; both leave."""
     rooms = []
     for who in ("alice", "bob"):
-        token = (
-            api.AccessToken("devkey", "secret")
-            .with_identity(who)
-            .with_grants(api.VideoGrants(room_join=True, room="spread-hooks"))
-            .to_jwt()
-        )
         room = rtc.Room()
-        await room.connect(url, token)
+        await room.connect(url, join_token("spread-hooks", who))
         source = rtc.AudioSource(48000, 1)
         await room.local_participant.publish_track(
             rtc.LocalAudioTrack.create_audio_track("mic", source),
@@ -138,11 +135,9 @@ def test_a_room_across_two_shards_sends_each_webhook_once(tmp_path: Path) -> Non
     """Two shards and `spread_after = 1`: alice and bob are on different shards. Room
     webhooks come once (from the room's home), participant and track ones once each
     (from the participant's own shard), never from the shard that holds a proxy."""
-    affinity = tmp_path / "core-affinity.toml"
-    affinity.write_text("control_core = 0\nshard_cores = []\nshards = 2\nspread_after = 1\n")
     config = "room:\n  empty_timeout: 1\n  departure_timeout: 1\n"
     sink, server, receiver = start_with_hooks(
-        SpreadSink, config, ["--core-affinity", str(affinity)]
+        SpreadSink, config, affinity_args(tmp_path, 2, spread_after=1)
     )
     seen: list[tuple[str, str]] = []
     try:
