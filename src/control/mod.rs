@@ -107,7 +107,7 @@ pub struct Control {
     /// Room copies being opened on another shard (`spread::open_copy`).
     opening: RefCell<std::collections::HashSet<(String, usize)>>,
     /// One queue per shard for the news of spread rooms, each drained into that
-    /// shard's inbox by its own task (`spread::forward_news`), so that a pump never
+    /// shard's inbox by its own task (`spread::start_news`), so that a pump never
     /// waits on another shard's full inbox while its own shard waits on it.
     news: Vec<LocalSender<ToShard>>,
     news_queues: RefCell<Vec<Option<LocalReceiver<ToShard>>>>,
@@ -238,14 +238,9 @@ impl Control {
     /// Forwards a client's request to the shard that holds its participant. Signalling
     /// is never dropped: this waits when the shard's inbox is full.
     pub async fn signal(&self, conn: ConnId, request: lk::SignalRequest) {
-        let shard = self.conns.borrow().get(&conn).and_then(|c| c.shard);
-        if let Some(tx) = shard.and_then(|s| self.shards.get(s)) {
-            let _ = tx
-                .send(ToShard::Signal {
-                    conn,
-                    request: Box::new(request),
-                })
-                .await;
+        if let Some(shard) = self.conn_shard(conn) {
+            let request = Box::new(request);
+            let _ = self.send_to(shard, ToShard::Signal { conn, request }).await;
         }
     }
 
@@ -255,11 +250,8 @@ impl Control {
         if removed.is_some() {
             self.lifecycle.conn_closed();
         }
-        if let Some(tx) = removed
-            .and_then(|c| c.shard)
-            .and_then(|s| self.shards.get(s))
-        {
-            let _ = tx.send(ToShard::Disconnect { conn }).await;
+        if let Some(shard) = removed.and_then(|c| c.shard) {
+            let _ = self.send_to(shard, ToShard::Disconnect { conn }).await;
         }
     }
 
@@ -419,16 +411,21 @@ impl Control {
         None
     }
 
+    /// Sends to a shard's inbox, waiting when it is full (never dropped).
+    async fn send_to(&self, shard: usize, msg: ToShard) -> Result<(), CallError> {
+        let tx = self.shards.get(shard).ok_or(CallError::ShardGone(shard))?;
+        tx.send(msg).await.map_err(|_| CallError::ShardGone(shard))
+    }
+
     async fn call(&self, shard: usize, op: RoomOp) -> Result<RoomReply, CallError> {
-        let sender = self.shards.get(shard).ok_or(CallError::ShardGone(shard))?;
         let req_id = self.next_req.get();
         self.next_req.set(req_id.wrapping_add(1));
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(req_id, tx);
-        if sender.send(ToShard::Room { req_id, op }).await.is_err() {
+        if let Err(e) = self.send_to(shard, ToShard::Room { req_id, op }).await {
             self.pending.borrow_mut().remove(&req_id);
             warn!(shard, "shard inbox closed");
-            return Err(CallError::ShardGone(shard));
+            return Err(e);
         }
         match rx.recv().await {
             Some(result) => result.map_err(CallError::Room),

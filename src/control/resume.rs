@@ -44,13 +44,13 @@ impl Control {
             c.shard
         };
         self.lifecycle.conn_closed();
-        if let Some(tx) = shard.and_then(|s| self.shards.get(s)) {
-            let _ = tx.send(ToShard::SignalLost { conn }).await;
+        if let Some(shard) = shard {
+            let _ = self.send_to(shard, ToShard::SignalLost { conn }).await;
         }
     }
 
     /// The connection of `identity` in `room`, if any.
-    fn conn_of(&self, room: &str, identity: &str) -> Option<ConnId> {
+    pub(super) fn conn_of(&self, room: &str, identity: &str) -> Option<ConnId> {
         // The newest, should a full reconnect's connection not have replaced the old one
         // yet.
         self.conns

@@ -156,10 +156,7 @@ impl Control {
         let targets: Vec<usize> = match to {
             SpreadTo::Peers => self.directory.borrow().hosts(&room),
             SpreadTo::Shard(s) => vec![s],
-            SpreadTo::HostOf(conn) => (self.conns.borrow().get(&conn))
-                .and_then(|c| c.shard)
-                .into_iter()
-                .collect(),
+            SpreadTo::HostOf(conn) => self.conn_shard(conn).into_iter().collect(),
         };
         for shard in targets.into_iter().filter(|s| *s != from) {
             let msg = ToShard::Spread {
@@ -193,21 +190,11 @@ impl Control {
 
     /// The shard where `identity` of `room` is connected, if it is on this node.
     pub(super) fn shard_of(&self, room: &str, identity: &str) -> Option<usize> {
-        let conns = self.conns.borrow();
-        let newest = (conns.iter())
-            .filter(|(_, c)| c.room == room && c.identity == identity && c.shard.is_some())
-            .max_by_key(|(id, _)| **id);
-        newest.and_then(|(_, c)| c.shard)
+        self.conn_shard(self.conn_of(room, identity)?)
     }
 
     /// The shard a connection's participant is on.
     pub fn conn_shard(&self, conn: ConnId) -> Option<usize> {
         self.conns.borrow().get(&conn).and_then(|c| c.shard)
-    }
-
-    /// Sends to a shard's inbox, waiting when it is full (never dropped).
-    async fn send_to(&self, shard: usize, msg: ToShard) -> Result<(), CallError> {
-        let tx = self.shards.get(shard).ok_or(CallError::ShardGone(shard))?;
-        tx.send(msg).await.map_err(|_| CallError::ShardGone(shard))
     }
 }
