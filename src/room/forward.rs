@@ -236,7 +236,7 @@ impl Rooms {
             return;
         };
         self.deliver_data(&room, Some(from), label, &packet, touched);
-        self.spread_data(&room, from, label, &packet.encode_to_vec());
+        self.spread_data(&room, from, label, &packet);
     }
 
     /// Delivers a data packet to the room (RoomService SendData comes here too).
@@ -319,7 +319,6 @@ impl Rooms {
         let mut touched = Vec::new();
         let label = if lossy { "_lossy" } else { "_reliable" };
         self.deliver_data(&req.room, None, label, &packet, &mut touched);
-        self.dirty
-            .extend(touched.into_iter().map(|c| (c, Side::Subscriber)));
+        self.drive_subscribers(touched);
     }
 }

@@ -237,6 +237,12 @@ impl Rooms {
         self.batch_touched = touched;
     }
 
+    /// Subscriber sessions written to outside a datagram or timeout (API or relayed
+    /// data): drained before the shard waits again (`flush_dirty`).
+    pub(super) fn drive_subscribers(&mut self, touched: Vec<ConnId>) {
+        (self.dirty).extend(touched.into_iter().map(|c| (c, Side::Subscriber)));
+    }
+
     /// Drains the sessions that signalling or the API changed.
     pub fn flush_dirty(
         &mut self,

@@ -511,14 +511,10 @@ impl Rooms {
         info: lk::ParticipantInfo,
         out: &mut Vec<Outbound>,
     ) {
-        if let Some(r) = self.rooms.get(room) {
-            let msg = Resp::Update(lk::ParticipantUpdate {
-                participants: vec![info],
-            });
-            for p in r.participants.values().filter(|p| p.conn != about) {
-                reply(out, p.conn, msg.clone());
-            }
-        }
+        let msg = Resp::Update(lk::ParticipantUpdate {
+            participants: vec![info],
+        });
+        self.send_to_others(room, about, msg, out);
     }
 }
 

@@ -468,15 +468,25 @@ impl Rooms {
         );
     }
 
-    fn send_to_others(&self, room_name: &str, except: ConnId, msg: Resp, out: &mut Vec<Outbound>) {
+    /// Sends `msg` to the room's participants on this shard but `except`. Proxies of
+    /// other shards' participants are skipped: their own shard tells them.
+    pub(super) fn send_to_others(
+        &self,
+        room_name: &str,
+        except: ConnId,
+        msg: Resp,
+        out: &mut Vec<Outbound>,
+    ) {
         if let Ok(room) = self.room(room_name) {
-            for p in room.participants.values().filter(|p| p.conn != except) {
+            let to = (room.participants.values())
+                .filter(|p| p.conn != except && !super::spread::is_proxy(p.conn));
+            for p in to {
                 reply(out, p.conn, msg.clone());
             }
         }
     }
 
-    fn send_to_all(&self, room_name: &str, msg: Resp, out: &mut Vec<Outbound>) {
+    pub(super) fn send_to_all(&self, room_name: &str, msg: Resp, out: &mut Vec<Outbound>) {
         self.send_to_others(room_name, ConnId::MAX, msg, out);
     }
 
@@ -496,7 +506,7 @@ pub(super) fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantU
     lk::ParticipantUpdate { participants }
 }
 
-fn visible_count<'a>(participants: impl Iterator<Item = &'a Participant>) -> u32 {
+pub(super) fn visible_count<'a>(participants: impl Iterator<Item = &'a Participant>) -> u32 {
     participants.filter(|p| !p.hidden()).count() as u32
 }
 

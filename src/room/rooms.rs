@@ -158,6 +158,9 @@ pub struct Rooms {
     /// News for the other shards of spread rooms, and their relayed packets.
     pub(super) spread_out: Vec<super::spread::SpreadOut>,
     pub(super) relay_out: Vec<super::spread::Relayed>,
+    /// The rooms that have peers (maybe stale: `take_spread` drops those that no
+    /// longer do), so that a turn on a shard with no spread room looks at none.
+    pub(super) spread_rooms: Vec<String>,
 }
 
 impl Rooms {
@@ -189,6 +192,7 @@ impl Rooms {
             ice_preferences: Default::default(),
             spread_out: Vec::new(),
             relay_out: Vec::new(),
+            spread_rooms: Vec::new(),
         }
     }
 

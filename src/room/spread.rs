@@ -74,21 +74,16 @@ pub enum SpreadMsg {
         rid: Option<Rid>,
     },
     /// The simulcast qualities the sending shard's subscribers want of a track of
-    /// `publisher` (dynacast counts every shard's subscribers).
+    /// the receiving shard's (dynacast counts every shard's subscribers).
     Wants {
-        publisher: ConnId,
         track_sid: String,
         qualities: BTreeSet<i32>,
     },
     /// Connection quality of the sending shard's participants.
     Quality(Vec<lk::ConnectionQualityInfo>),
-    /// Whether the sending shard has subscribers of a track of `publisher`: a shard
-    /// that has none is not sent its packets until it says it has again.
-    Interest {
-        publisher: ConnId,
-        track_sid: String,
-        wanted: bool,
-    },
+    /// Whether the sending shard has subscribers of a track of the receiving shard's: a
+    /// shard that has none is not sent its packets until it says it has again.
+    Interest { track_sid: String, wanted: bool },
 }
 
 /// Where the control thread takes a [`SpreadMsg`].
@@ -193,6 +188,9 @@ impl Rooms {
         });
         (state.spread.unwanted.values_mut())
             .for_each(|shards| shards.retain(|s| peers.contains(s)));
+        if !peers.is_empty() && !self.spread_rooms.iter().any(|r| r == room) {
+            self.spread_rooms.push(room.to_string());
+        }
         state.spread.peers = peers;
         state.spread.replica = !home;
         for shard in added {
@@ -215,10 +213,10 @@ impl Rooms {
         })
     }
 
-    /// Packets of local publishers for the other shards of their rooms, since the last
-    /// call.
-    pub fn take_relays(&mut self, into: &mut Vec<Relayed>) {
-        into.append(&mut self.relay_out);
+    /// Packets of local publishers for the other shards of their rooms, queued since
+    /// the caller last drained them.
+    pub fn relays(&mut self) -> &mut Vec<Relayed> {
+        &mut self.relay_out
     }
 
     /// A packet relayed by the shard of its publisher (`origin`): it fans out here
@@ -228,11 +226,6 @@ impl Rooms {
         let mut touched = std::mem::take(&mut self.batch_touched);
         self.forward_rtp(proxy_conn(origin), rtp, now, &mut touched);
         self.batch_touched = touched;
-    }
-
-    /// Whether this shard's copy of `room` is the home's (rooms on one shard are).
-    pub fn is_home(&self, room: &str) -> bool {
-        self.rooms.get(room).is_some_and(|r| !r.spread.replica)
     }
 }
 

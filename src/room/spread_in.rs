@@ -9,7 +9,8 @@ use lk::signal_response::Message as Resp;
 use prost::Message;
 
 use super::participant::{ConnId, Participant, ParticipantMedia};
-use super::room_ops::{reply, Outbound};
+use super::room_ops::Outbound;
+use super::room_signal::visible_count;
 use super::rooms::Rooms;
 use super::spread::{is_proxy, origin_conn, proxy_conn, Member, SpreadMsg};
 
@@ -39,11 +40,7 @@ impl Rooms {
                 };
                 let mut touched = Vec::new();
                 self.deliver_data(room, Some(proxy_conn(from)), &label, &packet, &mut touched);
-                self.dirty.extend(
-                    touched
-                        .into_iter()
-                        .map(|c| (c, super::media::Side::Subscriber)),
-                );
+                self.drive_subscribers(touched);
             }
             SpreadMsg::Keyframe {
                 publisher,
@@ -57,7 +54,6 @@ impl Rooms {
             SpreadMsg::Wants {
                 track_sid,
                 qualities,
-                ..
             } => {
                 if let Some(state) = self.rooms.get_mut(room) {
                     (state.spread.wants.entry(track_sid).or_default())
@@ -67,11 +63,9 @@ impl Rooms {
             }
             SpreadMsg::Quality(updates) => {
                 let msg = Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates });
-                self.send_to_locals(room, msg, out);
+                self.send_to_all(room, msg, out);
             }
-            SpreadMsg::Interest {
-                track_sid, wanted, ..
-            } => {
+            SpreadMsg::Interest { track_sid, wanted } => {
                 if let Some(state) = self.rooms.get_mut(room) {
                     let shards = state.spread.unwanted.entry(track_sid).or_default();
                     shards.retain(|s| *s != from_shard);
@@ -79,15 +73,6 @@ impl Rooms {
                         shards.push(from_shard);
                     }
                 }
-            }
-        }
-    }
-
-    /// Sends `msg` to this shard's own participants of `room`.
-    fn send_to_locals(&self, room: &str, msg: Resp, out: &mut Vec<Outbound>) {
-        if let Some(state) = self.rooms.get(room) {
-            for p in state.participants.values().filter(|p| !is_proxy(p.conn)) {
-                reply(out, p.conn, msg.clone());
             }
         }
     }
@@ -127,7 +112,6 @@ impl Rooms {
         let Some(state) = self.rooms.get_mut(room) else {
             return;
         };
-        let hidden = member.info.permission.as_ref().is_some_and(|p| p.hidden);
         let info = member.info.clone();
         match state.participants.get_mut(&identity) {
             Some(p) => {
@@ -151,16 +135,16 @@ impl Rooms {
                         mirrored: None,
                     },
                 );
-                state.info.num_participants =
-                    state.participants.values().filter(|p| !p.hidden()).count() as u32;
+                state.info.num_participants = visible_count(state.participants.values());
                 self.conns.insert(conn, (room.to_string(), identity));
             }
         }
+        let hidden = (self.participant(room, &info.identity)).is_ok_and(|p| p.hidden());
         if !hidden {
             let msg = Resp::Update(lk::ParticipantUpdate {
                 participants: vec![info.clone()],
             });
-            self.send_to_locals(room, msg, out);
+            self.send_to_all(room, msg, out);
         }
         let gone: Vec<String> = (old_tracks.iter())
             .filter(|t| !info.tracks.iter().any(|n| n.sid == t.sid))
@@ -200,8 +184,7 @@ impl Rooms {
         let Some(gone) = state.participants.remove(&info.identity) else {
             return;
         };
-        state.info.num_participants =
-            state.participants.values().filter(|p| !p.hidden()).count() as u32;
+        state.info.num_participants = visible_count(state.participants.values());
         if state.participants.is_empty() {
             state.close_at = now + Duration::from_secs(u64::from(state.info.departure_timeout));
         }
@@ -211,7 +194,7 @@ impl Rooms {
         self.unsubscribe_all(room, &tracks, now, out);
         info.state = lk::participant_info::State::Disconnected as i32;
         if !gone.hidden() {
-            self.send_to_locals(
+            self.send_to_all(
                 room,
                 Resp::Update(lk::ParticipantUpdate {
                     participants: vec![info],

@@ -21,9 +21,13 @@ impl Rooms {
     /// The news this shard has for the other shards of its spread rooms: what was
     /// queued, and every local participant whose state changed since it was last sent.
     pub fn take_spread(&mut self) -> Vec<SpreadOut> {
-        for (name, state) in self.rooms.iter_mut() {
+        let (rooms, spread_out) = (&mut self.rooms, &mut self.spread_out);
+        self.spread_rooms.retain(|name| {
+            let Some(state) = rooms.get_mut(name) else {
+                return false;
+            };
             if state.spread.peers.is_empty() {
-                continue;
+                return false;
             }
             for p in state.participants.values_mut() {
                 if is_proxy(p.conn) {
@@ -34,13 +38,14 @@ impl Rooms {
                     continue;
                 }
                 p.mirrored = Some(now_at);
-                self.spread_out.push(SpreadOut {
+                spread_out.push(SpreadOut {
                     room: name.clone(),
                     to: SpreadTo::Peers,
                     msg: SpreadMsg::Member(Box::new(member_of(p))),
                 });
             }
-        }
+            true
+        });
         std::mem::take(&mut self.spread_out)
     }
 
@@ -69,11 +74,17 @@ impl Rooms {
     }
 
     /// A data packet a local participant sent, for the other shards of its room.
-    pub(super) fn spread_data(&mut self, room: &str, from: ConnId, label: &str, packet: &[u8]) {
+    pub(super) fn spread_data(
+        &mut self,
+        room: &str,
+        from: ConnId,
+        label: &str,
+        packet: &lk::DataPacket,
+    ) {
         self.tell_peers(room, from, || SpreadMsg::Data {
             from,
             label: label.to_string(),
-            packet: packet.to_vec(),
+            packet: prost::Message::encode_to_vec(packet),
         });
     }
 
@@ -125,7 +136,6 @@ impl Rooms {
             room: room.to_string(),
             to: SpreadTo::HostOf(origin_conn(proxy)),
             msg: SpreadMsg::Wants {
-                publisher: origin_conn(proxy),
                 track_sid: track_sid.to_string(),
                 qualities,
             },
@@ -158,7 +168,6 @@ impl Rooms {
             room: room.clone(),
             to: SpreadTo::HostOf(origin_conn(proxy)),
             msg: SpreadMsg::Interest {
-                publisher: origin_conn(proxy),
                 track_sid: track_sid.to_string(),
                 wanted: false,
             },
@@ -182,7 +191,6 @@ impl Rooms {
                 room: room.to_string(),
                 to: SpreadTo::HostOf(publisher),
                 msg: SpreadMsg::Interest {
-                    publisher,
                     track_sid: track_sid.to_string(),
                     wanted: true,
                 },

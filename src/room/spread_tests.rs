@@ -198,8 +198,7 @@ fn packets_relay_once_per_shard_and_keyframe_asks_travel_back() {
 
     let mut touched = Vec::new();
     two.shards[0].forward_rtp(1, video_packet(mid, 1, false), t0, &mut touched);
-    let mut relays = Vec::new();
-    two.shards[0].take_relays(&mut relays);
+    let mut relays: Vec<_> = two.shards[0].relays().drain(..).collect();
     assert_eq!(relays.len(), 1, "one copy for the one other shard");
     let relayed = relays.pop().unwrap();
     assert_eq!((relayed.shard, relayed.publisher), (1, 1));
@@ -240,9 +239,7 @@ fn packets_relay_once_per_shard_and_keyframe_asks_travel_back() {
             > before.keyframe_requests + before.keyframe_request_failures
     );
     // Relayed packets are never relayed again.
-    let mut more = Vec::new();
-    two.shards[1].take_relays(&mut more);
-    assert!(more.is_empty());
+    assert!(two.shards[1].relays().is_empty());
 }
 
 #[test]
@@ -340,9 +337,7 @@ fn a_shard_without_subscribers_of_a_track_stops_getting_its_packets() {
     let relayed = |two: &mut TwoShards, seq| {
         let mut touched = Vec::new();
         two.shards[0].forward_rtp(1, video_packet(mid, seq, false), t0, &mut touched);
-        let mut relays = Vec::new();
-        two.shards[0].take_relays(&mut relays);
-        relays.len()
+        two.shards[0].relays().drain(..).count()
     };
     assert_eq!(relayed(&mut two, 1), 1);
     // bob unsubscribes: the next relayed packet finds nobody on shard 1, which says so.

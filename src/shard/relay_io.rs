@@ -37,8 +37,8 @@ pub type RelayPacket = Vec<(ConnId, RtpIn)>;
 pub struct RelayEnds {
     /// Index = destination shard; `None` for itself.
     pub to: Vec<Option<SharedSender<RelayPacket>>>,
-    /// (source shard, receiver).
-    pub from: Vec<(usize, SharedReceiver<RelayPacket>)>,
+    /// One per other shard, from it.
+    pub from: Vec<SharedReceiver<RelayPacket>>,
 }
 
 /// A channel for every ordered pair of `shards` shards; entry `i` is shard `i`'s ends.
@@ -54,7 +54,7 @@ pub fn mesh(shards: usize) -> Vec<RelayEnds> {
             if from != to {
                 let (tx, rx) = shared_channel::new_bounded(RELAY_QUEUE);
                 ends[from].to[to] = Some(tx);
-                ends[to].from.push((from, rx));
+                ends[to].from.push(rx);
             }
         }
     }
@@ -105,14 +105,12 @@ impl RelayLinks {
 
 /// Connects a shard's ends. Every shard connects at once at start-up, and a connect
 /// waits for its peer's, so all of this shard's ends are connected concurrently.
-pub async fn connect(
-    ends: RelayEnds,
-) -> (RelayLinks, Vec<(usize, ConnectedReceiver<RelayPacket>)>) {
+pub async fn connect(ends: RelayEnds) -> (RelayLinks, Vec<ConnectedReceiver<RelayPacket>>) {
     let senders: Vec<_> = (ends.to.into_iter())
         .map(|tx| tx.map(|tx| glommio::spawn_local(connected(tx.connect()))))
         .collect();
     let receivers: Vec<_> = (ends.from.into_iter())
-        .map(|(from, rx)| (from, glommio::spawn_local(connected(rx.connect()))))
+        .map(|rx| glommio::spawn_local(connected(rx.connect())))
         .collect();
     let mut to = Vec::new();
     for tx in senders {
@@ -122,8 +120,8 @@ pub async fn connect(
         });
     }
     let mut from = Vec::new();
-    for (shard, task) in receivers {
-        from.push((shard, task.await));
+    for task in receivers {
+        from.push(task.await);
     }
     let links = RelayLinks {
         to,

@@ -20,7 +20,7 @@ use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
-use crate::room::spread::{is_proxy, Relayed};
+use crate::room::spread::is_proxy;
 use crate::room::{Outbound, Rooms};
 use crate::session::{Transmit, Transport};
 
@@ -86,10 +86,8 @@ pub(super) struct Shard {
     activity: Cell<Activity>,
     /// One per socket: wakes its receiver out of a quiet poll sleep.
     wake_recv: Vec<LocalSender<()>>,
-    /// Media of spread rooms to the other shards (`relay_io`), and the reused buffer
-    /// a turn's relayed packets are taken into.
+    /// Media of spread rooms to the other shards (`relay_io`).
     relay: RelayLinks,
-    relay_buf: RefCell<Vec<Relayed>>,
 }
 
 impl Shard {
@@ -158,9 +156,7 @@ impl Shard {
         self.sockets.send_all(&mut transmits).await;
         let spread = {
             let mut rooms = self.rooms.borrow_mut();
-            let mut relays = self.relay_buf.borrow_mut();
-            rooms.take_relays(&mut relays);
-            self.relay.send(&mut relays);
+            self.relay.send(rooms.relays());
             rooms.take_spread()
         };
         // What the room code says to proxies (participants of other shards) is for
@@ -229,9 +225,8 @@ pub async fn run(
         activity: Cell::new(Activity::default()),
         wake_recv,
         relay,
-        relay_buf: RefCell::new(Vec::new()),
     });
-    for (_, from) in relayed_from {
+    for from in relayed_from {
         glommio::spawn_local(relay_io::relay_loop(me.clone(), from)).detach();
     }
     glommio::spawn_local(stats_loop(me.clone())).detach();
