@@ -231,3 +231,24 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
                 ("corelay", f"server exited with status {server.proc.returncode}")
             )
         report.sections.append(("corelay log", server.describe()))
+
+
+# The rtc SDK keeps Rust threads (its tokio runtime) that call back into Python. When the
+# interpreter finalizes, such a thread asking for the GIL is ended with pthread_exit, whose
+# forced unwind through the SDK's `extern "C"` frames aborts the process ("panic in a
+# function that cannot unwind"), turning a green run into exit 134 after the summary was
+# printed. Once pytest has reported, the process leaves without finalizing.
+_EXIT_STATUS = {"status": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):  # type: ignore[no-untyped-def]
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS["status"])
