@@ -113,6 +113,10 @@ pub struct Args {
     /// Queue of the constrained downlink, in ms at its rate (datagrams beyond it are dropped).
     #[arg(long, default_value_t = 100)]
     pub constrain_queue_ms: u32,
+    /// Subscribers join as viewers: their tokens cannot publish (a broadcast's audience,
+    /// as livestreams configure them). Publishers' tokens can, as always.
+    #[arg(long)]
+    pub viewers: bool,
     /// Signal path: v1 (`/rtc/v1`, one peer connection per participant, the SDKs'
     /// default) or v0 (`/rtc`, a subscriber and a publisher PC).
     #[arg(long, value_enum, default_value = "v1")]

@@ -238,6 +238,7 @@ fn main() {
         constrain_kbps: args.constrain_kbps,
         constrain_queue_ms: args.constrain_queue_ms,
         single_pc: args.signal == cli::SignalPath::V1,
+        viewers: args.viewers,
     });
 
     let cpu_start = args.server_pid.map(process_cpu_us);

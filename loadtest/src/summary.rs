@@ -259,6 +259,7 @@ pub fn build(run: &Run) -> Value {
             "audio_bitrate_kbps": args.audio_bitrate,
             "simulcast": if args.simulcast { "on" } else { "off" },
             "sub_quality": args.sub_quality.map(|q| q.name()),
+            "viewers": args.viewers,
             "constrained_subs": args.constrained_subs,
             "constrain_kbps": args.constrain_kbps,
             "constrain_queue_ms": args.constrain_queue_ms,
@@ -331,6 +332,9 @@ pub fn print(s: &Value) {
         c["video_resolution"].as_str().unwrap_or(""), c["video_bitrate_kbps"], c["fps"], c["gop"],
         c["audio_bitrate_kbps"], c["simulcast"].as_str().unwrap_or(""),
     );
+    if c["viewers"].as_bool() == Some(true) {
+        println!("                  subscribers join as viewers (tokens that cannot publish)");
+    }
     println!(
         "time              {:.1} s wall: ramp {:.1} s, media {:.1} s after the ramp",
         s["wall_s"].as_f64().unwrap_or(0.0),

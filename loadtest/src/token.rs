@@ -31,6 +31,7 @@ pub fn join_token(
     room: &str,
     identity: &str,
     ttl_secs: u64,
+    can_publish: bool,
 ) -> Result<String, String> {
     let now = crate::clock::wall_us() / 1_000_000;
     let claims = Claims {
@@ -42,7 +43,7 @@ pub fn join_token(
         video: VideoGrant {
             room_join: true,
             room,
-            can_publish: true,
+            can_publish,
             can_subscribe: true,
             can_publish_data: true,
         },
@@ -61,7 +62,7 @@ mod tests {
 
     #[test]
     fn token_has_the_claims() {
-        let t = join_token("devkey", "secret", "r1", "alice", 60).unwrap();
+        let t = join_token("devkey", "secret", "r1", "alice", 60, false).unwrap();
         let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
         v.validate_aud = false;
         let d = jsonwebtoken::decode::<serde_json::Value>(
@@ -74,5 +75,6 @@ mod tests {
         assert_eq!(d.claims["sub"], "alice");
         assert_eq!(d.claims["video"]["roomJoin"], true);
         assert_eq!(d.claims["video"]["room"], "r1");
+        assert_eq!(d.claims["video"]["canPublish"], false);
     }
 }

@@ -75,6 +75,8 @@ pub struct Config {
     pub constrain_queue_ms: u32,
     /// `/rtc/v1`: one PC per participant (`single`).
     pub single_pc: bool,
+    /// Subscribers' tokens cannot publish (`--viewers`).
+    pub viewers: bool,
 }
 
 /// Worker-owned scratch and results the clients write into.
@@ -201,6 +203,7 @@ impl Client {
                 &c.spec.room,
                 &c.spec.identity,
                 cfg.token_ttl,
+                !(cfg.viewers && c.spec.role == Role::Sub),
             )
             .map_err(|e| Failure::new("token", e))?;
             Signal::connect(&ep, &token, join_request.as_deref())
