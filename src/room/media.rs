@@ -392,11 +392,9 @@ impl Rooms {
         if slot.is_some() {
             return true;
         }
-        let may_publish = p.info.permission.as_ref().is_some_and(|x| x.can_publish);
-        match PeerSession::configured(role, &addrs, codecs, may_publish, now) {
+        match PeerSession::configured(role, &addrs, codecs, now) {
             Ok(session) => {
-                let twcc = crate::session::negotiates_transport_cc(role, may_publish);
-                debug!(conn = key.0, ?role, twcc, "peer connection created");
+                debug!(conn = key.0, ?role, "peer connection created");
                 p.media.ice.started(key.1 as usize, now);
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);

@@ -41,21 +41,10 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(role: PeerRole) -> Pair {
-        Self::with_publishing(role, true)
-    }
-
-    /// As `new`, for a client that may (not) publish (`PeerSession::configured`).
-    pub fn with_publishing(role: PeerRole, client_may_publish: bool) -> Pair {
         let now = crate::clock::now().mono;
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("host"));
-        let addrs = super::LocalAddrs {
-            udp: vec![addr(SERVER)],
-            tcp: Vec::new(),
-        };
-        let codecs = super::EnabledCodecs::ALL;
-        let server = PeerSession::configured(role, &addrs, codecs, client_may_publish, now)
-            .expect("session");
+        let server = PeerSession::new(role, &[addr(SERVER)], now).expect("session");
         Pair {
             now,
             client,

@@ -107,8 +107,11 @@ impl PeerSession {
             }
             Event::MediaEgressStats(m) => {
                 // Receiver-report loss and RTT: the fallback where TWCC gives none.
-                if m.loss.is_some() {
-                    self.rr_loss = m.loss;
+                if let Some(loss) = m.loss {
+                    let sent =
+                        self.stream_totals
+                            .packets_since(Flow::Egress, (m.mid, m.rid), m.packets);
+                    self.rr_loss.add(loss, sent);
                 }
                 if m.rtt.is_some() {
                     self.rr_rtt = m.rtt;

@@ -27,8 +27,6 @@ mod harness;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_feedback;
-#[cfg(test)]
 mod tests_guard;
 #[cfg(test)]
 mod tests_input;
@@ -45,7 +43,7 @@ use std::sync::Arc;
 pub use codecs::EnabledCodecs;
 pub use data_out::{DataSent, MAX_QUEUED_BYTES};
 pub use guard::{enable_test_panic_hook, PANIC_MARKER};
-pub use peer::{negotiates_transport_cc, PeerSession};
+pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use single_pc::SectionsWanted;
 pub use str0m::format::Codec;

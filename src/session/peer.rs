@@ -9,7 +9,6 @@ use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::Mid;
 use str0m::net::Receive;
-use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 
 use super::candidate::{pairable, parse_trickle, to_trickle_json, Trickled};
@@ -21,35 +20,6 @@ use super::{OfferedMedia, PeerRole, SessionError};
 
 /// How often str0m reports link figures (`SessionEvent::LinkStats`).
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Whether a PC negotiates transport-wide congestion control (TWCC). We send the
-/// client TWCC feedback on the media it sends us, which its own send-side estimate
-/// needs. The other way round, TWCC would only serve a send-side estimate of ours,
-/// which corelay does not run (the allocator estimates from receiver-report loss and
-/// RTT, `sfu::bandwidth`); yet the client would send a feedback packet every 50–100 ms
-/// per PC, each one a decrypt, a parse and often a wake-up of the shard. So, as
-/// LiveKit by default (`congestion_control.use_send_side_bwe: false`), PCs that only
-/// carry media to the client do without: v0 subscriber PCs, and v1 PCs of clients
-/// that cannot publish. (A v1 client allowed to publish later sends without TWCC
-/// feedback on that PC: its estimate then goes by loss alone.)
-pub fn negotiates_transport_cc(role: PeerRole, client_may_publish: bool) -> bool {
-    match role {
-        PeerRole::Publisher => true,
-        PeerRole::Subscriber => false,
-        PeerRole::Single => client_may_publish,
-    }
-}
-
-/// str0m's standard header extensions less the transport-wide sequence number.
-fn without_transport_cc() -> ExtensionMap {
-    let mut exts = ExtensionMap::empty();
-    for (id, ext) in ExtensionMap::standard().iter() {
-        if *ext != Extension::TransportSequenceNumber {
-            exts.set(id, ext.clone());
-        }
-    }
-    exts
-}
 
 /// One peer connection of a participant. See the module documentation for the drive loop.
 pub struct PeerSession {
@@ -91,7 +61,9 @@ pub struct PeerSession {
     /// What the latest input from the client came over.
     pub(super) last_transport: Option<Transport>,
     /// The latest receiver-report loss and RTT of our sends (see `LinkStats`).
-    pub(super) rr_loss: Option<f32>,
+    /// Receiver-report loss of the streams we send since the last link report, each
+    /// weighted by the packets it sent (`stream_stats::RrLoss`).
+    pub(super) rr_loss: super::stream_stats::RrLoss,
     pub(super) rr_rtt: Option<std::time::Duration>,
     /// Running NACK and packet totals of each stream, for the shard's counters.
     pub(super) stream_totals: super::stream_stats::StreamTotals,
@@ -109,17 +81,15 @@ impl PeerSession {
             udp: local_candidates.to_vec(),
             tcp: Vec::new(),
         };
-        Self::configured(role, &addrs, EnabledCodecs::ALL, true, now)
+        Self::configured(role, &addrs, EnabledCodecs::ALL, now)
     }
 
     /// As `new`, with passive ICE/TCP candidates beside the UDP ones, negotiating only
-    /// `codecs` (`room.enabled_codecs`). `client_may_publish` says whether a `Single` PC
-    /// may carry the client's media (its token can publish).
+    /// `codecs` (`room.enabled_codecs`).
     pub fn configured(
         role: PeerRole,
         addrs: &LocalAddrs,
         codecs: EnabledCodecs,
-        client_may_publish: bool,
         now: Instant,
     ) -> Result<Self, SessionError> {
         // RED on both sides: publishers that offer it send Opus with redundancy, which
@@ -139,11 +109,6 @@ impl PeerSession {
         // No str0m BWE: it pads every video-carrying PC (~50 kbps of RTX padding, also
         // on paused tracks, and ~370 wake-ups/s per session). The allocator estimates
         // from loss and RTT instead (`sfu::bandwidth`).
-        let config = if negotiates_transport_cc(role, client_may_publish) {
-            config
-        } else {
-            config.set_extension_map(without_transport_cc())
-        };
         // Panics only on a bad config, and this one is fixed.
         let mut rtc = config.build(now);
         let mut local = Vec::with_capacity(addrs.udp.len() + addrs.tcp.len());
@@ -191,7 +156,7 @@ impl PeerSession {
             ufrag,
             last_now: now,
             last_transport: None,
-            rr_loss: None,
+            rr_loss: Default::default(),
             rr_rtt: None,
             stream_totals: Default::default(),
         })

@@ -61,7 +61,42 @@ const MAX_LOSS: f64 = 0.99;
 /// RTCP's cumulative lost is 24-bit signed: at or above this it is negative.
 const NEGATIVE_LOST: u64 = 0x80_0000;
 
+/// The receiver-report loss of a PC's streams over one link-report interval: each
+/// stream's fraction weighted by the packets it sent, so that a video stream's loss is
+/// not replaced by whichever stream (audio) reported last.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RrLoss {
+    weighted: f64,
+    packets: u64,
+}
+
+impl RrLoss {
+    /// A stream's reported fraction lost, over `sent` packets (at least 1 is counted:
+    /// a report over a stream that sent nothing since still says something).
+    pub fn add(&mut self, fraction: f32, sent: u64) {
+        if !fraction.is_finite() {
+            return;
+        }
+        let sent = sent.max(1);
+        self.weighted += f64::from(fraction.clamp(0.0, 1.0)) * sent as f64;
+        self.packets += sent;
+    }
+
+    /// The weighted fraction since the last take; `None` without reports.
+    pub fn take(&mut self) -> Option<f32> {
+        let taken = std::mem::take(self);
+        (taken.packets > 0).then(|| (taken.weighted / taken.packets as f64) as f32)
+    }
+}
+
 impl StreamTotals {
+    /// Packets sent (or received) on a stream since its last `update`, from a running
+    /// total; call before `update` with the same total.
+    pub fn packets_since(&self, flow: Flow, (mid, rid): (Mid, Option<Rid>), packets: u64) -> u64 {
+        let last = self.last.get(&(flow, mid, rid)).map_or(0, |l| l.packets);
+        packets.saturating_sub(last)
+    }
+
     /// One report of running totals: NACKs and packets (sent or received) so far on
     /// `mid`/`rid`. Totals that went down (a stream of the mid went away) start a new
     /// baseline. `None` when nothing was added.
@@ -178,5 +213,24 @@ mod tests {
         let c = t.update(Flow::Ingress, s, VIDEO, (4, 511), f(7.0));
         let lost = c.map_or(0, |c| c.lost);
         assert!((98..=99).contains(&lost), "fraction capped at 0.99: {lost}");
+    }
+
+    #[test]
+    fn receiver_report_loss_is_weighted_by_what_each_stream_sent() {
+        let mut t = StreamTotals::default();
+        let video = (Mid::from("0"), None);
+        let audio = (Mid::from("1"), None);
+        t.update(Flow::Egress, video, VIDEO, (0, 100), Loss::Cumulative(None));
+        assert_eq!(t.packets_since(Flow::Egress, video, 1000), 900);
+        assert_eq!(t.packets_since(Flow::Egress, audio, 50), 50, "a new stream");
+        let mut rr = RrLoss::default();
+        // 900 video packets at 20 % loss, then 50 audio packets at none: not 0 %.
+        rr.add(0.2, 900);
+        rr.add(0.0, 50);
+        let got = rr.take().expect("reports");
+        assert!((got - 0.1895).abs() < 0.001, "{got}");
+        assert_eq!(rr.take(), None, "taken");
+        rr.add(f32::NAN, 10);
+        assert_eq!(rr.take(), None, "not a fraction");
     }
 }

@@ -1,6 +1,6 @@
 //! Downlink bandwidth estimate for one subscriber, sans-IO, from the link reports str0m
-//! produces once a second (loss as the client's receiver reports give it, or its TWCC
-//! feedback where the PC negotiated TWCC; RTT; and what we actually sent).
+//! produces once a second (loss of our TWCC-sequenced packets as the client's feedback
+//! reports it, RTT, and what we actually sent).
 //!
 //! Why not str0m's own BWE: with it enabled, str0m's pacer pads every video-carrying
 //! PC to at least 50 kbit/s and puts that padding on the RTX SSRC of the stream that

@@ -1,8 +1,7 @@
-"""A viewer whose token cannot publish (a broadcast's audience): its peer connection
-does without transport-wide congestion control, as LiveKit's subscriber PCs do, and
-media still flows both ways with the official SDK: it decodes the publisher's video
-and audio, and once RoomService grants it publishing, the video it then publishes on
-that same connection is decoded by the publisher."""
+"""A viewer whose token cannot publish (a broadcast's audience, the common livestream
+setup) with the official SDK: it decodes the publisher's video and audio, and once
+RoomService grants it publishing, the video it then publishes on the connection it
+joined with is decoded by the publisher."""
 
 from __future__ import annotations
 
