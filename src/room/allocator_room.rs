@@ -150,9 +150,7 @@ impl Rooms {
         let Some(subscribed) = r.participants.get(identity).map(|p| &p.media.downtracks) else {
             return HashMap::new();
         };
-        let speaking: HashSet<String> = self
-            .speakers
-            .get(room)
+        let speaking: HashSet<String> = (r.speakers.as_ref())
             .map(|d| d.active().into_iter().map(|s| s.sid).collect())
             .unwrap_or_default();
         let mut facts = HashMap::new();

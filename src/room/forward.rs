@@ -27,15 +27,15 @@ impl Rooms {
         now: Instant,
         touched: &mut Vec<ConnId>,
     ) {
-        // Borrowed field by field: nothing on this path allocates in corelay's code
-        // (the room and identity are not cloned, the track sid is shared).
-        let Some((room, identity)) = self.conns.get(&publisher) else {
+        // Found through slots, borrowed field by field: no String lookups and no
+        // allocations on this path in corelay's code (the track sid is shared).
+        let Some((room_slot, slot)) = self.place_of(publisher) else {
             return;
         };
-        let Some(room_state) = self.rooms.get_mut(room) else {
+        let Some(room_state) = self.rooms.at_mut(room_slot) else {
             return;
         };
-        let Some(source) = room_state.participants.get(identity) else {
+        let Some(source) = room_state.participants.at(slot) else {
             return;
         };
         let Some(track_sid) = source.media.published.get(&rtp.mid).cloned() else {
@@ -44,14 +44,11 @@ impl Rooms {
         // Only audio carries the RFC 6464 level.
         if let Some(level) = rtp.audio_level {
             let sid = source.info.sid.as_str();
-            match self.speakers.get_mut(room) {
-                Some(detector) => detector.observe(sid, dbov_magnitude(level), now),
-                None => {
-                    let mut detector = SpeakerDetector::new(SpeakerConfig::default());
-                    detector.observe(sid, dbov_magnitude(level), now);
-                    self.speakers.insert(room.clone(), detector);
-                }
-            }
+            let detector = room_state.speakers.get_or_insert_with(|| {
+                self.speaker_rooms += 1;
+                SpeakerDetector::new(SpeakerConfig::default())
+            });
+            detector.observe(sid, dbov_magnitude(level), now);
         }
         // A spread room: each other shard hosting it gets one shared copy (the payload
         // is reference-counted), fanned out there through this publisher's proxy.

@@ -2,6 +2,7 @@
 //! draining each session, and acting on what comes out (connection state, media to
 //! forward, keyframe requests, data). Sans-IO: the shard driver passes time and bytes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -9,8 +10,10 @@ use livekit_protocol as lk;
 use tracing::{debug, info, warn};
 
 use super::ice_fallback::IcePreference;
+use super::members::Slot;
 use super::participant::{ConnId, Participant};
 use super::room_ops::Outbound;
+use super::room_table::{RoomSlot, RoomTable};
 use super::rooms::Rooms;
 use crate::session::{PeerRole, PeerSession, SessionError, SessionEvent, Transmit, Transport};
 
@@ -203,9 +206,9 @@ impl Rooms {
         let mut due = std::mem::take(&mut self.due_scratch);
         due.clear();
         {
-            let (rooms, conns) = (&self.rooms, &self.conns);
+            let (rooms, places, conns) = (&self.rooms, &self.places, &self.conns);
             self.timers
-                .pop_due(now, |k| deadline_of(rooms, conns, k), &mut due);
+                .pop_due(now, |k| deadline_of(rooms, places, conns, k), &mut due);
         }
         for &key in &due {
             self.tick(key, now, transmits, out);
@@ -261,15 +264,15 @@ impl Rooms {
 
     /// The earliest session deadline of the shard.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        let (rooms, conns) = (&self.rooms, &self.conns);
-        self.timers.next(|k| deadline_of(rooms, conns, k))
+        let (rooms, places, conns) = (&self.rooms, &self.places, &self.conns);
+        self.timers.next(|k| deadline_of(rooms, places, conns, k))
     }
 
     /// When the shard's timer must run next: the earliest session deadline, the next
     /// active-speaker poll (rooms with audio) and connection-quality tick (rooms with
     /// participants); `None` when nothing waits.
     pub fn next_wake(&mut self, now: Instant) -> Option<Instant> {
-        let speakers = (!self.speakers.is_empty()).then(|| self.next_speaker_poll.unwrap_or(now));
+        let speakers = (self.speaker_rooms > 0).then(|| self.next_speaker_poll.unwrap_or(now));
         let quality = (!self.conns.is_empty()).then(|| self.next_quality_tick.unwrap_or(now));
         [self.next_deadline(), speakers, quality]
             .into_iter()
@@ -332,8 +335,28 @@ impl Rooms {
     }
 
     pub(super) fn participant_by_conn(&mut self, conn: ConnId) -> Option<&mut Participant> {
-        let (room, identity) = self.conns.get(&conn)?;
-        self.rooms.get_mut(room)?.participants.get_mut(identity)
+        let (room, slot) = self.place_of(conn)?;
+        self.rooms.at_mut(room)?.participants.at_mut(slot)
+    }
+
+    /// The room and member slots of a connection's participant: the cached place when
+    /// the participant there still has this connection id, else found by name and
+    /// cached.
+    pub(super) fn place_of(&mut self, conn: ConnId) -> Option<(RoomSlot, Slot)> {
+        if let Some(&place) = self.places.get(&conn) {
+            if place_holds(&self.rooms, place, conn) {
+                return Some(place);
+            }
+        }
+        let place = find_place(&self.rooms, &self.conns, conn)?;
+        self.places.insert(conn, place);
+        Some(place)
+    }
+
+    /// Forgets a connection's room and identity (and its cached place).
+    pub(super) fn forget_conn(&mut self, conn: ConnId) -> Option<(String, String)> {
+        self.places.remove(&conn);
+        self.conns.remove(&conn)
     }
 
     /// The key a session is filed under: a single PC (`/rtc/v1`) is the publisher
@@ -347,12 +370,7 @@ impl Rooms {
     }
 
     pub(super) fn is_single_pc(&self, conn: ConnId) -> bool {
-        let Some((room, identity)) = self.conns.get(&conn) else {
-            return false;
-        };
-        self.rooms
-            .get(room)
-            .and_then(|r| r.participants.get(identity))
+        participant_at(&self.rooms, &self.places, &self.conns, conn)
             .is_some_and(|p| p.media.single_pc)
     }
 
@@ -541,13 +559,48 @@ impl Rooms {
 }
 
 /// A session's current deadline, for the heap to tell current entries from stale ones.
+/// Whether the participant at `place` is the one of `conn`.
+fn place_holds(rooms: &RoomTable, (room, slot): (RoomSlot, Slot), conn: ConnId) -> bool {
+    rooms
+        .at(room)
+        .and_then(|r| r.participants.at(slot))
+        .is_some_and(|p| p.conn == conn)
+}
+
+/// A connection's place found by its room name and identity.
+fn find_place(
+    rooms: &RoomTable,
+    conns: &HashMap<ConnId, (String, String)>,
+    conn: ConnId,
+) -> Option<(RoomSlot, Slot)> {
+    let (room, identity) = conns.get(&conn)?;
+    let room_slot = rooms.slot_of(room)?;
+    let slot = rooms.at(room_slot)?.participants.slot_of(identity)?;
+    Some((room_slot, slot))
+}
+
+/// A connection's participant, through its cached place where that still holds.
+fn participant_at<'a>(
+    rooms: &'a RoomTable,
+    places: &HashMap<ConnId, (RoomSlot, Slot)>,
+    conns: &HashMap<ConnId, (String, String)>,
+    conn: ConnId,
+) -> Option<&'a Participant> {
+    let place = places
+        .get(&conn)
+        .copied()
+        .filter(|&place| place_holds(rooms, place, conn))
+        .or_else(|| find_place(rooms, conns, conn))?;
+    rooms.at(place.0)?.participants.at(place.1)
+}
+
 fn deadline_of(
-    rooms: &std::collections::HashMap<String, super::rooms::RoomState>,
-    conns: &std::collections::HashMap<ConnId, (String, String)>,
+    rooms: &RoomTable,
+    places: &HashMap<ConnId, (RoomSlot, Slot)>,
+    conns: &HashMap<ConnId, (String, String)>,
     (conn, side): PeerKey,
 ) -> Option<Instant> {
-    let (room, identity) = conns.get(&conn)?;
-    let m = &rooms.get(room)?.participants.get(identity)?.media;
+    let m = &participant_at(rooms, places, conns, conn)?.media;
     match side {
         Side::Publisher => m.publisher_deadline,
         Side::Subscriber => m.subscriber_deadline,

@@ -44,6 +44,20 @@ impl Members {
         self.slots.get_mut(slot)?.as_mut()
     }
 
+    /// The slot of a participant: stable while it stays (a rejoin under the same
+    /// identity keeps it), reused after it leaves.
+    pub fn slot_of(&self, identity: &str) -> Option<Slot> {
+        self.by_identity.get(identity).copied()
+    }
+
+    pub fn at(&self, slot: Slot) -> Option<&Participant> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Participant> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
     /// Adds (or replaces) the participant with this identity.
     pub fn insert(&mut self, identity: String, participant: Participant) -> Option<Participant> {
         self.fanout.clear();

@@ -32,6 +32,7 @@ mod quality_room;
 mod resume;
 pub mod room_ops;
 mod room_signal;
+mod room_table;
 pub mod rooms;
 mod speaker_room;
 pub mod spread;

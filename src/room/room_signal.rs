@@ -285,7 +285,7 @@ impl Rooms {
             // Only its own shard removes a participant.
             return;
         }
-        let Some((room_name, identity)) = self.conns.remove(&conn) else {
+        let Some((room_name, identity)) = self.forget_conn(conn) else {
             return;
         };
         let Ok(room) = self.room_mut(&room_name) else {
@@ -334,10 +334,10 @@ impl Rooms {
         reason: lk::DisconnectReason,
         out: &mut Vec<Outbound>,
     ) {
-        self.speakers.remove(room_name);
         if let Some(room) = self.rooms.remove(room_name) {
+            self.speaker_rooms -= usize::from(room.speakers.is_some());
             for p in room.participants.values() {
-                self.conns.remove(&p.conn);
+                self.forget_conn(p.conn);
                 // A proxy's own shard closes it and sends its webhook.
                 if super::spread::is_proxy(p.conn) {
                     continue;

@@ -112,13 +112,19 @@ pub(super) struct RoomState {
     pub(super) sif_trailer: Vec<u8>,
     /// The other shards hosting this room, if it spans several (`spread`).
     pub(super) spread: super::spread::RoomSpread,
+    /// Active-speaker detection, from the room's first audio level on.
+    pub(super) speakers: Option<crate::sfu::speaker::SpeakerDetector>,
 }
 
 /// Every room of one shard, keyed by name.
 pub struct Rooms {
-    pub(super) rooms: HashMap<String, RoomState>,
+    pub(super) rooms: super::room_table::RoomTable,
     /// Which room and identity each signal connection belongs to.
     pub(super) conns: HashMap<ConnId, (String, String)>,
+    /// Where each connection's participant was last found (room slot, member slot): a
+    /// hint checked against the participant's connection id on every use, so that the
+    /// media path finds a participant without String lookups (`place_of`).
+    pub(super) places: HashMap<ConnId, (super::room_table::RoomSlot, super::members::Slot)>,
     pub(super) node: NodeInfo,
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
     pub(super) local_candidates: crate::session::LocalAddrs,
@@ -135,8 +141,9 @@ pub struct Rooms {
     pub counters: Counters,
     /// Room events since the driver last took them.
     pub(super) events: Vec<RoomEvent>,
-    /// Active-speaker detection, per room.
-    pub(super) speakers: HashMap<String, crate::sfu::speaker::SpeakerDetector>,
+    /// Rooms that have a speaker detector (`RoomState::speakers`): the timer polls
+    /// them only while there are some.
+    pub(super) speaker_rooms: usize,
     /// The forwarder's per-packet state, reused from packet to packet.
     pub(super) fan_out: crate::sfu::forwarder::FanOut,
     /// Every session's next timeout (see `timers`).
@@ -166,8 +173,9 @@ pub struct Rooms {
 impl Rooms {
     pub fn new(defaults: RoomDefaults, limits: RoomLimits, node: NodeInfo) -> Self {
         Rooms {
-            rooms: HashMap::new(),
+            rooms: Default::default(),
             conns: HashMap::new(),
+            places: HashMap::new(),
             node,
             local_candidates: Default::default(),
             codecs: Default::default(),
@@ -177,7 +185,7 @@ impl Rooms {
             dirty: Vec::new(),
             counters: Counters::default(),
             events: Vec::new(),
-            speakers: HashMap::new(),
+            speaker_rooms: 0,
             fan_out: Default::default(),
             timers: Default::default(),
             due_scratch: Vec::new(),
@@ -316,10 +324,10 @@ impl Rooms {
             .map(|(name, _)| name.clone())
             .collect();
         for name in &closed {
-            self.speakers.remove(name);
             if let Some(room) = self.rooms.remove(name) {
+                self.speaker_rooms -= usize::from(room.speakers.is_some());
                 for p in room.participants.values() {
-                    self.conns.remove(&p.conn);
+                    self.forget_conn(p.conn);
                 }
                 if !room.spread.replica {
                     self.events.push(RoomEvent::RoomFinished(room.info));
@@ -373,6 +381,7 @@ impl Rooms {
                 close_at,
                 sif_trailer: format!("{}{}", ids::guid(""), ids::guid("")).into_bytes(),
                 spread: Default::default(),
+                speakers: None,
             },
         );
         Ok(info)

@@ -20,14 +20,14 @@ impl Rooms {
             return;
         }
         self.next_speaker_poll = Some(now + POLL_EVERY);
-        for (room, detector) in self.speakers.iter_mut() {
+        for r in self.rooms.values_mut() {
+            let Some(detector) = r.speakers.as_mut() else {
+                continue;
+            };
             let speakers = detector.poll(now);
             if speakers.is_empty() {
                 continue;
             }
-            let Some(r) = self.rooms.get(room) else {
-                continue;
-            };
             let msg = Resp::SpeakersChanged(lk::SpeakersChanged { speakers });
             for p in r.participants.values() {
                 out.push(Outbound::Signal {
@@ -42,7 +42,7 @@ impl Rooms {
 
     /// A participant left: it stops speaking for everyone.
     pub(super) fn forget_speaker(&mut self, room: &str, participant_sid: &str) {
-        if let Some(detector) = self.speakers.get_mut(room) {
+        if let Some(detector) = self.rooms.get_mut(room).and_then(|r| r.speakers.as_mut()) {
             detector.remove(participant_sid);
         }
     }

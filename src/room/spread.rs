@@ -173,6 +173,7 @@ impl Rooms {
                     close_at,
                     sif_trailer: seed.sif_trailer,
                     spread: RoomSpread::default(),
+                    speakers: None,
                 },
             );
         }

@@ -188,7 +188,7 @@ impl Rooms {
         if state.participants.is_empty() {
             state.close_at = now + Duration::from_secs(u64::from(state.info.departure_timeout));
         }
-        self.conns.remove(&conn);
+        self.forget_conn(conn);
         self.forget_speaker(room, &gone.info.sid);
         let tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
         self.unsubscribe_all(room, &tracks, now, out);
