@@ -6,6 +6,7 @@ pub mod batch;
 pub mod drops;
 pub mod framing;
 pub mod pktinfo;
+pub mod recv_batch;
 pub mod tcp;
 pub mod trains;
 pub mod udp;

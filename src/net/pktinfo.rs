@@ -73,7 +73,7 @@ pub fn recv_now(
 }
 
 /// The destination address in a received message's control data, if any.
-fn destination(hdr: &libc::msghdr) -> Option<IpAddr> {
+pub(super) fn destination(hdr: &libc::msghdr) -> Option<IpAddr> {
     // SAFETY: the kernel filled msg_control up to msg_controllen with well-formed
     // headers; CMSG_FIRSTHDR/NXTHDR stay within it and return null at its end.
     unsafe {

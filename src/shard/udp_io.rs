@@ -10,6 +10,7 @@ use glommio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use crate::net::batch::{gso_supported, send_batch_from, MAX_PACKETS};
+use crate::net::recv_batch::RecvBatch;
 use crate::session::Transmit;
 use std::cell::{Cell, RefCell};
 
@@ -133,6 +134,30 @@ impl Sockets {
             Err(e) => {
                 debug!(error = %e, "non-blocking receive failed");
                 None
+            }
+        }
+    }
+
+    /// What is already queued on socket `index`, in one `recvmmsg` (see
+    /// `net::recv_batch`): how many datagrams `batch` now holds. Errors are logged and
+    /// end the turn's receiving, as in `recv_now`.
+    pub fn recv_batch(&self, index: usize, batch: &mut RecvBatch) -> usize {
+        let Some(socket) = self.sockets.get(index) else {
+            return 0;
+        };
+        let pktinfo = self.pktinfo[index];
+        match batch.recv(socket.as_raw_fd(), pktinfo) {
+            Ok(n) => {
+                if pktinfo {
+                    for (_, source, destination) in (0..n).filter_map(|i| batch.get(i)) {
+                        self.remember_destination(source, destination);
+                    }
+                }
+                n
+            }
+            Err(e) => {
+                debug!(error = %e, "non-blocking receive failed");
+                0
             }
         }
     }

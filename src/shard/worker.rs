@@ -20,6 +20,7 @@ use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
 use crate::metrics::histogram::LatencyHistogram;
+use crate::net::recv_batch::RecvBatch;
 use crate::room::spread::is_proxy;
 use crate::room::{Outbound, Rooms};
 use crate::session::{Transmit, Transport};
@@ -43,8 +44,6 @@ const TIMER_GRID: Duration = Duration::from_millis(20);
 const TIMER_COARSE_GRID: Duration = Duration::from_millis(100);
 const TIMER_COARSE_AFTER: Duration = Duration::from_millis(250);
 const TIMER_URGENT: Duration = Duration::from_millis(2);
-/// The most datagrams one receive turn takes (the first one and what is queued).
-const RECV_BATCH: usize = 32;
 
 /// When the timer should wake for a deadline `next`, seen at `now` (see `TIMER_GRID`).
 /// A quiet shard (`quiet`: no media, data or signalling for a while) serves every
@@ -306,6 +305,7 @@ pub async fn run(
 async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
     let destination = me.sockets.advertised(index);
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut batch = RecvBatch::new(MAX_DATAGRAM);
     loop {
         let first = if me.activity.get().is_quiet(clock::mono()) {
             match me.sockets.recv_now(index, &mut buf) {
@@ -340,29 +340,26 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
             let data_before = rooms.counters.data_packets;
             let mut media = false;
             // One turn serves what is already queued behind this datagram (a video
-            // frame's packets): subscriber sessions are driven once, at the end.
+            // frame's packets, the subscribers' feedback), taken in one `recvmmsg`:
+            // subscriber sessions are driven once, at the end.
             rooms.begin_batch();
-            let mut next = Some(first);
-            let mut taken = 0;
-            while let Some((len, source)) = next {
-                media |= quiet::is_media(&buf[..len]);
+            let (len, source) = first;
+            let rest = me.sockets.recv_batch(index, &mut batch);
+            let queued = (0..rest).filter_map(|i| batch.get(i));
+            for (datagram, source, _) in std::iter::once((&buf[..len], source, None)).chain(queued)
+            {
+                media |= quiet::is_media(datagram);
                 let known = rooms.handle_datagram(
                     now.mono,
                     source,
                     destination,
-                    &buf[..len],
+                    datagram,
                     &mut transmits,
                     &mut out,
                 );
                 if !known {
                     debug!(shard = me.id, from = %source, "datagram for no session dropped");
                 }
-                taken += 1;
-                next = if taken < RECV_BATCH {
-                    me.sockets.recv_now(index, &mut buf)
-                } else {
-                    None
-                };
             }
             rooms.end_batch(now.mono, &mut transmits, &mut out);
             let active = media || rooms.counters.data_packets != data_before;
