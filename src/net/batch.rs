@@ -4,9 +4,10 @@
 //! back to a waiting send when the socket buffer is full.
 //!
 //! Receiving: the first datagram of a turn comes through glommio (a non-blocking
-//! attempt, then io_uring); [`recv_now`] then takes what else is already queued, one
-//! `recvfrom(MSG_DONTWAIT)` each, so that one turn serves a burst (the packets of one
-//! video frame) and each subscriber session is driven once for all of it.
+//! attempt, then io_uring), or [`recv_now`] on a quiet shard's poll; what else is
+//! already queued then comes in one `recvmmsg` (`recv_batch`), so that one turn serves
+//! a burst (the packets of one video frame) and each subscriber session is driven once
+//! for all of it.
 
 use std::io;
 use std::mem::{size_of, zeroed};
