@@ -69,7 +69,7 @@ impl Rooms {
         fan.begin();
         let (mut forwarded, mut downtracks_here) = (0, 0);
         let (subscribers, slots) = room_state.participants.fan_out(&track_sid);
-        for &slot in subscribers {
+        for &(slot, down_slot) in subscribers {
             let Some(Some(p)) = slots.get_mut(slot) else {
                 continue;
             };
@@ -77,7 +77,7 @@ impl Rooms {
                 continue;
             }
             let (downtracks, session) = p.media.down_parts();
-            let Some(down) = downtracks.get_mut(&*track_sid) else {
+            let Some(down) = downtracks.at_mut(down_slot, &track_sid) else {
                 continue;
             };
             downtracks_here += 1;

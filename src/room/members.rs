@@ -12,6 +12,8 @@ use super::participant::Participant;
 /// A participant's place in its room's slots, stable while it stays.
 pub type Slot = usize;
 
+use super::down_tracks::DownSlot;
+
 #[derive(Default)]
 pub struct Members {
     slots: Vec<Option<Participant>>,
@@ -22,7 +24,7 @@ pub struct Members {
     /// track is added (`subscribed`) or a participant comes or goes. A slot whose
     /// participant dropped the downtrack since is skipped by the walk, so removals
     /// need not touch it.
-    fanout: HashMap<Arc<str>, Vec<Slot>>,
+    fanout: HashMap<Arc<str>, Vec<(Slot, DownSlot)>>,
 }
 
 impl Members {
@@ -108,19 +110,21 @@ impl Members {
         self.fanout.remove(track_sid);
     }
 
-    /// The slots subscribed to `track_sid` (see `fanout`), and the slots to reach
-    /// them through.
-    pub fn fan_out(&mut self, track_sid: &Arc<str>) -> (&[Slot], &mut [Option<Participant>]) {
+    /// The slots subscribed to `track_sid` (see `fanout`), each with its downtrack's
+    /// slot, and the slots to reach them through.
+    pub fn fan_out(
+        &mut self,
+        track_sid: &Arc<str>,
+    ) -> (&[(Slot, DownSlot)], &mut [Option<Participant>]) {
         if !self.fanout.contains_key(&**track_sid) {
             let list = self
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| {
-                    p.as_ref()
-                        .is_some_and(|p| p.media.downtracks.contains_key(&**track_sid))
+                .filter_map(|(slot, p)| {
+                    let down = p.as_ref()?.media.downtracks.slot_of(track_sid)?;
+                    Some((slot, down))
                 })
-                .map(|(slot, _)| slot)
                 .collect();
             self.fanout.insert(track_sid.clone(), list);
         }
@@ -162,7 +166,7 @@ mod tests {
         let (list, slots) = m.fan_out(&track);
         let mut conns: Vec<u64> = list
             .iter()
-            .filter_map(|&s| slots[s].as_ref())
+            .filter_map(|&(s, _)| slots[s].as_ref())
             .map(|p| p.conn)
             .collect();
         conns.sort_unstable();

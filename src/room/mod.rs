@@ -8,6 +8,7 @@ mod allocator_room;
 mod allocator_tests;
 #[cfg(test)]
 mod demux_tests;
+pub mod down_tracks;
 pub mod dynacast;
 mod forward;
 #[doc(hidden)]

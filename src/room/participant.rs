@@ -85,7 +85,7 @@ pub struct ParticipantMedia {
     /// Shared, so that forwarding names the track without allocating per packet.
     pub published: HashMap<Mid, std::sync::Arc<str>>,
     /// Track sid → downtrack on the subscriber PC.
-    pub downtracks: HashMap<String, DownTrack>,
+    pub downtracks: super::down_tracks::DownTracks,
     /// Subscriptions over `limit.subscription_limit_*`, oldest first, with their
     /// publisher's sid: they start when a slot of their kind frees.
     pub waiting: Vec<(String, lk::TrackInfo)>,
@@ -112,7 +112,12 @@ impl ParticipantMedia {
     }
 
     /// The downtracks and the PC they go out on, borrowed apart.
-    pub fn down_parts(&mut self) -> (&mut HashMap<String, DownTrack>, Option<&mut PeerSession>) {
+    pub fn down_parts(
+        &mut self,
+    ) -> (
+        &mut super::down_tracks::DownTracks,
+        Option<&mut PeerSession>,
+    ) {
         let session = if self.single_pc {
             self.publisher.as_mut()
         } else {
