@@ -77,7 +77,7 @@ impl Rooms {
                 continue;
             }
             let (downtracks, session) = p.media.down_parts();
-            let Some(down) = downtracks.at_mut(down_slot, &track_sid) else {
+            let Some(down) = downtracks.at_mut_keyed(down_slot, &track_sid) else {
                 continue;
             };
             downtracks_here += 1;

@@ -12,7 +12,7 @@ use super::participant::Participant;
 /// A participant's place in its room's slots, stable while it stays.
 pub type Slot = usize;
 
-use super::down_tracks::DownSlot;
+use super::keyed_slots::KeySlot as DownSlot;
 
 #[derive(Default)]
 pub struct Members {

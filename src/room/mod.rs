@@ -8,7 +8,6 @@ mod allocator_room;
 mod allocator_tests;
 #[cfg(test)]
 mod demux_tests;
-pub mod down_tracks;
 pub mod dynacast;
 mod forward;
 #[doc(hidden)]
@@ -17,6 +16,7 @@ pub mod ice_fallback;
 #[cfg(test)]
 mod ice_fallback_tests;
 pub mod ice_servers;
+pub mod keyed_slots;
 #[cfg(test)]
 mod limits_tests;
 pub mod media;

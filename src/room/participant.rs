@@ -11,6 +11,9 @@ use crate::sfu::bandwidth::LinkEstimator;
 use crate::sfu::connection_quality::QualityInputs;
 pub use crate::sfu::downtrack::DownTrack;
 
+/// A subscriber's downtracks by track sid (see `keyed_slots`).
+pub type DownTracks = super::keyed_slots::KeyedSlots<DownTrack>;
+
 /// Identifies one signal connection, so the control thread can route answers to it.
 pub type ConnId = u64;
 
@@ -85,7 +88,7 @@ pub struct ParticipantMedia {
     /// Shared, so that forwarding names the track without allocating per packet.
     pub published: HashMap<Mid, std::sync::Arc<str>>,
     /// Track sid → downtrack on the subscriber PC.
-    pub downtracks: super::down_tracks::DownTracks,
+    pub downtracks: DownTracks,
     /// Subscriptions over `limit.subscription_limit_*`, oldest first, with their
     /// publisher's sid: they start when a slot of their kind frees.
     pub waiting: Vec<(String, lk::TrackInfo)>,
@@ -112,12 +115,7 @@ impl ParticipantMedia {
     }
 
     /// The downtracks and the PC they go out on, borrowed apart.
-    pub fn down_parts(
-        &mut self,
-    ) -> (
-        &mut super::down_tracks::DownTracks,
-        Option<&mut PeerSession>,
-    ) {
+    pub fn down_parts(&mut self) -> (&mut DownTracks, Option<&mut PeerSession>) {
         let session = if self.single_pc {
             self.publisher.as_mut()
         } else {

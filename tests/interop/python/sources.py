@@ -39,14 +39,21 @@ async def pump_audio(source: rtc.AudioSource, stop: Optional[asyncio.Event] = No
         t += SAMPLES
 
 
+async def publish_camera(
+    participant: rtc.LocalParticipant, video: rtc.VideoSource, name: str = "cam"
+) -> None:
+    """Publishes `video` as a single-layer camera track called `name`."""
+    await participant.publish_track(
+        rtc.LocalVideoTrack.create_video_track(name, video),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
+    )
+
+
 async def publish_camera_and_mic(
     participant: rtc.LocalParticipant, video: rtc.VideoSource, audio: rtc.AudioSource
 ) -> None:
     """Publishes `video` as a single-layer camera and `audio` as the microphone."""
-    await participant.publish_track(
-        rtc.LocalVideoTrack.create_video_track("cam", video),
-        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
-    )
+    await publish_camera(participant, video)
     await participant.publish_track(
         rtc.LocalAudioTrack.create_audio_track("mic", audio),
         rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),

@@ -10,7 +10,13 @@ import asyncio
 from livekit import api, rtc
 
 from conftest import Corelay
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
+from sources import (
+    CameraAndMic,
+    decoded_frames,
+    publish_camera,
+    publish_camera_and_mic,
+    video_tracks,
+)
 
 ROOM = "permission-changes"
 
@@ -72,10 +78,7 @@ async def scenario(c: Corelay) -> None:
         assert not viewer.remote_participants["alice"].track_publications
         await set_grants(c, "alice", grants())
         again = CameraAndMic()
-        await alice.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("cam2", again.video),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
-        )
+        await publish_camera(alice.local_participant, again.video, "cam2")
         track = await next_event(tracks, "video track published after can_publish was granted")
         got = await decoded_frames(track, 5, 10)
         assert got >= 5, f"{got} frames after can_publish was granted again"

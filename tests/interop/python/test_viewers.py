@@ -10,7 +10,13 @@ import asyncio
 from livekit import api, rtc
 
 from conftest import Corelay
-from sources import CameraAndMic, decoded_frames, publish_camera_and_mic, video_tracks
+from sources import (
+    CameraAndMic,
+    decoded_frames,
+    publish_camera,
+    publish_camera_and_mic,
+    video_tracks,
+)
 
 ROOM = "viewers"
 
@@ -77,10 +83,7 @@ async def scenario(c: Corelay) -> None:
             assert loop.time() < deadline, "the grant did not reach the viewer"
             await asyncio.sleep(0.05)
         own = CameraAndMic()
-        await viewer.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("cam", own.video),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False),
-        )
+        await publish_camera(viewer.local_participant, own.video)
         track = await next_track(alice_tracks, "the former viewer's video at alice")
         got = await decoded_frames(track, 10, 15)
         assert got >= 10, f"alice decoded {got} frames of the former viewer's video"
