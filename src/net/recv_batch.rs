@@ -36,15 +36,6 @@ impl RecvBatch {
         }
     }
 
-    /// How many datagrams the last `recv` took.
-    pub fn len(&self) -> usize {
-        self.received
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.received == 0
-    }
-
     /// Datagram `i` of the last `recv`: its bytes, source and destination (the latter
     /// with `pktinfo` only). `None` past the end or for an unknown address family.
     pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr, Option<IpAddr>)> {
@@ -146,9 +137,10 @@ mod tests {
         }
         b.send_to(&[9; 100], to).unwrap();
         let mut got = Vec::new();
+        let mut n = 0;
         // Loopback delivery is synchronous, but read until all six are in anyway.
         while got.len() < 6 {
-            let n = batch.recv(rx.as_raw_fd(), false).unwrap();
+            n = batch.recv(rx.as_raw_fd(), false).unwrap();
             for i in 0..n {
                 let (data, from, dst) = batch.get(i).unwrap();
                 assert_eq!(dst, None);
@@ -161,7 +153,10 @@ mod tests {
         }
         assert_eq!(got[5].0.len(), 64, "cut to the buffer");
         assert_eq!(got[5].1, b.local_addr().unwrap());
-        assert!(batch.get(batch.len()).is_none());
+        assert!(
+            batch.get(n).is_none(),
+            "nothing past the last call's datagrams"
+        );
     }
 
     #[test]

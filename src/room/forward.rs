@@ -44,10 +44,8 @@ impl Rooms {
         // Only audio carries the RFC 6464 level.
         if let Some(level) = rtp.audio_level {
             let sid = source.info.sid.as_str();
-            let detector = room_state.speakers.get_or_insert_with(|| {
-                self.speaker_rooms += 1;
-                SpeakerDetector::new(SpeakerConfig::default())
-            });
+            let detector = (room_state.speakers)
+                .get_or_insert_with(|| SpeakerDetector::new(SpeakerConfig::default()));
             detector.observe(sid, dbov_magnitude(level), now);
         }
         // A spread room: each other shard hosting it gets one shared copy (the payload

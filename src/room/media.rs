@@ -272,7 +272,8 @@ impl Rooms {
     /// active-speaker poll (rooms with audio) and connection-quality tick (rooms with
     /// participants); `None` when nothing waits.
     pub fn next_wake(&mut self, now: Instant) -> Option<Instant> {
-        let speakers = (self.speaker_rooms > 0).then(|| self.next_speaker_poll.unwrap_or(now));
+        let has_speakers = self.rooms.values().any(|r| r.speakers.is_some());
+        let speakers = has_speakers.then(|| self.next_speaker_poll.unwrap_or(now));
         let quality = (!self.conns.is_empty()).then(|| self.next_quality_tick.unwrap_or(now));
         [self.next_deadline(), speakers, quality]
             .into_iter()
@@ -343,13 +344,10 @@ impl Rooms {
     /// the participant there still has this connection id, else found by name and
     /// cached.
     pub(super) fn place_of(&mut self, conn: ConnId) -> Option<(RoomSlot, Slot)> {
-        if let Some(&place) = self.places.get(&conn) {
-            if place_holds(&self.rooms, place, conn) {
-                return Some(place);
-            }
+        let (place, found) = locate(&self.rooms, &self.places, &self.conns, conn)?;
+        if found {
+            self.places.insert(conn, place);
         }
-        let place = find_place(&self.rooms, &self.conns, conn)?;
-        self.places.insert(conn, place);
         Some(place)
     }
 
@@ -558,7 +556,6 @@ impl Rooms {
     }
 }
 
-/// A session's current deadline, for the heap to tell current entries from stale ones.
 /// Whether the participant at `place` is the one of `conn`.
 fn place_holds(rooms: &RoomTable, (room, slot): (RoomSlot, Slot), conn: ConnId) -> bool {
     rooms
@@ -567,16 +564,23 @@ fn place_holds(rooms: &RoomTable, (room, slot): (RoomSlot, Slot), conn: ConnId) 
         .is_some_and(|p| p.conn == conn)
 }
 
-/// A connection's place found by its room name and identity.
-fn find_place(
+/// A connection's place: the cached one while it still holds, else found by room name
+/// and identity (then `true`: worth caching).
+fn locate(
     rooms: &RoomTable,
+    places: &HashMap<ConnId, (RoomSlot, Slot)>,
     conns: &HashMap<ConnId, (String, String)>,
     conn: ConnId,
-) -> Option<(RoomSlot, Slot)> {
+) -> Option<((RoomSlot, Slot), bool)> {
+    if let Some(&place) = places.get(&conn) {
+        if place_holds(rooms, place, conn) {
+            return Some((place, false));
+        }
+    }
     let (room, identity) = conns.get(&conn)?;
     let room_slot = rooms.slot_of(room)?;
     let slot = rooms.at(room_slot)?.participants.slot_of(identity)?;
-    Some((room_slot, slot))
+    Some(((room_slot, slot), true))
 }
 
 /// A connection's participant, through its cached place where that still holds.
@@ -586,14 +590,11 @@ fn participant_at<'a>(
     conns: &HashMap<ConnId, (String, String)>,
     conn: ConnId,
 ) -> Option<&'a Participant> {
-    let place = places
-        .get(&conn)
-        .copied()
-        .filter(|&place| place_holds(rooms, place, conn))
-        .or_else(|| find_place(rooms, conns, conn))?;
-    rooms.at(place.0)?.participants.at(place.1)
+    let ((room, slot), _) = locate(rooms, places, conns, conn)?;
+    rooms.at(room)?.participants.at(slot)
 }
 
+/// A session's current deadline, for the heap to tell current entries from stale ones.
 fn deadline_of(
     rooms: &RoomTable,
     places: &HashMap<ConnId, (RoomSlot, Slot)>,

@@ -37,13 +37,11 @@ impl Members {
     }
 
     pub fn get(&self, identity: &str) -> Option<&Participant> {
-        let slot = *self.by_identity.get(identity)?;
-        self.slots.get(slot)?.as_ref()
+        self.at(self.slot_of(identity)?)
     }
 
     pub fn get_mut(&mut self, identity: &str) -> Option<&mut Participant> {
-        let slot = *self.by_identity.get(identity)?;
-        self.slots.get_mut(slot)?.as_mut()
+        self.at_mut(self.slot_of(identity)?)
     }
 
     /// The slot of a participant: stable while it stays (a rejoin under the same

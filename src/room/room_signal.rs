@@ -335,7 +335,6 @@ impl Rooms {
         out: &mut Vec<Outbound>,
     ) {
         if let Some(room) = self.rooms.remove(room_name) {
-            self.speaker_rooms -= usize::from(room.speakers.is_some());
             for p in room.participants.values() {
                 self.forget_conn(p.conn);
                 // A proxy's own shard closes it and sends its webhook.

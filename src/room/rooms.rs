@@ -141,9 +141,6 @@ pub struct Rooms {
     pub counters: Counters,
     /// Room events since the driver last took them.
     pub(super) events: Vec<RoomEvent>,
-    /// Rooms that have a speaker detector (`RoomState::speakers`): the timer polls
-    /// them only while there are some.
-    pub(super) speaker_rooms: usize,
     /// The forwarder's per-packet state, reused from packet to packet.
     pub(super) fan_out: crate::sfu::forwarder::FanOut,
     /// Every session's next timeout (see `timers`).
@@ -185,7 +182,6 @@ impl Rooms {
             dirty: Vec::new(),
             counters: Counters::default(),
             events: Vec::new(),
-            speaker_rooms: 0,
             fan_out: Default::default(),
             timers: Default::default(),
             due_scratch: Vec::new(),
@@ -325,7 +321,6 @@ impl Rooms {
             .collect();
         for name in &closed {
             if let Some(room) = self.rooms.remove(name) {
-                self.speaker_rooms -= usize::from(room.speakers.is_some());
                 for p in room.participants.values() {
                     self.forget_conn(p.conn);
                 }

@@ -60,9 +60,9 @@ pub struct PeerSession {
     pub(super) last_now: Instant,
     /// What the latest input from the client came over.
     pub(super) last_transport: Option<Transport>,
-    /// The latest receiver-report loss and RTT of our sends (see `LinkStats`).
     /// Receiver-report loss of the streams we send since the last link report, each
-    /// weighted by the packets it sent (`stream_stats::RrLoss`).
+    /// weighted by the packets it sent (`stream_stats::RrLoss`), and the latest
+    /// receiver-report RTT: `LinkStats`' fallbacks where TWCC gives none.
     pub(super) rr_loss: super::stream_stats::RrLoss,
     pub(super) rr_rtt: Option<std::time::Duration>,
     /// Running NACK and packet totals of each stream, for the shard's counters.

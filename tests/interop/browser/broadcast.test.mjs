@@ -18,11 +18,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { REPO_ROOT, startCorelay } from './corelay.mjs';
-import { expectFramesRising, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
+import { SIMULCAST_CAMERA, expectFramesRising, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 180_000;
 const LAYER_WAIT_MS = 30_000;
-const CAMERA = { resolution: 'h720', simulcast: true, layers: ['h180', 'h360'] };
 
 let env;
 
@@ -61,7 +60,7 @@ describe('a room across shards with livekit-client in Chromium', { timeout: TEST
         const shards = joinedShards(ctx.server.fullLog(), ROOM);
         assert.equal(new Set(Object.values(shards)).size, 3, `three shards: ${JSON.stringify(shards)}`);
 
-        await pub.publishCamera(CAMERA);
+        await pub.publishCamera(SIMULCAST_CAMERA);
         await pub.publish({ mic: true });
         await low.publish({ mic: true });
         for (const viewer of [low, high]) {

@@ -17,6 +17,10 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const LK_LOG_LEVEL = process.env.LK_LOG_LEVEL || 'debug';
 export const WAIT_MS = 30_000; // default for every single wait
 
+// 1280x720 capture with LiveKit's h180/h360 layers under it: rids q (320x180),
+// h (640x360) and f (1280x720).
+export const SIMULCAST_CAMERA = { resolution: 'h720', simulcast: true, layers: ['h180', 'h360'] };
+
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',

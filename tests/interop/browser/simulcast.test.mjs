@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startCorelay } from './corelay.mjs';
-import { briefVideo as brief, expectFramesRising, expectReducedRate, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
+import { SIMULCAST_CAMERA, briefVideo as brief, expectFramesRising, expectReducedRate, joinPages, startBrowser, videoFrom, waitFor, withDiagnostics } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 240_000;
 const LAYER_WAIT_MS = 30_000; // for the two subscribers' resolutions to differ
@@ -27,9 +27,6 @@ const RESUME_WAIT_MS = 15_000;
 const STEADY_WINDOW_MS = 2_000; // frames must rise at >= 5 fps over one such window
 const STEADY_WAIT_MS = 15_000; // ... starting within this long
 
-// 1280x720 capture with LiveKit's h180/h360 layers under it: rids q (320x180),
-// h (640x360) and f (1280x720).
-const CAMERA = { resolution: 'h720', simulcast: true, layers: ['h180', 'h360'] };
 
 let env;
 
@@ -77,7 +74,7 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
       await withDiagnostics(ctx, async () => {
         const { pub, low, high, slow } = await joinPages(env, ctx, ROOM, ['pub', 'low', 'high', 'slow'], ['low', 'high', 'slow', 'pub']);
         const publishedAt = Date.now();
-        const published = await pub.publishCamera(CAMERA);
+        const published = await pub.publishCamera(SIMULCAST_CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
 
         const lowFirstMs = await waitForVideo(low, 'pub', publishedAt);
@@ -174,7 +171,7 @@ describe('simulcast with livekit-client in Chromium', { timeout: TEST_TIMEOUT_MS
       await withDiagnostics(ctx, async () => {
         const { pub, viewer, control } = await joinPages(env, ctx, ROOM, ['pub', 'viewer', 'control'], ['viewer', 'control', 'pub']);
         const publishedAt = Date.now();
-        const published = await pub.publishCamera(CAMERA);
+        const published = await pub.publishCamera(SIMULCAST_CAMERA);
         assert.ok(published.sid, `pub published no camera track: ${JSON.stringify(published)}`);
         await waitForVideo(viewer, 'pub', publishedAt);
         await waitForVideo(control, 'pub', publishedAt);
