@@ -27,6 +27,7 @@ use crate::session::{Transmit, Transport};
 
 /// How often room lifetimes are checked and stats are reported.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+const _: () = assert!(STATS_EVERY.as_millis() % quiet::QUIET_POLL.as_millis() == 0);
 /// The longest the timer sleeps. It wakes for the earliest session deadline (a heap,
 /// see `room::timers`), and every other task wakes it when a turn made an earlier one;
 /// this bound is only a safety net.
@@ -47,12 +48,12 @@ const TIMER_URGENT: Duration = Duration::from_millis(2);
 
 /// When the timer should wake for a deadline `next`, seen at `now` (see `TIMER_GRID`).
 /// A quiet shard (`quiet`: no media, data or signalling for a while) serves every
-/// deadline on the coarse grid, the one its receivers poll on: what its sessions want
+/// deadline on the grid its receivers poll on (`quiet::QUIET_POLL`): what its sessions want
 /// then is bandwidth-estimation and RTCP bookkeeping for streams that carry nothing
 /// (a subscriber PC with BWE asks every ~25 ms), and activity makes it precise again.
 fn timer_slot(epoch: Instant, now: Instant, next: Instant, quiet: bool) -> Instant {
     if quiet {
-        return quiet::grid_ceil(epoch, next.max(now), TIMER_COARSE_GRID);
+        return quiet::grid_ceil(epoch, next.max(now), quiet::QUIET_POLL);
     }
     if next <= now + TIMER_URGENT {
         return next;
@@ -412,10 +413,18 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
     }
 }
 
+/// The next stats report after `now`: a multiple of `STATS_EVERY` since `epoch`, so
+/// that on a quiet shard it shares the wake of a receiver poll (`STATS_EVERY` is a
+/// multiple of `quiet::QUIET_POLL`).
+fn next_stats(epoch: Instant, now: Instant) -> Instant {
+    quiet::grid_ceil(epoch, now + Duration::from_nanos(1), STATS_EVERY)
+}
+
 async fn stats_loop(me: Rc<Shard>) {
     let mut last = crate::room::Counters::default();
     loop {
-        glommio::timer::sleep(STATS_EVERY).await;
+        let now = clock::mono();
+        glommio::timer::sleep(next_stats(me.epoch, now).saturating_duration_since(now)).await;
         let now = clock::now();
         let mut out = Vec::new();
         let closed = {

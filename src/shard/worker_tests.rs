@@ -36,21 +36,40 @@ fn deadlines_share_grid_slots_unless_urgent() {
 }
 
 #[test]
-fn a_quiet_shard_serves_every_deadline_on_the_coarse_grid() {
+fn a_quiet_shard_serves_every_deadline_on_its_poll_grid() {
     let epoch = clock::mono();
     let ms = |n| epoch + Duration::from_millis(n);
     let now = ms(130);
     assert_eq!(
         timer_slot(epoch, now, ms(131), true),
-        ms(200),
+        ms(250),
         "urgent waits too"
     );
     assert_eq!(
         timer_slot(epoch, now, ms(90), true),
-        ms(200),
+        ms(250),
         "overdue: next slot"
     );
-    assert_eq!(timer_slot(epoch, now, ms(155), true), ms(200));
-    assert_eq!(timer_slot(epoch, now, ms(200), true), ms(200));
-    assert_eq!(timer_slot(epoch, now, ms(1_101), true), ms(1_200));
+    assert_eq!(timer_slot(epoch, now, ms(155), true), ms(250));
+    assert_eq!(timer_slot(epoch, now, ms(250), true), ms(250));
+    assert_eq!(timer_slot(epoch, now, ms(1_101), true), ms(1_250));
+    for n in [131, 90, 777, 1_101, 9_999] {
+        let slot = timer_slot(epoch, now, ms(n), true);
+        assert_eq!(
+            slot,
+            quiet::grid_ceil(epoch, slot, quiet::QUIET_POLL),
+            "a quiet timer wakes with the receivers' polls"
+        );
+    }
+}
+
+#[test]
+fn stats_reports_fall_on_the_quiet_grid() {
+    let epoch = clock::mono();
+    let ms = |n| epoch + Duration::from_millis(n);
+    assert_eq!(next_stats(epoch, ms(0)), ms(1_000));
+    assert_eq!(next_stats(epoch, ms(999)), ms(1_000));
+    assert_eq!(next_stats(epoch, ms(1_000)), ms(2_000));
+    let at = next_stats(epoch, ms(1_337));
+    assert_eq!(at, quiet::grid_ceil(epoch, at, quiet::QUIET_POLL));
 }
