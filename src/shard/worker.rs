@@ -27,7 +27,9 @@ use crate::session::{Transmit, Transport};
 
 /// How often room lifetimes are checked and stats are reported.
 const STATS_EVERY: Duration = Duration::from_secs(1);
-const _: () = assert!(STATS_EVERY.as_millis() % quiet::QUIET_POLL.as_millis() == 0);
+const _: () = assert!(STATS_EVERY
+    .as_millis()
+    .is_multiple_of(quiet::QUIET_POLL.as_millis()));
 /// The longest the timer sleeps. It wakes for the earliest session deadline (a heap,
 /// see `room::timers`), and every other task wakes it when a turn made an earlier one;
 /// this bound is only a safety net.
