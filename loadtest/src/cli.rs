@@ -117,6 +117,12 @@ pub struct Args {
     /// as livestreams configure them). Publishers' tokens can, as always.
     #[arg(long)]
     pub viewers: bool,
+    /// Publishers pace video as libwebrtc's sender does (2.5x the bitrate, in 5 ms
+    /// bursts) instead of sending each frame at once, and stamp each packet when it
+    /// leaves: latency then counts from the packet's departure, so a keyframe no longer
+    /// arrives as one burst of ~50 packets that the SFU must push to every subscriber.
+    #[arg(long)]
+    pub pace: bool,
     /// Signal path: v1 (`/rtc/v1`, one peer connection per participant, the SDKs'
     /// default) or v0 (`/rtc`, a subscriber and a publisher PC).
     #[arg(long, value_enum, default_value = "v1")]

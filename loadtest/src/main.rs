@@ -7,6 +7,7 @@ mod client;
 mod clock;
 mod floor;
 mod media;
+mod pacer;
 mod scrape;
 mod shaper;
 mod signal;
@@ -239,6 +240,7 @@ fn main() {
         constrain_queue_ms: args.constrain_queue_ms,
         single_pc: args.signal == cli::SignalPath::V1,
         viewers: args.viewers,
+        pace: args.pace,
     });
 
     let cpu_start = args.server_pid.map(process_cpu_us);

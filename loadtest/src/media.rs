@@ -107,6 +107,16 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Parsed> {
 pub struct Packet {
     pub payload: Vec<u8>,
     pub marker: bool,
+    /// Where the probe starts in `payload` (see [`restamp`]).
+    pub probe_at: usize,
+}
+
+/// Sets the send time of the probe at `probe_at` (a paced packet leaves after its
+/// frame was made: its latency counts from when it leaves).
+pub fn restamp(payload: &mut [u8], probe_at: usize, sent_us: u64) {
+    if let Some(b) = payload.get_mut(probe_at + 8..probe_at + 16) {
+        b.copy_from_slice(&sent_us.to_be_bytes());
+    }
 }
 
 /// 30 fps (or `fps`) VP8-shaped frames: a keyframe every `gop` frames, about 6× a delta
@@ -188,6 +198,7 @@ impl VideoSource {
                     p.extend_from_slice(&self.height.to_le_bytes());
                 }
             }
+            let probe_at = p.len();
             put_probe(&mut p, *seq, sent_us, self.layer);
             *seq = seq.wrapping_add(1);
             if p.len() < target {
@@ -196,6 +207,7 @@ impl VideoSource {
             out.push(Packet {
                 payload: p,
                 marker: k == n - 1,
+                probe_at,
             });
         }
         self.frame_no += 1;
@@ -238,9 +250,13 @@ mod tests {
             assert!(out.iter().all(|p| p.payload.len() <= MAX_PAYLOAD));
             assert!(out.last().unwrap().marker);
             assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
-            for (k, p) in out.iter().enumerate() {
+            for (k, p) in out.iter_mut().enumerate() {
                 let parsed = parse_vp8(&p.payload).expect("probe");
                 assert_eq!(parsed.probe.sent_us, 1_000 + f);
+                restamp(&mut p.payload, p.probe_at, 5_000 + f);
+                let restamped = parse_vp8(&p.payload).expect("probe");
+                assert_eq!(restamped.probe.sent_us, 5_000 + f, "a paced packet's time");
+                assert_eq!(restamped.probe.seq, parsed.probe.seq);
                 assert_eq!(parsed.probe.layer, 2);
                 assert_eq!(parsed.keyframe, key && k == 0);
                 assert_eq!(

@@ -260,6 +260,7 @@ pub fn build(run: &Run) -> Value {
             "simulcast": if args.simulcast { "on" } else { "off" },
             "sub_quality": args.sub_quality.map(|q| q.name()),
             "viewers": args.viewers,
+            "pace": args.pace,
             "constrained_subs": args.constrained_subs,
             "constrain_kbps": args.constrain_kbps,
             "constrain_queue_ms": args.constrain_queue_ms,
@@ -334,6 +335,11 @@ pub fn print(s: &Value) {
     );
     if c["viewers"].as_bool() == Some(true) {
         println!("                  subscribers join as viewers (tokens that cannot publish)");
+    }
+    if c["pace"].as_bool() == Some(true) {
+        println!("                  video paced as libwebrtc's (2.5x bitrate, 5 ms bursts); latency from each packet's departure");
+    } else {
+        println!("                  video unpaced: each frame leaves at once; latency from the frame's time");
     }
     println!(
         "time              {:.1} s wall: ramp {:.1} s, media {:.1} s after the ramp",

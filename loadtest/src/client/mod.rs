@@ -77,6 +77,8 @@ pub struct Config {
     pub single_pc: bool,
     /// Subscribers' tokens cannot publish (`--viewers`).
     pub viewers: bool,
+    /// Publishers pace video as libwebrtc does (`--pace`).
+    pub pace: bool,
 }
 
 /// Worker-owned scratch and results the clients write into.
@@ -252,7 +254,7 @@ impl Client {
         }
         if let Some(s) = &self.sender {
             if !ctx.shared.stop_media.load(Relaxed) {
-                next = next.min(s.next_at);
+                next = next.min(s.next_due());
             }
         }
         next

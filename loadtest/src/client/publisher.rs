@@ -3,6 +3,7 @@
 //! and the synthetic media: one RTP stream per layer, each with its own frames, probe
 //! sequence and keyframes.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
@@ -15,6 +16,7 @@ use super::pc::Pc;
 use super::{Client, Config, Ctx, Role, Which};
 use crate::clock::wall_us;
 use crate::media::{self, Packet, VideoSource, LAYER_SINGLE, RIDS};
+use crate::pacer::Pacer;
 use crate::signal::Failure;
 use crate::stats::{layer_slot, Shared};
 
@@ -105,6 +107,27 @@ pub(super) struct Sender {
     pub next_at: Instant,
     interval: Duration,
     streams: Vec<TxLayer>,
+    /// `--pace`: video waits here for the pacer (audio is never paced, as in libwebrtc).
+    pacer: Option<Pacer>,
+    queue: VecDeque<Queued>,
+}
+
+/// A packet waiting for the pacer: its stream, its frame's RTP time, the packet.
+struct Queued {
+    stream: usize,
+    ts: u32,
+    packet: Packet,
+}
+
+impl Sender {
+    /// When this sender next has something to send: its next frame, or the pacer's
+    /// next release while packets wait.
+    pub fn next_due(&self) -> Instant {
+        match (&self.pacer, self.queue.is_empty()) {
+            (Some(p), false) => self.next_at.min(p.next_send()),
+            _ => self.next_at,
+        }
+    }
 }
 
 impl Client {
@@ -204,6 +227,7 @@ impl Client {
                 .map(Some)
                 .collect()
         };
+        let paced_kbps: u64 = plan.iter().flatten().map(|e| e.kbps as u64).sum();
         let mut streams = Vec::new();
         for enc in plan {
             let rid = enc.and_then(|e| e.rid()).map(Rid::from);
@@ -241,6 +265,9 @@ impl Client {
                 Duration::from_secs_f64(1.0 / cfg.fps.max(1) as f64)
             },
             streams,
+            pacer: (cfg.pace && !audio)
+                .then(|| Pacer::for_bitrate(paced_kbps, crate::clock::now())),
+            queue: VecDeque::new(),
         });
     }
 
@@ -274,7 +301,7 @@ impl Client {
         let (Some(s), Some(pc)) = (self.sender.as_mut(), self.publ.as_mut()) else {
             return Ok(());
         };
-        if now < s.next_at {
+        if now < s.next_due() {
             return Ok(());
         }
         if now.duration_since(s.next_at) > MAX_SEND_LAG {
@@ -291,7 +318,7 @@ impl Client {
             } else {
                 (s.packets * 90_000 / fps) as u32
             };
-            for l in s.streams.iter_mut() {
+            for (stream, l) in s.streams.iter_mut().enumerate() {
                 frame.clear();
                 if let Some(v) = l.video.as_mut() {
                     v.next_frame(&mut l.probe_seq, sent, &mut frame);
@@ -299,26 +326,38 @@ impl Client {
                     frame.push(Packet {
                         payload: media::audio_packet(ctx.cfg.audio_kbps, l.probe_seq, sent),
                         marker: false,
+                        probe_at: 0,
                     });
                     l.probe_seq = l.probe_seq.wrapping_add(1);
                 }
-                let mut api = pc.rtc.direct_api();
-                let Some(tx) = api.stream_tx(&l.ssrc) else {
-                    return Err(Failure::new("rtc_error", "publisher send stream vanished"));
-                };
+                if s.pacer.is_some() {
+                    s.queue
+                        .extend(frame.drain(..).map(|packet| Queued { stream, ts, packet }));
+                    continue;
+                }
                 for p in frame.drain(..) {
                     bytes += p.payload.len() as u64;
-                    tx.write_rtp(
-                        RtpWrite::new(s.pt, SeqNo::from(l.rtp_seq), ts, now, p.payload)
-                            .marker(p.marker)
-                            .nackable(!s.audio),
-                    );
-                    l.rtp_seq += 1;
+                    write(pc, s.pt, s.audio, l, ts, now, p)?;
                     written += 1;
                 }
             }
             s.packets += 1;
             s.next_at += s.interval;
+        }
+        if let Some(pacer) = s.pacer.as_mut() {
+            while let Some(q) = s.queue.front() {
+                if !pacer.try_send(now, q.packet.payload.len()) {
+                    break;
+                }
+                let Some(mut q) = s.queue.pop_front() else {
+                    break;
+                };
+                media::restamp(&mut q.packet.payload, q.packet.probe_at, wall_us());
+                bytes += q.packet.payload.len() as u64;
+                let l = &mut s.streams[q.stream];
+                write(pc, s.pt, s.audio, l, q.ts, now, q.packet)?;
+                written += 1;
+            }
         }
         ctx.frame = frame;
         Shared::add(&ctx.shared.packets_sent, written);
@@ -356,6 +395,29 @@ pub(super) fn send_line(
         Some(cid.to_string()),
         layers,
     )
+}
+
+/// Hands one packet of layer `l` to the publisher PC.
+fn write(
+    pc: &mut Pc,
+    pt: Pt,
+    audio: bool,
+    l: &mut TxLayer,
+    ts: u32,
+    now: Instant,
+    p: Packet,
+) -> Result<(), Failure> {
+    let mut api = pc.rtc.direct_api();
+    let Some(tx) = api.stream_tx(&l.ssrc) else {
+        return Err(Failure::new("rtc_error", "publisher send stream vanished"));
+    };
+    tx.write_rtp(
+        RtpWrite::new(pt, SeqNo::from(l.rtp_seq), ts, now, p.payload)
+            .marker(p.marker)
+            .nackable(!audio),
+    );
+    l.rtp_seq += 1;
+    Ok(())
 }
 
 #[cfg(test)]
