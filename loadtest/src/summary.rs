@@ -336,7 +336,9 @@ pub fn print(s: &Value) {
     if c["viewers"].as_bool() == Some(true) {
         println!("                  subscribers join as viewers (tokens that cannot publish)");
     }
-    if c["pace"].as_bool() == Some(true) {
+    if c["pubs"].as_u64().unwrap_or(0) == 0 {
+        // no video: nothing to pace
+    } else if c["pace"].as_bool() == Some(true) {
         println!("                  video paced as libwebrtc's (2.5x bitrate, 5 ms bursts); latency from each packet's departure");
     } else {
         println!("                  video unpaced: each frame leaves at once; latency from the frame's time");
