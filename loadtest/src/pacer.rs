@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-/// libwebrtc's pacing factor: the pacer's rate over the encoder's target bitrate.
-pub const PACING_FACTOR: u64 = 5; // in halves: 2.5×
+/// libwebrtc's pacing factor, 2.5, in halves: the pacer's rate over the encoder's
+/// target bitrate.
+const PACING_FACTOR_HALVES: i128 = 5;
 /// The burst a pacer may send at once: this much time at its rate (libwebrtc processes
 /// its queue every 5 ms).
 const BURST: Duration = Duration::from_millis(5);
@@ -28,9 +29,9 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Paces `kbps` of media (all of a publisher's layers) at [`PACING_FACTOR`].
+    /// Paces `kbps` of media (all of a publisher's layers) at libwebrtc's factor (2.5×).
     pub fn for_bitrate(kbps: u64, now: Instant) -> Pacer {
-        let bytes_per_sec = (kbps as i128 * 125 * PACING_FACTOR as i128 / 2).max(1);
+        let bytes_per_sec = (kbps as i128 * 125 * PACING_FACTOR_HALVES / 2).max(1);
         Pacer::new(bytes_per_sec, now)
     }
 

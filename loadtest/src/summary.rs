@@ -336,12 +336,12 @@ pub fn print(s: &Value) {
     if c["viewers"].as_bool() == Some(true) {
         println!("                  subscribers join as viewers (tokens that cannot publish)");
     }
-    if c["pubs"].as_u64().unwrap_or(0) == 0 {
-        // no video: nothing to pace
-    } else if c["pace"].as_bool() == Some(true) {
-        println!("                  video paced as libwebrtc's (2.5x bitrate, 5 ms bursts); latency from each packet's departure");
-    } else {
-        println!("                  video unpaced: each frame leaves at once; latency from the frame's time");
+    if c["pubs"].as_u64().unwrap_or(0) > 0 {
+        if c["pace"].as_bool() == Some(true) {
+            println!("                  video paced as libwebrtc's (2.5x bitrate, 5 ms bursts); latency from each packet's departure");
+        } else {
+            println!("                  video unpaced: each frame leaves at once; latency from the frame's time");
+        }
     }
     println!(
         "time              {:.1} s wall: ramp {:.1} s, media {:.1} s after the ramp",

@@ -49,11 +49,12 @@ impl Activity {
     }
 }
 
-/// The next poll of a quiet shard after `now`: a multiple of [`QUIET_POLL`] since
-/// `epoch`, the origin the timer grid shares, so that polls and timer slots coincide
-/// and one wake serves both.
-pub fn next_poll(epoch: Instant, now: Instant) -> Instant {
-    grid_ceil(epoch, now + Duration::from_nanos(1), QUIET_POLL)
+/// The first multiple of `grid` since `epoch` strictly after `now`: when a quiet
+/// shard polls next (`grid` = [`QUIET_POLL`]) or reports its stats. `epoch` is the
+/// origin the timer grid shares, so that polls, timer slots and reports coincide and
+/// one wake serves them all.
+pub fn next_slot(epoch: Instant, now: Instant, grid: Duration) -> Instant {
+    grid_ceil(epoch, now + Duration::from_nanos(1), grid)
 }
 
 /// The first multiple of `grid` since `epoch` at or after `at` (the shard's timer
@@ -90,10 +91,10 @@ mod tests {
     fn polls_fall_on_the_grid_strictly_after_now() {
         let epoch = crate::clock::mono();
         let ms = |n| epoch + Duration::from_millis(n);
-        assert_eq!(next_poll(epoch, ms(0)), ms(250));
-        assert_eq!(next_poll(epoch, ms(249)), ms(250));
-        assert_eq!(next_poll(epoch, ms(250)), ms(500));
-        assert_eq!(next_poll(epoch, ms(1_234)), ms(1_250));
+        assert_eq!(next_slot(epoch, ms(0), QUIET_POLL), ms(250));
+        assert_eq!(next_slot(epoch, ms(249), QUIET_POLL), ms(250));
+        assert_eq!(next_slot(epoch, ms(250), QUIET_POLL), ms(500));
+        assert_eq!(next_slot(epoch, ms(1_234), QUIET_POLL), ms(1_250));
     }
 
     #[test]

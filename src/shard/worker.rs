@@ -315,7 +315,8 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
                 Some(got) => got,
                 None => {
                     let now = clock::mono();
-                    let sleep = quiet::next_poll(me.epoch, now).saturating_duration_since(now);
+                    let sleep = quiet::next_slot(me.epoch, now, quiet::QUIET_POLL)
+                        .saturating_duration_since(now);
                     let woken = async {
                         wakes.recv().await;
                     };
@@ -415,18 +416,14 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
     }
 }
 
-/// The next stats report after `now`: a multiple of `STATS_EVERY` since `epoch`, so
-/// that on a quiet shard it shares the wake of a receiver poll (`STATS_EVERY` is a
-/// multiple of `quiet::QUIET_POLL`).
-fn next_stats(epoch: Instant, now: Instant) -> Instant {
-    quiet::grid_ceil(epoch, now + Duration::from_nanos(1), STATS_EVERY)
-}
-
 async fn stats_loop(me: Rc<Shard>) {
     let mut last = crate::room::Counters::default();
     loop {
+        // On the grid, so that a quiet shard reports in the wake of a receiver poll
+        // (`STATS_EVERY` is a multiple of `quiet::QUIET_POLL`).
         let now = clock::mono();
-        glommio::timer::sleep(next_stats(me.epoch, now).saturating_duration_since(now)).await;
+        let at = quiet::next_slot(me.epoch, now, STATS_EVERY);
+        glommio::timer::sleep(at.saturating_duration_since(now)).await;
         let now = clock::now();
         let mut out = Vec::new();
         let closed = {

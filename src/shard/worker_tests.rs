@@ -67,9 +67,9 @@ fn a_quiet_shard_serves_every_deadline_on_its_poll_grid() {
 fn stats_reports_fall_on_the_quiet_grid() {
     let epoch = clock::mono();
     let ms = |n| epoch + Duration::from_millis(n);
-    assert_eq!(next_stats(epoch, ms(0)), ms(1_000));
-    assert_eq!(next_stats(epoch, ms(999)), ms(1_000));
-    assert_eq!(next_stats(epoch, ms(1_000)), ms(2_000));
-    let at = next_stats(epoch, ms(1_337));
+    assert_eq!(quiet::next_slot(epoch, ms(0), STATS_EVERY), ms(1_000));
+    assert_eq!(quiet::next_slot(epoch, ms(999), STATS_EVERY), ms(1_000));
+    assert_eq!(quiet::next_slot(epoch, ms(1_000), STATS_EVERY), ms(2_000));
+    let at = quiet::next_slot(epoch, ms(1_337), STATS_EVERY);
     assert_eq!(at, quiet::grid_ceil(epoch, at, quiet::QUIET_POLL));
 }
