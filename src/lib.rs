@@ -28,6 +28,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod http;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;

@@ -6,11 +6,11 @@ use livekit_protocol as lk;
 use tracing::{debug, warn};
 
 use super::handler::claims;
-use super::http::{Request, Response};
 use super::room_service::{self, Planned, Shape};
 use super::twirp::{decode, Encoding, TwirpError};
 use crate::cluster::relay::{forward, RELAYED_HEADER};
 use crate::control::{Control, Home};
+use crate::http::{Request, Response};
 use crate::room::{RoomOp, RoomReply};
 
 /// Where a signal connection's room lives. A bad token is refused here as the join

@@ -2,7 +2,6 @@
 
 use tracing::debug;
 
-use super::http::{Request, Response};
 use super::room_service;
 use super::router::{route, Route};
 use super::twirp::{Encoding, TwirpError};
@@ -10,6 +9,7 @@ use super::validate::{validate_join, JoinCheck, JoinContext};
 use crate::auth::{token_from_request, AuthError, Claims};
 use crate::clock;
 use crate::control::{CallError, Control};
+use crate::http::{Request, Response};
 
 pub async fn handle(req: &Request, ctx: &Control) -> Response {
     match route(&req.method, &req.path) {

@@ -4,9 +4,9 @@
 
 use livekit_protocol as lk;
 
-use super::http::Response;
 use super::twirp::{decode, encode, Encoding, TwirpError};
 use crate::auth::Claims;
+use crate::http::Response;
 use crate::room::{RoomError, RoomOp, RoomReply};
 
 pub const SERVICE: &str = "livekit.RoomService";

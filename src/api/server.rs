@@ -11,11 +11,11 @@ use tracing::{debug, warn};
 
 use super::cluster_routing::signal_home;
 use super::handler::{handle, join_check, v1_join_request};
-use super::http::{parse_request, Limits, Parsed, Response};
 use super::router::{route, Route};
 use crate::cluster::relay::{mark_relayed, splice};
 use crate::control::Control;
 use crate::control::Home;
+use crate::http::{parse_request, Limits, Parsed, Response};
 
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -134,7 +134,7 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
 }
 
 /// One line per answered request, without the query string (it may carry a token).
-fn log_request(request: &super::http::Request, status: u16, started: std::time::Instant) {
+fn log_request(request: &crate::http::Request, status: u16, started: std::time::Instant) {
     debug!(
         method = %request.method,
         path = %request.path,
@@ -144,7 +144,7 @@ fn log_request(request: &super::http::Request, status: u16, started: std::time::
     );
 }
 
-fn metrics(request: &super::http::Request, ctx: &Control) -> Response {
+fn metrics(request: &crate::http::Request, ctx: &Control) -> Response {
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/metrics") => Response::new(
             200,

@@ -15,7 +15,7 @@ use futures_lite::{future, io, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use tracing::debug;
 
-use crate::api::http::Response;
+use crate::http::Response;
 
 /// Marks a request one node relayed to another (its value: `Cluster::relay_token`):
 /// the receiving node serves it itself instead of relaying it again.

@@ -7,6 +7,7 @@ pub mod histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::shard::latency::LatencyHistogram;
 use crate::shard::ShardStats;
 
 /// Twirp calls by method and HTTP status.
@@ -321,11 +322,12 @@ pub fn render(
         },
         |s| s.busy_us as f64 / 1e6,
     );
-    let mut latency = histogram::LatencyHistogram::default();
+    let mut latency = LatencyHistogram::default();
     for s in shards {
         latency.merge(&s.forward_latency);
     }
-    latency.render(
+    histogram::render(
+        &latency,
         &mut out,
         "corelay_forward_latency_seconds",
         "From a datagram's receipt to the flush of the RTP packets it had forwarded, all \
@@ -494,7 +496,7 @@ mod tests {
     #[test]
     fn media_quality_load_and_latency_families() {
         let shard = |id, busy_us, latency_us: &[u64]| {
-            let mut forward_latency = histogram::LatencyHistogram::default();
+            let mut forward_latency = LatencyHistogram::default();
             for us in latency_us {
                 forward_latency.record_us(*us);
             }

@@ -8,9 +8,10 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
 use super::ice_fallback::CONNECT_TIMEOUT;
-use super::ice_servers::{EmbeddedTurn, IceServerConfig};
+use super::ice_servers::IceServerConfig;
 use super::negotiation_tests::{join, messages_for, rooms};
 use super::rooms::Rooms;
+use crate::turn::credentials::EmbeddedTurn;
 
 const TCP: &str = "127.0.0.1:7881";
 

@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use livekit_protocol as lk;
 use sha1::Sha1;
 
+use crate::turn::credentials::EmbeddedTurn;
+
 /// LiveKit's default lifetime of shared-secret credentials, and its bounds.
 pub const DEFAULT_TTL_SECS: u64 = 14_400;
 const MIN_TTL_SECS: u64 = 300;
@@ -54,17 +56,6 @@ pub struct IceServerConfig {
     pub stun: Vec<String>,
     /// corelay's own TURN server (`turn.enabled`), first in the list.
     pub embedded: Option<EmbeddedTurn>,
-}
-
-/// The embedded TURN server as participants are told of it: its URLs, and the key its
-/// stateless credentials are derived with (`crate::turn::credentials`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddedTurn {
-    pub urls: Vec<String>,
-    pub api_key: String,
-    pub secret: String,
-    /// Credential lifetime (`turn.ttl_seconds`; 0: the default).
-    pub ttl_secs: u64,
 }
 
 impl IceServerConfig {

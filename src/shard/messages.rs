@@ -3,7 +3,7 @@
 
 use livekit_protocol as lk;
 
-use crate::metrics::histogram::LatencyHistogram;
+use super::latency::LatencyHistogram;
 use crate::room::spread::{Seed, SpreadMsg, SpreadOut};
 use crate::room::{ConnId, Counters, Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 

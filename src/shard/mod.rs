@@ -1,8 +1,9 @@
-//! Shard workers: one pinned glommio executor per shard, owning its rooms. The media
-//! plane (UDP sockets, str0m sessions, forwarding) will live here too.
+//! Shard workers: one pinned glommio executor per shard, owning its rooms and their
+//! media plane (UDP and TCP sockets, the relay between shards, forwarding latency).
 
 pub mod busy;
 pub mod connect;
+pub mod latency;
 pub mod messages;
 pub mod quiet;
 pub mod relay_io;

@@ -13,13 +13,13 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use tracing::{debug, info, warn};
 
 use super::busy::Busy;
+use super::latency::LatencyHistogram;
 use super::messages::{FromShard, ShardStats, ToShard};
 use super::quiet::{self, Activity};
 use super::relay_io::{self, RelayEnds, RelayLinks};
 use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
-use crate::metrics::histogram::LatencyHistogram;
 use crate::net::recv_batch::RecvBatch;
 use crate::room::spread::is_proxy;
 use crate::room::{Outbound, Rooms};

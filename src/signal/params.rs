@@ -2,8 +2,8 @@
 
 use livekit_protocol as lk;
 
-use crate::api::http::Request;
 use crate::auth::Claims;
+use crate::http::Request;
 use crate::room::participant::source_numbers;
 use crate::room::JoinParams;
 
@@ -105,8 +105,8 @@ fn from_token(claims: &Claims, auto_create: bool) -> JoinParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::http::{parse_request, Limits, Parsed};
     use crate::auth::VideoGrant;
+    use crate::http::{parse_request, Limits, Parsed};
 
     fn request(target: &str) -> Request {
         let raw = format!("GET {target} HTTP/1.1\r\n\r\n");

@@ -9,9 +9,9 @@ use glommio::net::TcpStream;
 use tracing::info;
 
 use super::ws::{refuse_resume, session, upgrade, write_response};
-use crate::api::http::Response;
 use crate::auth::Claims;
 use crate::control::Control;
+use crate::http::Response;
 use crate::room::{RoomOp, RoomReply};
 
 /// `sid` is the participant sid the client named: a resume naming another

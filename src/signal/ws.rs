@@ -20,9 +20,9 @@ use tracing::{debug, info};
 
 use super::frame::{decode_binary, decode_text, ws_config, Format};
 use super::params::{join_params, join_params_v1};
-use crate::api::http::{Request, Response};
 use crate::auth::Claims;
 use crate::control::{CallError, ConnEvent, Control};
+use crate::http::{Request, Response};
 use crate::room::{ConnId, RoomError, RoomOp, RoomReply};
 use glommio::channels::local_channel::LocalReceiver;
 

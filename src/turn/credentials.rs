@@ -11,6 +11,17 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::KeyStore;
 
+/// The embedded TURN server as participants are told of it: its URLs, and the key its
+/// stateless credentials are derived with ([`issue`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedTurn {
+    pub urls: Vec<String>,
+    pub api_key: String,
+    pub secret: String,
+    /// Credential lifetime (`turn.ttl_seconds`; 0: the default).
+    pub ttl_secs: u64,
+}
+
 /// The realm the server challenges with (LiveKit's).
 pub const REALM: &str = "livekit";
 

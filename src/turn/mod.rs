@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::auth::KeyStore;
 use crate::config::Config;
 use crate::net;
-use crate::room::ice_servers::EmbeddedTurn;
+use credentials::EmbeddedTurn;
 
 /// Why the TURN server could not start.
 #[derive(Debug, thiserror::Error)]

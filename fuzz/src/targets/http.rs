@@ -1,6 +1,6 @@
 //! The HTTP/1.1 request head (and body framing) of the API listener.
 
-use corelay::api::http::{parse_request, percent_decode, Limits, Parsed};
+use corelay::http::{parse_request, percent_decode, Limits, Parsed};
 
 /// Parses requests off the front of the buffer as the connection loop does, pipelined
 /// ones included, and asks each for what the router asks.
