@@ -142,12 +142,10 @@ impl Rooms {
         self.counters.packets_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
         let flow = (transport, source);
-        let key = match self.by_addr.get(&flow) {
-            Some(k) => *k,
+        let key = match self.demux.by_flow(&flow) {
+            Some(k) => k,
             None => {
-                let key = stun_ufrag(datagram)
-                    .and_then(|u| self.by_ufrag.get(u))
-                    .copied();
+                let key = stun_ufrag(datagram).and_then(|u| self.demux.by_ufrag(u));
                 // Remember the address only for an authentic request: one that merely
                 // names our ufrag must not grow the table.
                 let authentic = key.is_some_and(|k| {
@@ -156,7 +154,7 @@ impl Rooms {
                 });
                 match key {
                     Some(k) if authentic => {
-                        self.by_addr.insert(flow, k);
+                        self.demux.learn_flow(flow, k);
                         k
                     }
                     _ => {
@@ -184,7 +182,7 @@ impl Rooms {
                 true
             }
             None => {
-                self.by_addr.remove(&flow);
+                self.demux.drop_flow(&flow);
                 self.counters.dropped_unknown_flow += 1;
                 false
             }
@@ -288,7 +286,7 @@ impl Rooms {
             return;
         };
         self.timers.schedule(key, at);
-        if self.timers.needs_rebuild(self.by_ufrag.len()) {
+        if self.timers.needs_rebuild(self.demux.sessions()) {
             let current = self
                 .rooms
                 .values()
@@ -414,7 +412,7 @@ impl Rooms {
                 p.media.ice.started(key.1 as usize, now);
                 let ufrag = session.local_ufrag();
                 *slot = Some(session);
-                self.by_ufrag.insert(ufrag, key);
+                self.demux.add_ufrag(ufrag, key);
                 true
             }
             Err(e) => {
@@ -426,8 +424,7 @@ impl Rooms {
 
     /// Forgets every demux entry of a participant's sessions.
     pub(super) fn forget_peers(&mut self, conn: ConnId) {
-        self.by_addr.retain(|_, k| k.0 != conn);
-        self.by_ufrag.retain(|_, k| k.0 != conn);
+        self.demux.forget_conn(conn);
     }
 
     /// Acts on drained events. Forwarding writes into other sessions, which are then

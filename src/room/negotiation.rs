@@ -52,8 +52,7 @@ impl Rooms {
         };
         // An ICE restart makes a new ufrag.
         let ufrag = session.local_ufrag();
-        self.by_ufrag.retain(|_, k| *k != key);
-        self.by_ufrag.insert(ufrag, key);
+        self.demux.replace_ufrag(ufrag, key);
         let answer = self.prefer_announced_codecs(conn, &offered, &answer);
         let mid_to_track_id = self.settle_single_pc(conn);
         if !mid_to_track_id.is_empty() {

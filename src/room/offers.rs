@@ -65,7 +65,7 @@ impl Rooms {
         let mid_to_track_id = p.media.learn_mids();
         let id = p.media.offer_id;
         if let Some(ufrag) = restarted {
-            self.by_ufrag.insert(ufrag, (conn, Side::Subscriber));
+            self.demux.add_ufrag(ufrag, (conn, Side::Subscriber));
         }
         Some(Resp::Offer(lk::SessionDescription {
             r#type: "offer".into(),

@@ -131,10 +131,8 @@ pub struct Rooms {
     pub(super) codecs: crate::session::EnabledCodecs,
     /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
     pub(super) ice_servers: super::ice_servers::IceServerConfig,
-    /// Which peer connection a known remote address or our ICE ufrag belongs to.
-    pub(super) by_addr:
-        HashMap<(crate::session::Transport, std::net::SocketAddr), super::media::PeerKey>,
-    pub(super) by_ufrag: HashMap<String, super::media::PeerKey>,
+    /// Which peer connection a datagram belongs to.
+    pub(super) demux: super::demux::Demux,
     /// Sessions changed outside a datagram or timeout (signalling, API data) that must
     /// be drained before the shard waits again.
     pub(super) dirty: Vec<super::media::PeerKey>,
@@ -177,8 +175,7 @@ impl Rooms {
             local_candidates: Default::default(),
             codecs: Default::default(),
             ice_servers: Default::default(),
-            by_addr: HashMap::new(),
-            by_ufrag: HashMap::new(),
+            demux: Default::default(),
             dirty: Vec::new(),
             counters: Counters::default(),
             events: Vec::new(),
