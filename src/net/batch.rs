@@ -1,7 +1,10 @@
 //! Batched UDP sends on a non-blocking socket: `sendmmsg` sends up to [`BATCH`]
 //! datagrams in one syscall, so a packet fanned out to many subscribers costs a few
 //! syscalls, not one each (architecture rule 5). It never waits: the caller falls
-//! back to a waiting send when the socket buffer is full.
+//! back to a waiting send when the socket buffer is full. quinn-udp (which the
+//! receive and GSO paths otherwise resemble) sends one destination's train per
+//! `sendmsg`; a fan-out goes to many destinations at once, so the messages of up to
+//! [`BATCH`] trains share one `sendmmsg` here.
 //!
 //! Receiving: the first datagram of a turn comes through glommio (a non-blocking
 //! attempt, then io_uring), or [`recv_now`] on a quiet shard's poll; what else is
