@@ -1,10 +1,14 @@
 //! Process lifecycle shared between the main thread (signals) and the control thread:
 //! whether the node is draining, and how many signal connections are still open.
-//! Plain atomics, read a few times a second, never on the media path.
+//! Plain atomics, read a few times a second, never on the media path; the control
+//! thread learns that a drain started from a oneshot the main thread completes, so it
+//! does not poll for it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_channel::oneshot;
 
 use tracing::{info, warn};
 
@@ -14,6 +18,8 @@ pub struct Lifecycle {
     open_conns: AtomicUsize,
     /// Set by the control thread once a drain has nothing left to send (webhooks).
     finished: AtomicBool,
+    /// Who waits for the drain to start ([`drain_started`](Self::drain_started)).
+    drain_waiters: Mutex<Vec<oneshot::Sender<()>>>,
 }
 
 impl Lifecycle {
@@ -27,6 +33,32 @@ impl Lifecycle {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        let waiters = std::mem::take(&mut *self.waiters());
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+
+    /// Completes once a drain has started (at once if one has). The main thread's
+    /// `start_draining` wakes the waiting executor: nothing polls the flag.
+    pub async fn drain_started(&self) {
+        let rx = {
+            let mut waiters = self.waiters();
+            if self.is_draining() {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            waiters.push(tx);
+            rx
+        };
+        let _ = rx.await;
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<oneshot::Sender<()>>> {
+        // A panic while holding it leaves only a Vec of senders behind: still usable.
+        self.drain_waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn conn_opened(&self) {
@@ -115,5 +147,35 @@ fn wait_for_control(lifecycle: &Lifecycle, signals: &mut signal_hook::iterator::
         }
         std::thread::sleep(step);
         waited += step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_started_completes_when_another_thread_starts_the_drain() {
+        let lifecycle = Lifecycle::new();
+        let starter = Arc::clone(&lifecycle);
+        let waiting = std::thread::spawn(move || {
+            futures_lite::future::block_on(starter.drain_started());
+            starter.is_draining()
+        });
+        // Whether the waiter registered before or after this, it must wake.
+        lifecycle.start_draining();
+        assert!(waiting.join().expect("the waiter returns"));
+    }
+
+    #[test]
+    fn drain_started_completes_at_once_once_draining() {
+        let lifecycle = Lifecycle::new();
+        lifecycle.start_draining();
+        futures_lite::future::block_on(lifecycle.drain_started());
+        assert!(lifecycle
+            .drain_waiters
+            .lock()
+            .expect("unpoisoned")
+            .is_empty());
     }
 }

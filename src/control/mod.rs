@@ -287,11 +287,7 @@ impl Control {
     /// Waits for the main thread to start a drain, then asks every connected
     /// participant to leave for good (SERVER_SHUTDOWN, DISCONNECT: SDKs do not retry).
     pub async fn watch_drain(self: Rc<Self>) {
-        // Polled: the flag is set by the main thread, which has no glommio channel to
-        // wake this executor, and a drain may start half a second late.
-        while !self.lifecycle.is_draining() {
-            glommio::timer::sleep(Duration::from_millis(500)).await;
-        }
+        self.lifecycle.drain_started().await;
         // Leave the cluster first: no new rooms or relayed joins come here.
         if let Some(cluster) = &self.cluster {
             cluster.leave().await;
