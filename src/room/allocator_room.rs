@@ -141,7 +141,7 @@ impl Rooms {
 
     /// The tracks `conn` subscribes to, with their publishers and priorities.
     fn track_facts(&self, conn: ConnId) -> HashMap<String, TrackFacts> {
-        let Some((room, identity)) = self.conns.get(&conn) else {
+        let Some((room, identity)) = self.conns.names(conn) else {
             return HashMap::new();
         };
         let Some(r) = self.rooms.get(room) else {

@@ -137,7 +137,7 @@ impl Rooms {
         else {
             return;
         };
-        let Some((room, _)) = self.conns.get(&subscriber).cloned() else {
+        let Some(room) = self.conns.room(subscriber) else {
             return;
         };
         let source = self.rooms.get(&room).and_then(|r| {
@@ -227,7 +227,7 @@ impl Rooms {
                 packet.destination_identities = user.destination_identities.clone();
             }
         }
-        let Some((room, _)) = self.conns.get(&from).cloned() else {
+        let Some(room) = self.conns.room(from) else {
             return;
         };
         self.deliver_data(&room, Some(from), label, &packet, touched);

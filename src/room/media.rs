@@ -2,7 +2,6 @@
 //! draining each session, and acting on what comes out (connection state, media to
 //! forward, keyframe requests, data). Sans-IO: the shard driver passes time and bytes.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -204,9 +203,9 @@ impl Rooms {
         let mut due = std::mem::take(&mut self.due_scratch);
         due.clear();
         {
-            let (rooms, places, conns) = (&self.rooms, &self.places, &self.conns);
+            let (rooms, conns) = (&self.rooms, &self.conns);
             self.timers
-                .pop_due(now, |k| deadline_of(rooms, places, conns, k), &mut due);
+                .pop_due(now, |k| deadline_of(rooms, conns, k), &mut due);
         }
         for &key in &due {
             self.tick(key, now, transmits, out);
@@ -262,8 +261,8 @@ impl Rooms {
 
     /// The earliest session deadline of the shard.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        let (rooms, places, conns) = (&self.rooms, &self.places, &self.conns);
-        self.timers.next(|k| deadline_of(rooms, places, conns, k))
+        let (rooms, conns) = (&self.rooms, &self.conns);
+        self.timers.next(|k| deadline_of(rooms, conns, k))
     }
 
     /// When the shard's timer must run next: the earliest session deadline, the next
@@ -342,17 +341,16 @@ impl Rooms {
     /// the participant there still has this connection id, else found by name and
     /// cached.
     pub(super) fn place_of(&mut self, conn: ConnId) -> Option<(RoomSlot, Slot)> {
-        let (place, found) = locate(&self.rooms, &self.places, &self.conns, conn)?;
+        let (place, found) = self.conns.locate(&self.rooms, conn)?;
         if found {
-            self.places.insert(conn, place);
+            self.conns.remember(conn, place);
         }
         Some(place)
     }
 
     /// Forgets a connection's room and identity (and its cached place).
     pub(super) fn forget_conn(&mut self, conn: ConnId) -> Option<(String, String)> {
-        self.places.remove(&conn);
-        self.conns.remove(&conn)
+        self.conns.forget(conn)
     }
 
     /// The key a session is filed under: a single PC (`/rtc/v1`) is the publisher
@@ -366,8 +364,7 @@ impl Rooms {
     }
 
     pub(super) fn is_single_pc(&self, conn: ConnId) -> bool {
-        participant_at(&self.rooms, &self.places, &self.conns, conn)
-            .is_some_and(|p| p.media.single_pc)
+        (self.conns.participant(&self.rooms, conn)).is_some_and(|p| p.media.single_pc)
     }
 
     pub(super) fn session_mut(
@@ -524,7 +521,7 @@ impl Rooms {
         if !self.tcp_fallback {
             return;
         }
-        let Some((room, identity)) = self.conns.get(&conn).cloned() else {
+        let Some((room, identity)) = self.conns.owned_names(conn) else {
             return;
         };
         info!(%room, %identity, ?preference, "ICE fallback: the participant's next connection is steered");
@@ -546,59 +543,20 @@ impl Rooms {
         p.bump();
         let info = p.info.clone();
         if !p.hidden() {
-            if let Some((room, _)) = self.conns.get(&key.0).cloned() {
+            if let Some(room) = self.conns.room(key.0) {
                 self.broadcast_participant(&room, key.0, info, out);
             }
         }
     }
 }
 
-/// Whether the participant at `place` is the one of `conn`.
-fn place_holds(rooms: &RoomTable, (room, slot): (RoomSlot, Slot), conn: ConnId) -> bool {
-    rooms
-        .at(room)
-        .and_then(|r| r.participants.at(slot))
-        .is_some_and(|p| p.conn == conn)
-}
-
-/// A connection's place: the cached one while it still holds, else found by room name
-/// and identity (then `true`: worth caching).
-fn locate(
-    rooms: &RoomTable,
-    places: &HashMap<ConnId, (RoomSlot, Slot)>,
-    conns: &HashMap<ConnId, (String, String)>,
-    conn: ConnId,
-) -> Option<((RoomSlot, Slot), bool)> {
-    if let Some(&place) = places.get(&conn) {
-        if place_holds(rooms, place, conn) {
-            return Some((place, false));
-        }
-    }
-    let (room, identity) = conns.get(&conn)?;
-    let room_slot = rooms.slot_of(room)?;
-    let slot = rooms.at(room_slot)?.participants.slot_of(identity)?;
-    Some(((room_slot, slot), true))
-}
-
-/// A connection's participant, through its cached place where that still holds.
-fn participant_at<'a>(
-    rooms: &'a RoomTable,
-    places: &HashMap<ConnId, (RoomSlot, Slot)>,
-    conns: &HashMap<ConnId, (String, String)>,
-    conn: ConnId,
-) -> Option<&'a Participant> {
-    let ((room, slot), _) = locate(rooms, places, conns, conn)?;
-    rooms.at(room)?.participants.at(slot)
-}
-
 /// A session's current deadline, for the heap to tell current entries from stale ones.
 fn deadline_of(
     rooms: &RoomTable,
-    places: &HashMap<ConnId, (RoomSlot, Slot)>,
-    conns: &HashMap<ConnId, (String, String)>,
+    conns: &super::connections::Connections,
     (conn, side): PeerKey,
 ) -> Option<Instant> {
-    let m = &participant_at(rooms, places, conns, conn)?.media;
+    let m = &conns.participant(rooms, conn)?.media;
     match side {
         Side::Publisher => m.publisher_deadline,
         Side::Subscriber => m.subscriber_deadline,

@@ -6,6 +6,7 @@
 mod allocator_room;
 #[cfg(test)]
 mod allocator_tests;
+mod connections;
 mod demux;
 #[cfg(test)]
 mod demux_tests;

@@ -123,7 +123,7 @@ impl Rooms {
         if newly.is_empty() {
             return;
         }
-        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+        let Some(room) = self.conns.room(conn) else {
             return;
         };
         if let Some(info) = self.participant_by_conn(conn).map(|p| p.info.clone()) {
@@ -206,7 +206,7 @@ impl Rooms {
         if let Some(p) = self.participant_by_conn(conn) {
             p.media.awaiting_answer = false;
         }
-        if let Some((room, _)) = self.conns.get(&conn).cloned() {
+        if let Some(room) = self.conns.room(conn) {
             self.send_pending_offers(&room, out);
         }
     }
@@ -304,7 +304,7 @@ impl Rooms {
     /// UpdateTrackSettings: pause/resume and pick the simulcast layer for the size the
     /// subscriber renders. Unknown sids and absurd values are ignored per track.
     pub(super) fn on_track_settings(&mut self, conn: ConnId, settings: lk::UpdateTrackSettings) {
-        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+        let Some(room) = self.conns.room(conn) else {
             return;
         };
         let Some(r) = self.rooms.get_mut(&room) else {
@@ -350,7 +350,7 @@ impl Rooms {
         track.muted = req.muted;
         p.bump();
         let info = p.info.clone();
-        if let Some((room, _)) = self.conns.get(&conn).cloned() {
+        if let Some(room) = self.conns.room(conn) {
             self.broadcast_participant(&room, conn, info, out);
         }
     }
@@ -491,7 +491,7 @@ impl Rooms {
                     down_track(track, kind, layers, requested),
                 );
                 p.media.needs_offer = true;
-                if let Some(room) = self.conns.get(&conn).map(|(r, _)| r.clone()) {
+                if let Some(room) = self.conns.room(conn) {
                     if let Some(r) = self.rooms.get_mut(&room) {
                         r.participants.subscribed(&track.sid);
                     }

@@ -31,7 +31,7 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
-        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+        let Some(room) = self.conns.room(conn) else {
             return;
         };
         let Some(p) = self.participant_by_conn(conn) else {

@@ -29,7 +29,7 @@ impl Rooms {
     /// departure timeout, then leaves. Nothing happens for a connection whose
     /// participant already left (a leave request, a removal).
     pub fn signal_lost(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
-        let Some((room, identity)) = self.conns.get(&conn).cloned() else {
+        let Some((room, identity)) = self.conns.owned_names(conn) else {
             // It left (a leave request, then the socket closed): nothing to resume,
             // and the control thread may forget the connection it parked.
             out.push(Outbound::Close {

@@ -109,7 +109,7 @@ impl Rooms {
         let room_info = room.info.clone();
         let sif_trailer = room.sif_trailer.clone();
         self.conns
-            .insert(conn, (params.room.clone(), params.identity.clone()));
+            .bind(conn, params.room.clone(), params.identity.clone());
         self.counters.participant_joins += 1;
         self.events.push(RoomEvent::ParticipantJoined(
             room_info.clone(),
@@ -217,7 +217,7 @@ impl Rooms {
         if matches!(message, Req::Ping(_) | Req::PingReq(_)) {
             return;
         }
-        let room = self.conns.get(&conn).map(|(r, _)| r.clone());
+        let room = self.conns.room(conn);
         self.dirty.push((conn, super::media::Side::Publisher));
         self.dirty.push((conn, super::media::Side::Subscriber));
         match message {
@@ -251,7 +251,7 @@ impl Rooms {
 
     /// The connection went away (or was replaced): the participant leaves the room.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
-        let room = self.conns.get(&conn).map(|(r, _)| r.clone());
+        let room = self.conns.room(conn);
         self.remove_conn(conn, lk::DisconnectReason::ClientInitiated, now, out);
         if let Some(room) = room {
             self.update_dynacast(&room, out);
@@ -421,7 +421,7 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
-        let Some((room_name, identity)) = self.conns.get(&conn).cloned() else {
+        let Some((room_name, identity)) = self.conns.owned_names(conn) else {
             return;
         };
         let allowed = self

@@ -1,12 +1,11 @@
 //! The rooms one shard owns. Participants join through the media plane; until then a
 //! room holds its info, its participants (none yet) and its lifetime deadlines.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
 
-use super::participant::{ConnId, Participant};
+use super::participant::Participant;
 use super::room_ops::{Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 use crate::ids;
 
@@ -119,12 +118,9 @@ pub(super) struct RoomState {
 /// Every room of one shard, keyed by name.
 pub struct Rooms {
     pub(super) rooms: super::room_table::RoomTable,
-    /// Which room and identity each signal connection belongs to.
-    pub(super) conns: HashMap<ConnId, (String, String)>,
-    /// Where each connection's participant was last found (room slot, member slot): a
-    /// hint checked against the participant's connection id on every use, so that the
-    /// media path finds a participant without String lookups (`place_of`).
-    pub(super) places: HashMap<ConnId, (super::room_table::RoomSlot, super::members::Slot)>,
+    /// Which room and identity each signal connection belongs to, and where its
+    /// participant is (`place_of`).
+    pub(super) conns: super::connections::Connections,
     pub(super) node: NodeInfo,
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
     pub(super) local_candidates: crate::session::LocalAddrs,
@@ -169,8 +165,7 @@ impl Rooms {
     pub fn new(defaults: RoomDefaults, limits: RoomLimits, node: NodeInfo) -> Self {
         Rooms {
             rooms: Default::default(),
-            conns: HashMap::new(),
-            places: HashMap::new(),
+            conns: Default::default(),
             node,
             local_candidates: Default::default(),
             codecs: Default::default(),

@@ -136,7 +136,7 @@ impl Rooms {
                     },
                 );
                 state.info.num_participants = visible_count(state.participants.values());
-                self.conns.insert(conn, (room.to_string(), identity));
+                self.conns.bind(conn, room.to_string(), identity);
             }
         }
         let hidden = (self.participant(room, &info.identity)).is_ok_and(|p| p.hidden());

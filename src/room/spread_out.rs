@@ -96,7 +96,7 @@ impl Rooms {
         rid: Option<Rid>,
         now: Instant,
     ) {
-        let Some((room, _)) = self.conns.get(&proxy) else {
+        let Some((room, _)) = self.conns.names(proxy) else {
             return;
         };
         let Some(state) = self.rooms.get_mut(room) else {
@@ -113,7 +113,7 @@ impl Rooms {
         *asked = now;
         self.counters.keyframe_requests += 1;
         self.spread_out.push(SpreadOut {
-            room: room.clone(),
+            room: room.to_string(),
             to: SpreadTo::HostOf(origin_conn(proxy)),
             msg: SpreadMsg::Keyframe {
                 publisher: origin_conn(proxy),
@@ -153,7 +153,7 @@ impl Rooms {
     /// A relayed packet of a proxy's track found no subscriber here: its publisher's
     /// shard stops sending that track's packets (asked at most once a second).
     pub(super) fn unwanted_here(&mut self, proxy: ConnId, track_sid: &Arc<str>, now: Instant) {
-        let Some((room, _)) = self.conns.get(&proxy) else {
+        let Some((room, _)) = self.conns.names(proxy) else {
             return;
         };
         let Some(state) = self.rooms.get_mut(room) else {
@@ -165,7 +165,7 @@ impl Rooms {
         }
         state.spread.told_unwanted.insert(track_sid.clone(), now);
         self.spread_out.push(SpreadOut {
-            room: room.clone(),
+            room: room.to_string(),
             to: SpreadTo::HostOf(origin_conn(proxy)),
             msg: SpreadMsg::Interest {
                 track_sid: track_sid.to_string(),

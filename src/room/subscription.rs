@@ -42,7 +42,7 @@ impl Rooms {
         p.info.tracks.retain(|t| !stopped.contains(&t.sid));
         p.bump();
         let info = p.info.clone();
-        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+        let Some(room) = self.conns.room(conn) else {
             return;
         };
         if let Some(room_info) = self.rooms.get(&room).map(|r| r.info.clone()) {
@@ -103,7 +103,7 @@ impl Rooms {
         now: std::time::Instant,
         out: &mut Vec<Outbound>,
     ) {
-        let Some((room, _)) = self.conns.get(&conn).cloned() else {
+        let Some(room) = self.conns.room(conn) else {
             return;
         };
         // Every subscribe path checks the grant, as LiveKit does; unsubscribing is
