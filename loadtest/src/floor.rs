@@ -8,15 +8,9 @@ use std::time::Duration;
 /// Datagram size of the floor, a typical video packet.
 pub const FLOOR_BYTES: usize = 1200;
 
-/// CPU time of the calling thread.
+/// CPU time of the calling thread (zero if the clock cannot be read).
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    crate::clock::cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default()
 }
 
 /// ns of thread CPU per `sendto` of FLOOR_BYTES to a bound loopback socket that

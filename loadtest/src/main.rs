@@ -101,15 +101,9 @@ fn cpu_clock_us(pid: u32) -> Result<u64, String> {
     if err != 0 {
         return Err(std::io::Error::from_raw_os_error(err).to_string());
     }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    Ok(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000)
+    clock::cpu_time(clock)
+        .map(|t| t.as_micros() as u64)
+        .map_err(|e| e.to_string())
 }
 
 /// utime + stime of a process from `/proc/PID/stat`, µs.
