@@ -53,9 +53,18 @@ impl Connections {
         self.names.is_empty()
     }
 
+    /// `conn`'s place, remembered for next time when it had to be found by name.
+    pub fn place(&mut self, rooms: &RoomTable, conn: ConnId) -> Option<Place> {
+        let (place, found) = self.locate(rooms, conn)?;
+        if found {
+            self.places.insert(conn, place);
+        }
+        Some(place)
+    }
+
     /// `conn`'s place: the remembered one while it still holds, else found by room name
-    /// and identity (then `true`: worth [remembering](Self::remember)).
-    pub fn locate(&self, rooms: &RoomTable, conn: ConnId) -> Option<(Place, bool)> {
+    /// and identity (then `true`: worth remembering).
+    fn locate(&self, rooms: &RoomTable, conn: ConnId) -> Option<(Place, bool)> {
         if let Some(&place) = self.places.get(&conn) {
             if holds(rooms, place, conn) {
                 return Some((place, false));
@@ -65,11 +74,6 @@ impl Connections {
         let room_slot = rooms.slot_of(room)?;
         let slot = rooms.at(room_slot)?.participants.slot_of(identity)?;
         Some(((room_slot, slot), true))
-    }
-
-    /// Keeps `place` as `conn`'s hint.
-    pub fn remember(&mut self, conn: ConnId, place: Place) {
-        self.places.insert(conn, place);
     }
 
     /// `conn`'s participant, through its place where that still holds.

@@ -341,11 +341,7 @@ impl Rooms {
     /// the participant there still has this connection id, else found by name and
     /// cached.
     pub(super) fn place_of(&mut self, conn: ConnId) -> Option<(RoomSlot, Slot)> {
-        let (place, found) = self.conns.locate(&self.rooms, conn)?;
-        if found {
-            self.conns.remember(conn, place);
-        }
-        Some(place)
+        self.conns.place(&self.rooms, conn)
     }
 
     /// Forgets a connection's room and identity (and its cached place).
