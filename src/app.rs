@@ -2,10 +2,8 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket};
-use std::os::fd::{FromRawFd, IntoRawFd};
 
 use anyhow::{bail, Context, Result};
-use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
@@ -18,7 +16,6 @@ use crate::lifecycle::{self, Lifecycle};
 use crate::room::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
 use crate::room::{NodeInfo, RoomDefaults, RoomLimits, Rooms};
 use crate::session::EnabledCodecs;
-use crate::shard::connect::connected;
 use crate::shard::{worker, FromShard, ToShard};
 use crate::{clock, ids, net};
 
@@ -140,8 +137,8 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let relay = relays
             .next()
             .ok_or_else(|| anyhow::anyhow!("no relay ends for shard {shard}"))?;
-        let (to_tx, to_rx) = shared_channel::new_bounded::<ToShard>(SHARD_INBOX);
-        let (from_tx, from_rx) = shared_channel::new_bounded::<FromShard>(SHARD_OUTBOX);
+        let (to_tx, to_rx) = tokio::sync::mpsc::channel::<ToShard>(SHARD_INBOX);
+        let (from_tx, from_rx) = tokio::sync::mpsc::channel::<FromShard>(SHARD_OUTBOX);
         to_shards.push(to_tx);
         from_shards.push(from_rx);
         let mut rooms = Rooms::new(defaults, limits, node.clone());
@@ -156,9 +153,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
                 .name(&format!("shard-{shard}"))
                 .spawn(move || async move {
                     debug!(shard, "shard executor running");
-                    let inbox = connected(to_rx.connect()).await;
-                    let outbox = connected(from_tx.connect()).await;
-                    worker::run(shard, inbox, outbox, rooms, udp, tcp, relay).await;
+                    worker::run(shard, to_rx, from_tx, rooms, udp, tcp, relay).await;
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
         handles.push(handle);
@@ -181,72 +176,73 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let started = clock::now().mono;
     let lifecycle = Lifecycle::new();
     let control_lifecycle = lifecycle.clone();
-    let control = LocalExecutorBuilder::new(placement(&allowed, plan.control_core, "control"))
-        .name("control")
-        .spawn(move || async move {
-            debug!("control executor running");
-            let mut senders = Vec::new();
-            for tx in to_shards {
-                senders.push(connected(tx.connect()).await);
-            }
-            debug!("control connected to the shards");
-            let ctx = Control::new(
-                config,
-                keys,
-                senders,
-                started,
-                control_lifecycle,
-                node_id,
-                crate::control::Outside { webhooks, cluster },
-            );
-            glommio::spawn_local(ctx.clone().report_to_cluster()).detach();
-            ctx.set_turn_stats(turn_stats);
-            ctx.set_spread_after(spread_after);
-            ctx.start_news();
-            glommio::spawn_local(ctx.clone().watch_drain()).detach();
-            for rx in from_shards {
-                let rx = connected(rx.connect()).await;
-                glommio::spawn_local(ctx.clone().pump(rx, || clock::now().mono)).detach();
-            }
-            let mut servers = Vec::new();
-            let surfaces = listeners
-                .into_iter()
-                .map(|l| (l, Surface::Api))
-                .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
-            for (std_listener, surface) in surfaces {
-                // SAFETY: the fd comes from a listening std socket we own and give up here.
-                let listener =
-                    unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
-                servers.push(glommio::spawn_local(serve_http(
+    let control_core = match placement(&allowed, plan.control_core, "control") {
+        Placement::Fixed(core) => Some(core),
+        _ => None,
+    };
+    let control = crate::control::runtime::spawn("control", control_core, move || async move {
+        debug!("control thread running");
+        let ctx = Control::new(
+            config,
+            keys,
+            to_shards,
+            started,
+            control_lifecycle,
+            node_id,
+            crate::control::Outside { webhooks, cluster },
+        );
+        tokio::task::spawn_local(ctx.clone().report_to_cluster());
+        ctx.set_turn_stats(turn_stats);
+        ctx.set_spread_after(spread_after);
+        ctx.start_news();
+        tokio::task::spawn_local(ctx.clone().watch_drain());
+        for rx in from_shards {
+            tokio::task::spawn_local(ctx.clone().pump(rx, || clock::now().mono));
+        }
+        let mut servers = Vec::new();
+        let surfaces = listeners
+            .into_iter()
+            .map(|l| (l, Surface::Api))
+            .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
+        for (std_listener, surface) in surfaces {
+            match net::stream::TcpListener::from_std(std_listener) {
+                Ok(listener) => servers.push(tokio::task::spawn_local(serve_http(
                     listener,
                     ctx.clone(),
                     surface,
-                )));
+                ))),
+                Err(e) => error!(error = %e, "cannot serve a listener"),
             }
-            for server in servers {
-                server.await;
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
+        }
+        for server in servers {
+            let _ = server.await;
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
     // The executors run until the process exits; the main thread waits for a signal
     // and drains. Each is watched instead of joined: glommio reports an executor that
     // could not be built (e.g. its io_uring setup failed) only through its handle, and
     // unseen that would leave a node that listens but never answers.
     for (i, handle) in handles.into_iter().enumerate() {
-        watch_executor(format!("shard {i}"), handle);
+        watch_executor(format!("shard {i}"), move || {
+            handle.join().map_err(|e| e.to_string())
+        });
     }
-    watch_executor("control".to_string(), control);
+    watch_executor("control".to_string(), move || match control.join() {
+        Ok(result) => result,
+        Err(_) => Err("the control thread panicked".to_string()),
+    });
     lifecycle::wait_for_shutdown(&lifecycle, signals, drain_timeout);
     Ok(())
 }
 
 /// A thread that waits for an executor to end and stops the process if it failed.
-fn watch_executor(name: String, handle: glommio::ExecutorJoinHandle<()>) {
+fn watch_executor(name: String, join: impl FnOnce() -> Result<(), String> + Send + 'static) {
     let spawned = std::thread::Builder::new()
         .name(format!("watch {name}"))
         .spawn(move || {
-            if let Err(e) = handle.join() {
+            if let Err(e) = join() {
                 error!(executor = %name, error = %e, "executor failed; exiting");
                 eprintln!("corelay: the {name} executor failed: {e}");
                 std::process::exit(1);

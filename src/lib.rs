@@ -3,14 +3,16 @@
 //! # Threads
 //! * **main** parses the CLI, loads and validates the config, spawns the other threads and
 //!   waits for them (`app`).
-//! * **control** is one glommio executor: the HTTP listener (`api`), JWT checks (`auth`),
-//!   the Twirp RoomService and the room directory (`control`), which maps each room to the
-//!   shard that owns it.
+//! * **control** is one thread with a single-threaded tokio runtime on epoll
+//!   (`control::runtime`): the HTTP listener (`api`), the signal WebSockets (`signal`),
+//!   JWT checks (`auth`), the Twirp RoomService and the room directory (`control`), which
+//!   maps each room to the shard that owns it.
 //! * **shard *i*** is a glommio executor pinned to its own core (`shard`). It owns its rooms
 //!   (`rtc`) and, once the media plane lands, their peer connections and UDP sockets.
 //!
-//! Control and shards share nothing mutable: they talk over bounded glommio
-//! `shared_channel`s, which wake a parked executor on send.
+//! Control and shards share nothing mutable: they talk over bounded tokio `mpsc`
+//! channels (a send wakes the receiving task, a parked glommio executor through its
+//! eventfd); shards talk to each other over glommio `shared_channel`s.
 //!
 //! # Time
 //! Protocol state machines (`rtc`, token checks) take `now` as an argument; only the

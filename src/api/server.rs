@@ -5,8 +5,8 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::net::stream::{TcpListener, TcpStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::cluster_routing::signal_home;
@@ -34,12 +34,12 @@ pub async fn serve(listener: TcpListener, ctx: Rc<Control>, surface: Surface) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(connection(stream, ctx.clone(), surface)).detach();
+                tokio::task::spawn_local(connection(stream, ctx.clone(), surface));
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning on the error.
                 warn!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

@@ -117,7 +117,7 @@ impl Cluster {
         let (done, rx) = oneshot::channel();
         if self.send(Job::Leave { done }).is_ok() {
             let timeout = async {
-                glommio::timer::sleep(std::time::Duration::from_secs(3)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
                 Err(oneshot::Canceled)
             };
             let _ = futures_lite::future::or(rx, timeout).await;

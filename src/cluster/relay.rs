@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
+use crate::net::stream::TcpStream;
 use futures_lite::{future, io, AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use tracing::debug;
 
 use crate::http::Response;
@@ -37,19 +37,15 @@ pub fn mark_relayed(head: &[u8], token: &str) -> Option<Vec<u8>> {
 }
 
 async fn connect(api: &str) -> std::io::Result<TcpStream> {
-    let connecting = TcpStream::connect(api.to_string());
+    let connecting = TcpStream::connect(api);
     let timeout = async {
-        glommio::timer::sleep(CONNECT_TIMEOUT).await;
+        tokio::time::sleep(CONNECT_TIMEOUT).await;
         Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "connect timed out",
         ))
     };
-    let stream = future::or(
-        async { connecting.await.map_err(std::io::Error::from) },
-        timeout,
-    )
-    .await?;
+    let stream = future::or(connecting, timeout).await?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
@@ -70,6 +66,7 @@ pub async fn splice(client: TcpStream, head: Vec<u8>, early: Vec<u8>, api: &str)
     if upstream.write_all(&head).await.is_err() || upstream.write_all(&early).await.is_err() {
         return;
     }
+    let mut client = client;
     let _ = client.set_read_timeout(None);
     let (client_in, mut client_out) = io::split(client);
     let (upstream_in, mut upstream_out) = io::split(upstream);

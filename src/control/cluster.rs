@@ -69,7 +69,7 @@ impl Control {
                 }
             };
             cluster.report(stats, self.directory.borrow().names());
-            glommio::timer::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

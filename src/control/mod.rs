@@ -6,6 +6,7 @@ mod cluster;
 pub mod directory;
 mod resume;
 mod routing;
+pub mod runtime;
 mod spread;
 
 pub use cluster::Home;
@@ -16,9 +17,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use glommio::GlommioError;
+use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::auth::KeyStore;
@@ -43,7 +43,7 @@ pub enum CallError {
     ShardGone(usize),
 }
 
-type Pending = RefCell<HashMap<u64, LocalSender<Result<RoomReply, RoomError>>>>;
+type Pending = RefCell<HashMap<u64, oneshot::Sender<Result<RoomReply, RoomError>>>>;
 
 /// What the control thread passes to a signal connection's task.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ struct Conn {
     /// `None` once the queue overflowed: the connection task then ends, and with it
     /// the participant (a client that does not read cannot make the node buffer
     /// without bound).
-    events: Option<LocalSender<ConnEvent>>,
+    events: Option<Sender<ConnEvent>>,
     /// Whose participant this is (set by `bind_conn`), for resumes to find it.
     room: String,
     identity: String,
@@ -68,7 +68,7 @@ struct Conn {
     sid: String,
     /// The queue's receiving end while no signal connection reads it: the connection
     /// dropped and the participant may resume (`control::resume`).
-    parked: Option<LocalReceiver<ConnEvent>>,
+    parked: Option<Receiver<ConnEvent>>,
     /// Which connection task owns the participant; bumped when a resume takes over,
     /// so that the previous task's end changes nothing.
     generation: u64,
@@ -90,7 +90,7 @@ pub struct Control {
     /// Taken at the end of a drain, to deliver what is still queued.
     pub webhooks: RefCell<Option<crate::webhook::WebhookSender>>,
     twirp_counts: RefCell<crate::metrics::TwirpCounts>,
-    shards: Vec<ConnectedSender<ToShard>>,
+    shards: Vec<Sender<ToShard>>,
     pending: Pending,
     next_req: Cell<u64>,
     directory: RefCell<Directory>,
@@ -109,8 +109,8 @@ pub struct Control {
     /// One queue per shard for the news of spread rooms, each drained into that
     /// shard's inbox by its own task (`spread::start_news`), so that a pump never
     /// waits on another shard's full inbox while its own shard waits on it.
-    news: Vec<LocalSender<ToShard>>,
-    news_queues: RefCell<Vec<Option<LocalReceiver<ToShard>>>>,
+    news: Vec<mpsc::UnboundedSender<ToShard>>,
+    news_queues: RefCell<Vec<Option<mpsc::UnboundedReceiver<ToShard>>>>,
 }
 
 /// What the control thread talks to outside this process, when configured.
@@ -124,7 +124,7 @@ impl Control {
     pub fn new(
         config: Config,
         keys: KeyStore,
-        shards: Vec<ConnectedSender<ToShard>>,
+        shards: Vec<Sender<ToShard>>,
         started: Instant,
         lifecycle: Arc<Lifecycle>,
         node_id: String,
@@ -142,7 +142,7 @@ impl Control {
             .collect();
         let (news, news_queues): (Vec<_>, Vec<_>) = (0..shards.len())
             .map(|_| {
-                let (tx, rx) = local_channel::new_unbounded();
+                let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
             })
             .unzip();
@@ -170,16 +170,12 @@ impl Control {
     }
 
     /// Drains one shard's outbox until it closes. Spawn one per shard.
-    pub async fn pump(
-        self: Rc<Self>,
-        from_shard: ConnectedReceiver<FromShard>,
-        now: fn() -> Instant,
-    ) {
+    pub async fn pump(self: Rc<Self>, mut from_shard: Receiver<FromShard>, now: fn() -> Instant) {
         while let Some(msg) = from_shard.recv().await {
             match msg {
                 FromShard::Reply { req_id, result } => {
                     if let Some(tx) = self.pending.borrow_mut().remove(&req_id) {
-                        let _ = tx.try_send(*result);
+                        let _ = tx.send(*result);
                     }
                 }
                 FromShard::RoomClosed { shard, name } => self.copy_closed(&name, shard).await,
@@ -203,10 +199,10 @@ impl Control {
 
     /// A new signal connection: its id and the stream of what the shards send it.
     /// Registered before the join so nothing sent to it right after is lost.
-    pub fn open_conn(&self) -> (ConnId, LocalReceiver<ConnEvent>) {
+    pub fn open_conn(&self) -> (ConnId, Receiver<ConnEvent>) {
         let conn = self.next_conn.get();
         self.next_conn.set(conn + 1);
-        let (events, rx) = local_channel::new_bounded(CONN_QUEUE);
+        let (events, rx) = mpsc::channel(CONN_QUEUE);
         self.conns.borrow_mut().insert(
             conn,
             Conn {
@@ -268,7 +264,7 @@ impl Control {
         let overflowed = c
             .events
             .as_ref()
-            .is_some_and(|tx| matches!(tx.try_send(event), Err(GlommioError::WouldBlock(_))));
+            .is_some_and(|tx| matches!(tx.try_send(event), Err(TrySendError::Full(_))));
         if overflowed {
             warn!(
                 conn,
@@ -308,7 +304,7 @@ impl Control {
         // that: a round trip to every shard, so that the leaves' events are queued here,
         // then a bounded delivery of the queued webhooks.
         while self.lifecycle.open_conns() > 0 {
-            glommio::timer::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = self.room_op(RoomOp::List { names: Vec::new() }).await;
         let webhooks = self.webhooks.borrow_mut().take();
@@ -416,16 +412,16 @@ impl Control {
     async fn call(&self, shard: usize, op: RoomOp) -> Result<RoomReply, CallError> {
         let req_id = self.next_req.get();
         self.next_req.set(req_id.wrapping_add(1));
-        let (tx, rx) = local_channel::new_bounded(1);
+        let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(req_id, tx);
         if let Err(e) = self.send_to(shard, ToShard::Room { req_id, op }).await {
             self.pending.borrow_mut().remove(&req_id);
             warn!(shard, "shard inbox closed");
             return Err(e);
         }
-        match rx.recv().await {
-            Some(result) => result.map_err(CallError::Room),
-            None => Err(CallError::ShardGone(shard)),
+        match rx.await {
+            Ok(result) => result.map_err(CallError::Room),
+            Err(_) => Err(CallError::ShardGone(shard)),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{ConnEvent, Control};
 use crate::room::ConnId;
 use crate::shard::ToShard;
-use glommio::channels::local_channel::LocalReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// How long a resume waits for a previous connection task of the same participant to
 /// let go (it may be in a write, bounded by the signal write timeout).
@@ -19,19 +19,14 @@ const TAKEOVER_POLL: Duration = Duration::from_millis(20);
 pub struct Resumed {
     pub conn: ConnId,
     pub generation: u64,
-    pub events: LocalReceiver<ConnEvent>,
+    pub events: Receiver<ConnEvent>,
 }
 
 impl Control {
     /// The connection task `generation` of `conn` ended without a leave: its queue is
     /// kept for a resume and the shard starts the departure timeout. A task that was
     /// taken over (an older generation) changes nothing.
-    pub async fn signal_lost(
-        &self,
-        conn: ConnId,
-        generation: u64,
-        events: LocalReceiver<ConnEvent>,
-    ) {
+    pub async fn signal_lost(&self, conn: ConnId, generation: u64, events: Receiver<ConnEvent>) {
         let shard = {
             let mut conns = self.conns.borrow_mut();
             let Some(c) = conns.get_mut(&conn) else {
@@ -101,7 +96,7 @@ impl Control {
             if crate::clock::mono().saturating_duration_since(waited_from) > TAKEOVER_WAIT {
                 return None;
             }
-            glommio::timer::sleep(TAKEOVER_POLL).await;
+            tokio::time::sleep(TAKEOVER_POLL).await;
         }
     }
 

@@ -78,7 +78,7 @@ impl Control {
                 self.opening.borrow_mut().insert(key);
                 break;
             }
-            glommio::timer::sleep(OPENING_POLL).await;
+            tokio::time::sleep(OPENING_POLL).await;
         }
         let result = self.open_copy_now(room, shard).await;
         self.opening.borrow_mut().remove(&(room.to_string(), shard));
@@ -166,7 +166,7 @@ impl Control {
             };
             // Unbounded: never full (see `news`).
             if let Some(queue) = self.news.get(shard) {
-                let _ = queue.try_send(msg);
+                let _ = queue.send(msg);
             }
         }
     }
@@ -175,16 +175,15 @@ impl Control {
     pub fn start_news(self: &Rc<Self>) {
         let queues = std::mem::take(&mut *self.news_queues.borrow_mut());
         for (shard, queue) in queues.into_iter().enumerate() {
-            let Some(queue) = queue else { continue };
+            let Some(mut queue) = queue else { continue };
             let me = self.clone();
-            glommio::spawn_local(async move {
+            tokio::task::spawn_local(async move {
                 while let Some(msg) = queue.recv().await {
                     if me.send_to(shard, msg).await.is_err() {
                         return;
                     }
                 }
-            })
-            .detach();
+            });
         }
     }
 

@@ -7,6 +7,7 @@ pub mod drops;
 pub mod framing;
 pub mod pktinfo;
 pub mod recv_batch;
+pub mod stream;
 pub mod tcp;
 pub mod trains;
 pub mod udp;

@@ -2,7 +2,7 @@
 //! media plane (UDP and TCP sockets, the relay between shards, forwarding latency).
 
 pub mod busy;
-pub mod connect;
+mod connect;
 pub mod latency;
 pub mod messages;
 pub mod quiet;

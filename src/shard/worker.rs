@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use tokio::sync::mpsc::{Receiver, Sender};
 use tracing::{debug, info, warn};
 
 use super::busy::Busy;
@@ -71,7 +71,7 @@ fn timer_slot(epoch: Instant, now: Instant, next: Instant, quiet: bool) -> Insta
 pub(super) struct Shard {
     pub(super) id: usize,
     pub(super) rooms: RefCell<Rooms>,
-    outbox: ConnectedSender<FromShard>,
+    outbox: Sender<FromShard>,
     sockets: Sockets,
     /// ICE/TCP connections and their writers (`tcp_io`).
     pub(super) tcp: TcpConns,
@@ -195,8 +195,8 @@ impl Shard {
 /// Runs one shard until the control thread says stop or goes away.
 pub async fn run(
     shard: usize,
-    inbox: ConnectedReceiver<ToShard>,
-    outbox: ConnectedSender<FromShard>,
+    mut inbox: Receiver<ToShard>,
+    outbox: Sender<FromShard>,
     mut rooms: Rooms,
     udp: Vec<(UdpSocket, SocketAddr)>,
     tcp: Vec<(std::net::TcpListener, SocketAddr)>,

@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use glommio::net::TcpStream;
+use crate::net::stream::TcpStream;
 use tracing::info;
 
 use super::ws::{refuse_resume, session, upgrade, write_response};

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::net::stream::TcpStream;
 use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -13,7 +14,6 @@ use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::future::or;
 use futures_lite::{AsyncWriteExt, StreamExt};
-use glommio::net::TcpStream;
 use livekit_protocol as lk;
 use prost::Message as _;
 use tracing::{debug, info};
@@ -24,7 +24,7 @@ use crate::auth::Claims;
 use crate::control::{CallError, ConnEvent, Control};
 use crate::http::{Request, Response};
 use crate::room::{ConnId, RoomError, RoomOp, RoomReply};
-use glommio::channels::local_channel::LocalReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// A connection silent this long gets a WebSocket ping (LiveKit pings every 10 s), which
 /// keeps proxies from closing it; SDK pings count as traffic.
@@ -148,7 +148,7 @@ pub(super) async fn session(
     ws: &mut WebSocketStream<TcpStream>,
     conn: ConnId,
     generation: u64,
-    events: LocalReceiver<ConnEvent>,
+    mut events: Receiver<ConnEvent>,
     first: &[lk::SignalResponse],
     ctx: &Control,
 ) {
@@ -158,7 +158,7 @@ pub(super) async fn session(
         sent = sent && send(ws, msg).await;
     }
     if sent {
-        end = run(ws, conn, &events, ctx).await;
+        end = run(ws, conn, &mut events, ctx).await;
     }
     match end {
         End::Left => ctx.close_conn(conn).await,
@@ -180,10 +180,10 @@ enum End {
 async fn run(
     ws: &mut WebSocketStream<TcpStream>,
     conn: u64,
-    events: &LocalReceiver<ConnEvent>,
+    events: &mut Receiver<ConnEvent>,
     ctx: &Control,
 ) -> End {
-    let mut ping = glommio::timer::Timer::new(PING_EVERY);
+    let mut ping = std::pin::pin!(tokio::time::sleep(PING_EVERY));
     // As LiveKit: a client's text (protojson) frame switches the connection to JSON in
     // both directions, a binary one back to protobuf.
     let mut format = Format::Protobuf;
@@ -193,7 +193,7 @@ async fn run(
                 Step::Event(events.recv().await)
             }),
             async {
-                (&mut ping).await;
+                ping.as_mut().await;
                 Step::Ping
             },
         )
@@ -202,7 +202,8 @@ async fn run(
             Step::Frame(Some(Ok(frame @ (Message::Binary(_) | Message::Text(_))))) => {
                 // A client that talks (SDKs ping every `ping_interval`) needs no ping from
                 // us; one that stays silent for PING_EVERY gets one.
-                ping = glommio::timer::Timer::new(PING_EVERY);
+                ping.as_mut()
+                    .reset(tokio::time::Instant::now() + PING_EVERY);
                 let decoded = match &frame {
                     Message::Text(text) => {
                         format = Format::Json;
@@ -258,7 +259,8 @@ async fn run(
             Step::Event(Some(ConnEvent::Takeover)) => return End::Lost,
             Step::Event(None) => return End::Left,
             Step::Ping => {
-                ping = glommio::timer::Timer::new(PING_EVERY);
+                ping.as_mut()
+                    .reset(tokio::time::Instant::now() + PING_EVERY);
                 if !write_frame(ws, Message::Ping(Vec::new().into())).await {
                     return End::Lost;
                 }
@@ -288,7 +290,7 @@ async fn close_with(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason
         reason: reason.into(),
     };
     let _ = or(async { ws.close(Some(frame)).await.is_ok() }, async {
-        glommio::timer::sleep(CLOSE_WRITE_TIMEOUT).await;
+        tokio::time::sleep(CLOSE_WRITE_TIMEOUT).await;
         false
     })
     .await;
@@ -353,7 +355,7 @@ async fn send_as(
 
 async fn write_frame(ws: &mut WebSocketStream<TcpStream>, frame: Message) -> bool {
     or(async { ws.send(frame).await.is_ok() }, async {
-        glommio::timer::sleep(WRITE_TIMEOUT).await;
+        tokio::time::sleep(WRITE_TIMEOUT).await;
         debug!("signal write timed out");
         false
     })
