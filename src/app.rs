@@ -2,6 +2,8 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -11,6 +13,7 @@ use crate::api::server::{serve as serve_http, Surface};
 use crate::auth::{self, KeyStore};
 use crate::cli::{Cli, Command, ServerArgs};
 use crate::config::{self, Config};
+use crate::control::quiet::Quiet;
 use crate::control::Control;
 use crate::lifecycle::{self, Lifecycle};
 use crate::room::ice_servers::{ExternalTurn, IceServerConfig, TurnAuth};
@@ -173,52 +176,59 @@ fn serve(args: &ServerArgs) -> Result<()> {
         info!(node = %node_id, region = %config.region, "joining the cluster (redis.address)");
     }
     let webhooks = start_webhooks(&config);
-    let started = clock::now().mono;
+    let listener_fds: Vec<_> = (listeners.iter().chain(&metrics_listeners))
+        .map(|l| l.as_raw_fd())
+        .collect();
+    // The listeners are moved into the control thread and live as long as it does.
+    let quiet = Arc::new(Quiet::new(clock::now().mono, &listener_fds));
+    let park_quiet = Arc::clone(&quiet);
     let lifecycle = Lifecycle::new();
     let control_lifecycle = lifecycle.clone();
     let control_core = match placement(&allowed, plan.control_core, "control") {
         Placement::Fixed(core) => Some(core),
         _ => None,
     };
-    let control = crate::control::runtime::spawn("control", control_core, move || async move {
-        debug!("control thread running");
-        let ctx = Control::new(
-            config,
-            keys,
-            to_shards,
-            started,
-            control_lifecycle,
-            node_id,
-            crate::control::Outside { webhooks, cluster },
-        );
-        tokio::task::spawn_local(ctx.clone().report_to_cluster());
-        ctx.set_turn_stats(turn_stats);
-        ctx.set_spread_after(spread_after);
-        ctx.start_news();
-        tokio::task::spawn_local(ctx.clone().watch_drain());
-        for rx in from_shards {
-            tokio::task::spawn_local(ctx.clone().pump(rx, || clock::now().mono));
-        }
-        let mut servers = Vec::new();
-        let surfaces = listeners
-            .into_iter()
-            .map(|l| (l, Surface::Api))
-            .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
-        for (std_listener, surface) in surfaces {
-            match net::stream::TcpListener::from_std(std_listener) {
-                Ok(listener) => servers.push(tokio::task::spawn_local(serve_http(
-                    listener,
-                    ctx.clone(),
-                    surface,
-                ))),
-                Err(e) => error!(error = %e, "cannot serve a listener"),
+    let park = move || park_quiet.before_park();
+    let control =
+        crate::control::runtime::spawn("control", control_core, park, move || async move {
+            debug!("control thread running");
+            let ctx = Control::new(
+                config,
+                keys,
+                to_shards,
+                quiet,
+                control_lifecycle,
+                node_id,
+                crate::control::Outside { webhooks, cluster },
+            );
+            tokio::task::spawn_local(ctx.clone().report_to_cluster());
+            ctx.set_turn_stats(turn_stats);
+            ctx.set_spread_after(spread_after);
+            ctx.start_news();
+            tokio::task::spawn_local(ctx.clone().watch_drain());
+            for rx in from_shards {
+                tokio::task::spawn_local(ctx.clone().pump(rx, || clock::now().mono));
             }
-        }
-        for server in servers {
-            let _ = server.await;
-        }
-    })
-    .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
+            let mut servers = Vec::new();
+            let surfaces = listeners
+                .into_iter()
+                .map(|l| (l, Surface::Api))
+                .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
+            for (std_listener, surface) in surfaces {
+                match net::stream::TcpListener::from_std(std_listener) {
+                    Ok(listener) => servers.push(tokio::task::spawn_local(serve_http(
+                        listener,
+                        ctx.clone(),
+                        surface,
+                    ))),
+                    Err(e) => error!(error = %e, "cannot serve a listener"),
+                }
+            }
+            for server in servers {
+                let _ = server.await;
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
     // The executors run until the process exits; the main thread waits for a signal
     // and drains. Each is watched instead of joined: glommio reports an executor that

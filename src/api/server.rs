@@ -54,6 +54,7 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
     loop {
         match parse_request(&buf, &limits) {
             Ok(Parsed::Complete { request, consumed }) => {
+                ctx.quiet.touch(crate::clock::mono());
                 // Kept only for an upgrade, which may be relayed to another node as is.
                 let head = match request.is_websocket_upgrade() {
                     true => buf[..consumed].to_vec(),

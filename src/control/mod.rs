@@ -4,6 +4,7 @@
 
 mod cluster;
 pub mod directory;
+pub mod quiet;
 mod resume;
 mod routing;
 pub mod runtime;
@@ -87,6 +88,8 @@ pub struct Control {
     pub keys: KeyStore,
     pub lifecycle: Arc<Lifecycle>,
     pub node_id: String,
+    /// Whether this thread may park on the quiet grid; touched by what must not wait.
+    pub quiet: Arc<quiet::Quiet>,
     /// Taken at the end of a drain, to deliver what is still queued.
     pub webhooks: RefCell<Option<crate::webhook::WebhookSender>>,
     twirp_counts: RefCell<crate::metrics::TwirpCounts>,
@@ -125,12 +128,13 @@ impl Control {
         config: Config,
         keys: KeyStore,
         shards: Vec<Sender<ToShard>>,
-        started: Instant,
+        quiet: Arc<quiet::Quiet>,
         lifecycle: Arc<Lifecycle>,
         node_id: String,
         outside: Outside,
     ) -> Rc<Self> {
         let Outside { webhooks, cluster } = outside;
+        let started = quiet.epoch();
         let status = (0..shards.len())
             .map(|shard| ShardStatus {
                 stats: ShardStats {
@@ -151,6 +155,7 @@ impl Control {
             keys,
             lifecycle,
             node_id,
+            quiet,
             webhooks: RefCell::new(webhooks),
             twirp_counts: RefCell::new(Default::default()),
             directory: RefCell::new(Directory::new(shards.len())),
@@ -172,6 +177,9 @@ impl Control {
     /// Drains one shard's outbox until it closes. Spawn one per shard.
     pub async fn pump(self: Rc<Self>, mut from_shard: Receiver<FromShard>, now: fn() -> Instant) {
         while let Some(msg) = from_shard.recv().await {
+            if !matches!(msg, FromShard::Stats(_)) {
+                self.quiet.touch(now());
+            }
             match msg {
                 FromShard::Reply { req_id, result } => {
                     if let Some(tx) = self.pending.borrow_mut().remove(&req_id) {

@@ -6,16 +6,20 @@ use std::future::Future;
 use std::thread::JoinHandle;
 
 /// Starts the control thread: `make` builds the main future on that thread, which runs
-/// until it completes. `core`: the CPU to pin to, `None` for unpinned. The thread ends
-/// with an error when its runtime cannot be built.
-pub fn spawn<F, Fut>(
+/// until it completes. `core`: the CPU to pin to, `None` for unpinned. `before_park`
+/// runs each time the thread is about to wait for its sockets and timers (the quiet
+/// grid, `control::quiet`). The thread ends with an error when its runtime cannot be
+/// built.
+pub fn spawn<F, Fut, P>(
     name: &str,
     core: Option<usize>,
+    before_park: P,
     make: F,
 ) -> std::io::Result<JoinHandle<Result<(), String>>>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
+    P: Fn() + Send + Sync + 'static,
 {
     std::thread::Builder::new()
         .name(name.to_string())
@@ -28,6 +32,7 @@ where
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
+                .on_thread_park(before_park)
                 .build()
                 .map_err(|e| format!("cannot build the control runtime: {e}"))?;
             tokio::task::LocalSet::new().block_on(&runtime, make());

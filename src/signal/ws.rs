@@ -216,11 +216,15 @@ async fn run(
                 };
                 match decoded {
                     Ok(request) => {
-                        if let Some(pong) = super::pong(&request, crate::clock::now().unix_ms) {
+                        let now = crate::clock::now();
+                        if let Some(pong) = super::pong(&request, now.unix_ms) {
                             if !send_as(ws, &pong, format).await {
                                 return End::Lost;
                             }
                         } else {
+                            // What follows a request (an answer, a trickle) must not
+                            // wait for the quiet grid.
+                            ctx.quiet.touch(now.mono);
                             ctx.signal(conn, request).await;
                         }
                     }
