@@ -85,7 +85,8 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
                             let token = ctx.cluster.as_ref().map(|c| c.relay_token());
                             if let Some(head) = mark_relayed(&head, token.unwrap_or_default()) {
                                 debug!(node = %node.id, "signal connection relayed to the room's node");
-                                splice(stream, head, buf, &node.api).await;
+                                let traffic = || ctx.quiet.touch(crate::clock::mono());
+                                splice(stream, head, buf, &node.api, &traffic).await;
                             }
                             return;
                         }

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::net::stream::TcpStream;
-use futures_lite::{future, io, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, io, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use crate::http::Response;
@@ -52,7 +52,15 @@ async fn connect(api: &str) -> std::io::Result<TcpStream> {
 
 /// Relays a signal connection to the node at `api`: `head` is the client's upgrade
 /// request (relay header already added), `early` whatever the client sent after it.
-pub async fn splice(client: TcpStream, head: Vec<u8>, early: Vec<u8>, api: &str) {
+/// `traffic` is called for each chunk relayed: the bytes cannot be told apart (a ping
+/// from an offer), so a relaying control thread stays active (`control::quiet`).
+pub async fn splice(
+    client: TcpStream,
+    head: Vec<u8>,
+    early: Vec<u8>,
+    api: &str,
+    traffic: &dyn Fn(),
+) {
     let mut upstream = match connect(api).await {
         Ok(s) => s,
         Err(e) => {
@@ -68,17 +76,33 @@ pub async fn splice(client: TcpStream, head: Vec<u8>, early: Vec<u8>, api: &str)
     }
     let mut client = client;
     let _ = client.set_read_timeout(None);
-    let (client_in, mut client_out) = io::split(client);
-    let (upstream_in, mut upstream_out) = io::split(upstream);
-    let up = async {
-        let _ = io::copy(client_in, &mut upstream_out).await;
-    };
-    let down = async {
-        let _ = io::copy(upstream_in, &mut client_out).await;
-    };
+    let (client_in, client_out) = io::split(client);
+    let (upstream_in, upstream_out) = io::split(upstream);
+    let up = copy(client_in, upstream_out, traffic);
+    let down = copy(upstream_in, client_out, traffic);
     // Either side closing ends the relay; dropping both halves closes the other side.
     future::or(up, down).await;
     debug!(%api, "relayed signal connection ended");
+}
+
+/// Copies until either end closes or fails, calling `traffic` for each chunk.
+async fn copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    traffic: &dyn Fn(),
+) {
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                traffic();
+                if to.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Forwards one HTTP request to the node at `api` and returns its answer.

@@ -292,6 +292,7 @@ impl Control {
     /// participant to leave for good (SERVER_SHUTDOWN, DISCONNECT: SDKs do not retry).
     pub async fn watch_drain(self: Rc<Self>) {
         self.lifecycle.drain_started().await;
+        self.quiet.touch(crate::clock::mono());
         // Leave the cluster first: no new rooms or relayed joins come here.
         if let Some(cluster) = &self.cluster {
             cluster.leave().await;
@@ -312,6 +313,8 @@ impl Control {
         // that: a round trip to every shard, so that the leaves' events are queued here,
         // then a bounded delivery of the queued webhooks.
         while self.lifecycle.open_conns() > 0 {
+            // A drain is no quiet spell: its polls must not stretch to the grid's.
+            self.quiet.touch(crate::clock::mono());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = self.room_op(RoomOp::List { names: Vec::new() }).await;
