@@ -66,18 +66,18 @@ pub struct Sample {
     own_cpu_us: Option<u64>,
     packets_received: u64,
     connected: u64,
-    forwarded_per_shard: Option<Vec<(u32, u64)>>,
+    scraped: Option<scrape::Page>,
 }
 
 impl Sample {
     fn take(args: &Args, shared: &Shared) -> Sample {
-        let forwarded_per_shard = args.metrics.as_deref().and_then(|url| {
-            scrape::forwarded_per_shard(url)
+        let scraped = args.metrics.as_deref().and_then(|url| {
+            scrape::read(url)
                 .map_err(|e| shared.error("metrics", e))
                 .ok()
         });
         Sample {
-            forwarded_per_shard,
+            scraped,
             at: clock::now(),
             server_cpu_us: args.server_pid.and_then(|p| process_cpu_us(p).ok()),
             own_cpu_us: process_cpu_us(std::process::id()).ok(),

@@ -1,6 +1,7 @@
-//! `--metrics URL`: the server's per-shard forwarded-packet counters, read from its
-//! Prometheus endpoint at both ends of the steady window, so that the summary can say
-//! how the forwarding spread over the shards.
+//! `--metrics URL`: the server's per-shard forwarded-packet counters and its forwarding
+//! latency histogram, read from its Prometheus endpoint at both ends of the steady
+//! window, so that the summary can say how the forwarding spread over the shards and
+//! how much of the one-way latency the server itself added.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,13 +9,28 @@ use std::time::Duration;
 
 /// The counter read, one sample per shard.
 const FAMILY: &str = "corelay_shard_forwarded_packet_total";
+/// The histogram read: a datagram's receipt to the flush of what it forwarded.
+const LATENCY_BUCKET: &str = "corelay_forward_latency_seconds_bucket";
 /// A metrics page larger than this is not corelay's.
 const MAX_PAGE: u64 = 8 << 20;
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// `(shard, packets)` for each shard the page lists, by shard number.
-pub fn forwarded_per_shard(url: &str) -> Result<Vec<(u32, u64)>, String> {
-    Ok(parse(&fetch(url)?))
+/// One reading of the server's metrics page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// `(shard, packets)` for each shard the page lists, by shard number.
+    pub forwarded: Vec<(u32, u64)>,
+    /// The forwarding latency histogram: `(upper edge in seconds, cumulative count)`
+    /// by edge, `+Inf` last.
+    pub latency: Vec<(f64, u64)>,
+}
+
+pub fn read(url: &str) -> Result<Page, String> {
+    let page = fetch(url)?;
+    Ok(Page {
+        forwarded: parse(&page),
+        latency: parse_latency(&page),
+    })
 }
 
 /// A plain HTTP/1.0 GET of an `http://host:port/path` URL (the metrics listener
@@ -73,6 +89,54 @@ fn parse(page: &str) -> Vec<(u32, u64)> {
     out
 }
 
+/// The buckets of the latency histogram in a Prometheus text page.
+fn parse_latency(page: &str) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> = page
+        .lines()
+        .filter_map(|line| {
+            let labels = line.strip_prefix(LATENCY_BUCKET)?.strip_prefix('{')?;
+            let (labels, value) = labels.split_once("} ")?;
+            let le = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("le=\""))?
+                .strip_suffix('"')?;
+            let le: f64 = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = value.trim().parse().ok()?;
+            Some((le, count as u64))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// For each quantile in `qs`, the upper edge (seconds) of the bucket that holds it
+/// among what the histogram counted between two readings; `None` when it counted
+/// nothing or the readings do not have the same buckets.
+pub fn latency_quantiles(from: &[(f64, u64)], to: &[(f64, u64)], qs: &[f64]) -> Option<Vec<f64>> {
+    if from.len() != to.len() || from.iter().zip(to).any(|(a, b)| a.0 != b.0) {
+        return None;
+    }
+    let counted: Vec<(f64, u64)> = (from.iter().zip(to))
+        .map(|(a, b)| (b.0, b.1.saturating_sub(a.1)))
+        .collect();
+    let total = counted.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let edges = qs.iter().map(|q| {
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        counted
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= rank)
+            .map_or(f64::INFINITY, |(le, _)| *le)
+    });
+    Some(edges.collect())
+}
+
 /// Per shard, what was forwarded between two readings (shards missing from either
 /// are left out).
 pub fn delta(from: &[(u32, u64)], to: &[(u32, u64)]) -> Vec<(u32, u64)> {
@@ -99,6 +163,31 @@ mod tests {
              corelay_shard_forwarded_packet_total{shard=\"2\"} garbage\n";
         assert_eq!(parse(page), vec![(0, 150_000), (1, 25)]);
         assert!(parse("").is_empty());
+    }
+
+    #[test]
+    fn reads_the_latency_buckets_and_their_quantiles_between_readings() {
+        let page = |a: u64, b: u64, c: u64| {
+            format!(
+                "corelay_forward_latency_seconds_bucket{{node_id=\"N\",le=\"0.001\"}} {a}\n\
+                 corelay_forward_latency_seconds_bucket{{node_id=\"N\",le=\"+Inf\"}} {c}\n\
+                 corelay_forward_latency_seconds_bucket{{node_id=\"N\",le=\"0.005\"}} {b}\n\
+                 corelay_forward_latency_seconds_sum{{node_id=\"N\"}} 1.5\n\
+                 corelay_shard_forwarded_packet_total{{shard=\"0\"}} 7\n"
+            )
+        };
+        let before = parse_latency(&page(10, 10, 10));
+        assert_eq!(before, vec![(0.001, 10), (0.005, 10), (f64::INFINITY, 10)]);
+        // Between the readings: 98 under 1 ms, 1 under 5 ms, 1 above.
+        let after = parse_latency(&page(108, 109, 110));
+        let q = latency_quantiles(&before, &after, &[0.5, 0.99, 0.999]);
+        assert_eq!(q, Some(vec![0.001, 0.005, f64::INFINITY]));
+        assert_eq!(
+            latency_quantiles(&before, &before, &[0.5]),
+            None,
+            "nothing counted"
+        );
+        assert_eq!(latency_quantiles(&before, &after[1..], &[0.5]), None);
     }
 
     #[test]

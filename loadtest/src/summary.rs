@@ -491,6 +491,9 @@ pub struct Steady {
     pub connected: u64,
     /// Packets each shard forwarded in the window (`--metrics`).
     pub forwarded_per_shard: Option<Vec<(u32, u64)>>,
+    /// p50, p99 and p99.9 of the server's own forwarding latency in the window, ms: the
+    /// upper edges of its histogram's buckets (`--metrics`).
+    pub server_latency_ms: Option<Vec<f64>>,
 }
 
 impl Steady {
@@ -502,8 +505,15 @@ impl Steady {
             own_cpu_us: diff(a.own_cpu_us, b.own_cpu_us),
             packets_received: b.packets_received.saturating_sub(a.packets_received),
             connected: b.connected,
-            forwarded_per_shard: match (&a.forwarded_per_shard, &b.forwarded_per_shard) {
-                (Some(x), Some(y)) => Some(crate::scrape::delta(x, y)),
+            forwarded_per_shard: match (&a.scraped, &b.scraped) {
+                (Some(x), Some(y)) => Some(crate::scrape::delta(&x.forwarded, &y.forwarded)),
+                _ => None,
+            },
+            server_latency_ms: match (&a.scraped, &b.scraped) {
+                (Some(x), Some(y)) => {
+                    crate::scrape::latency_quantiles(&x.latency, &y.latency, &[0.5, 0.99, 0.999])
+                        .map(|q| q.into_iter().map(|s| s * 1000.0).collect())
+                }
                 _ => None,
             },
         }
@@ -537,6 +547,11 @@ impl Steady {
             "loadtest_cpu_ms_per_s": per_s(self.own_cpu_us),
             "floor_sendto_ns": floor_ns.map(round3),
             "server_cost_vs_floor": ratio,
+            // Upper bucket edges; infinite (above the last edge) reads as null.
+            "server_forward_latency_ms": self.server_latency_ms.as_ref().map(|q| {
+                let edge = |v: f64| v.is_finite().then(|| round3(v));
+                json!({ "p50": edge(q[0]), "p99": edge(q[1]), "p99_9": edge(q[2]) })
+            }),
             "forwarded_per_shard": self.forwarded_per_shard.as_ref().map(|shards| {
                 let total: u64 = shards.iter().map(|(_, n)| n).sum();
                 shards
@@ -581,6 +596,22 @@ fn print_steady(s: &Value) {
         "  loadtest CPU    {} ms/s (it shares the machine with the server)",
         f("loadtest_cpu_ms_per_s").map_or("-".to_string(), |v| format!("{v:.1}")),
     );
+    let lat = &st["server_forward_latency_ms"];
+    if lat.is_object() {
+        let edge = |k: &str| {
+            lat[k]
+                .as_f64()
+                .map_or("above the last bucket".to_string(), |v| {
+                    format!("<= {v} ms")
+                })
+        };
+        println!(
+            "  server latency  p50 {}  p99 {}  p99.9 {}  (receipt to flush, the server's histogram)",
+            edge("p50"),
+            edge("p99"),
+            edge("p99_9")
+        );
+    }
     if let Some(shards) = st["forwarded_per_shard"].as_array() {
         let parts: Vec<String> = shards
             .iter()
