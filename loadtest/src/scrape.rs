@@ -70,20 +70,8 @@ fn fetch(url: &str) -> Result<String, String> {
 
 /// The samples of `FAMILY` in a Prometheus text page.
 fn parse(page: &str) -> Vec<(u32, u64)> {
-    let mut out: Vec<(u32, u64)> = page
-        .lines()
-        .filter_map(|line| {
-            let labels = line.strip_prefix(FAMILY)?.strip_prefix('{')?;
-            let (labels, value) = labels.split_once("} ")?;
-            let shard = labels
-                .split(',')
-                .find_map(|l| l.strip_prefix("shard=\""))?
-                .strip_suffix('"')?
-                .parse()
-                .ok()?;
-            let value: f64 = value.trim().parse().ok()?;
-            Some((shard, value as u64))
-        })
+    let mut out: Vec<(u32, u64)> = samples(page, FAMILY, "shard")
+        .filter_map(|(shard, value)| Some((shard.parse().ok()?, value)))
         .collect();
     out.sort_unstable();
     out
@@ -91,26 +79,37 @@ fn parse(page: &str) -> Vec<(u32, u64)> {
 
 /// The buckets of the latency histogram in a Prometheus text page.
 fn parse_latency(page: &str) -> Vec<(f64, u64)> {
-    let mut out: Vec<(f64, u64)> = page
-        .lines()
-        .filter_map(|line| {
-            let labels = line.strip_prefix(LATENCY_BUCKET)?.strip_prefix('{')?;
-            let (labels, value) = labels.split_once("} ")?;
-            let le = labels
-                .split(',')
-                .find_map(|l| l.strip_prefix("le=\""))?
-                .strip_suffix('"')?;
-            let le: f64 = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
+    let mut out: Vec<(f64, u64)> = samples(page, LATENCY_BUCKET, "le")
+        .filter_map(|(le, count)| {
+            let le = match le {
+                "+Inf" => f64::INFINITY,
+                _ => le.parse().ok()?,
             };
-            let count: f64 = value.trim().parse().ok()?;
-            Some((le, count as u64))
+            Some((le, count))
         })
         .collect();
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
+}
+
+/// Each sample of `family` as (its `label`'s value, the sample's value); samples
+/// without the label or with a value that is not a number are left out.
+fn samples<'a>(
+    page: &'a str,
+    family: &'a str,
+    label: &'a str,
+) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+    page.lines().filter_map(move |line| {
+        let labels = line.strip_prefix(family)?.strip_prefix('{')?;
+        let (labels, value) = labels.split_once("} ")?;
+        let wanted = labels.split(',').find_map(|l| {
+            l.strip_prefix(label)?
+                .strip_prefix("=\"")?
+                .strip_suffix('"')
+        })?;
+        let value: f64 = value.trim().parse().ok()?;
+        Some((wanted, value as u64))
+    })
 }
 
 /// For each quantile in `qs`, the upper edge (seconds) of the bucket that holds it
