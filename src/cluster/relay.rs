@@ -55,7 +55,7 @@ async fn connect(api: &str) -> std::io::Result<TcpStream> {
 /// `traffic` is called for each chunk relayed: the bytes cannot be told apart (a ping
 /// from an offer), so a relaying control thread stays active (`control::quiet`).
 pub async fn splice(
-    client: TcpStream,
+    mut client: TcpStream,
     head: Vec<u8>,
     early: Vec<u8>,
     api: &str,
@@ -65,7 +65,6 @@ pub async fn splice(
         Ok(s) => s,
         Err(e) => {
             debug!(%api, error = %e, "cannot reach the room's node");
-            let mut client = client;
             let answer = Response::text(503, format!("cannot reach the room's node: {e}"));
             let _ = client.write_all(&answer.encode(false)).await;
             return;
@@ -74,7 +73,6 @@ pub async fn splice(
     if upstream.write_all(&head).await.is_err() || upstream.write_all(&early).await.is_err() {
         return;
     }
-    let mut client = client;
     let _ = client.set_read_timeout(None);
     let (client_in, client_out) = io::split(client);
     let (upstream_in, upstream_out) = io::split(upstream);

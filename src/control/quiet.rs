@@ -80,17 +80,17 @@ impl Quiet {
             return;
         };
         let timeout_ms = pause.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        // SAFETY: `events` is a valid buffer of the length passed; the fd is ours.
-        let _ = unsafe {
-            libc::epoll_wait(
-                epoll.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as i32,
-                timeout_ms,
-            )
-        };
+        let _ = ready_listener(epoll, timeout_ms);
     }
+}
+
+/// Waits up to `timeout_ms` for a listener in the set to have a connection; its fd, or
+/// `None` when none had one in time.
+fn ready_listener(epoll: &OwnedFd, timeout_ms: i32) -> Option<RawFd> {
+    let mut event = [libc::epoll_event { events: 0, u64: 0 }; 1];
+    // SAFETY: `event` is a valid buffer of the length passed; the fd is ours.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), event.as_mut_ptr(), 1, timeout_ms) };
+    (n > 0).then(|| event[0].u64 as RawFd)
 }
 
 /// An epoll set holding `listeners` (level-triggered: a connection tokio has not yet
@@ -145,17 +145,12 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let quiet = Quiet::new(crate::clock::mono(), &[listener.as_raw_fd()]);
         let epoll = quiet.listeners.as_ref().expect("an epoll set");
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 1];
-        // SAFETY: valid buffer and fd.
-        let idle = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 1, 0) };
-        assert_eq!(idle, 0, "nothing to accept: a sleep would last its slot");
+        assert_eq!(
+            ready_listener(epoll, 0),
+            None,
+            "nothing to accept: a sleep would last its slot"
+        );
         let _client = std::net::TcpStream::connect(addr).expect("connect");
-        let epoll = quiet.listeners.as_ref().expect("an epoll set");
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 1];
-        // SAFETY: valid buffer and fd.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 1, 0) };
-        assert_eq!(n, 1);
-        let fd = events[0].u64;
-        assert_eq!(fd, listener.as_raw_fd() as u64);
+        assert_eq!(ready_listener(epoll, 0), Some(listener.as_raw_fd()));
     }
 }

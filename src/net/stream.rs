@@ -5,11 +5,11 @@
 //! The control thread runs on an epoll reactor rather than io_uring: its work is many
 //! small, spread-out messages (an SDK pings every 5 s), and a glommio executor spends
 //! nine `io_uring_enter`s and a `membarrier` on each wake, where epoll needs one
-//! `epoll_wait` (README, "Signalling").
+//! `epoll_wait` (README, "Threads and core-affinity.toml").
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -63,10 +63,6 @@ impl TcpStream {
 
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.inner.set_nodelay(on)
-    }
-
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
     }
 
     /// `None`: reads wait as long as it takes. Applies from the next read that waits.
