@@ -1,5 +1,5 @@
 //! Dynacast: tell each publisher which simulcast qualities anyone receives, so layers
-//! nobody watches stop being encoded. The aggregation is a pure function; `Rooms`
+//! nobody watches stop being encoded. The aggregation is a pure function; the room
 //! sends a SubscribedQualityUpdate when a track's set changes.
 
 use std::collections::BTreeSet;
@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
+use super::one_room::Room;
 use super::participant::ConnId;
 use super::room_ops::Outbound;
-use super::rooms::Rooms;
+use super::spread::SpreadOut;
 use crate::sfu::layers::{rid_for, track_layers};
 
 /// The quality a layer rid stands for: as announced, else the SDKs' q/h/f.
@@ -73,13 +74,12 @@ pub fn quality_update(
     }
 }
 
-impl Rooms {
-    /// Recomputes the wanted qualities of every simulcast track in `room` and tells
-    /// publishers about the tracks whose set changed.
-    pub(super) fn update_dynacast(&mut self, room: &str, out: &mut Vec<Outbound>) {
-        let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
+impl Room {
+    /// Recomputes the wanted qualities of every simulcast track of the room and tells
+    /// the publishers of the tracks whose set changed: local ones by signal, those on
+    /// other shards through their shard (`to`).
+    pub(super) fn update_dynacast(&mut self, out: &mut Vec<Outbound>, to: &mut Vec<SpreadOut>) {
+        let r = self;
         let mut updates: Vec<(ConnId, String, BTreeSet<i32>, lk::TrackInfo)> = Vec::new();
         for p in r.participants.values() {
             for track in &p.info.tracks {
@@ -107,7 +107,6 @@ impl Rooms {
                 }
             }
         }
-        let mut remote = Vec::new();
         for (conn, sid, wanted, track) in updates {
             let update = quality_update(&track, &wanted);
             if let Some(p) = r.participants.values_mut().find(|p| p.conn == conn) {
@@ -115,7 +114,7 @@ impl Rooms {
             }
             if super::spread::is_proxy(conn) {
                 // Its publisher is on another shard, which adds these to its own.
-                remote.push((conn, sid, wanted));
+                r.spread_wants(conn, &sid, wanted, to);
                 continue;
             }
             out.push(Outbound::Signal {
@@ -124,9 +123,6 @@ impl Rooms {
                     message: Some(Resp::SubscribedQualityUpdate(update)),
                 }),
             });
-        }
-        for (proxy, sid, wanted) in remote {
-            self.spread_wants(room, proxy, &sid, wanted);
         }
     }
 }

@@ -12,7 +12,7 @@ use super::participant::ConnId;
 use super::rooms::Rooms;
 use super::spread::{is_proxy, Relayed};
 use super::Outbound;
-use crate::session::{DataSent, Mid, RtpIn, SessionError};
+use crate::session::{DataSent, Mid, Rid, RtpIn, SessionError};
 use crate::sfu::forwarder::Skip;
 use crate::sfu::speaker::{dbov_magnitude, SpeakerConfig, SpeakerDetector};
 
@@ -110,7 +110,10 @@ impl Rooms {
         }
         self.counters.forwarded += forwarded;
         if downtracks_here == 0 && is_proxy(publisher) {
-            self.unwanted_here(publisher, &track_sid, now);
+            let room = (self.conns.names(publisher)).and_then(|(r, _)| self.rooms.get_mut(r));
+            if let Some(room) = room {
+                room.unwanted_here(publisher, &track_sid, now, &mut self.spread_out);
+            }
         }
         // Coalesced across subscribers and rate-limited per layer by the session.
         for i in 0..self.fan_out.keyframe_asks().len() {
@@ -158,6 +161,14 @@ impl Rooms {
                 self.request_keyframe(publisher, pub_mid, rid.as_deref(), now)
             }
             None => {}
+        }
+    }
+
+    /// A proxy's track needs a keyframe: its publisher's shard is asked.
+    fn ask_remote_keyframe(&mut self, proxy: ConnId, mid: Mid, rid: Option<Rid>, now: Instant) {
+        let room = (self.conns.names(proxy)).and_then(|(r, _)| self.rooms.get_mut(r));
+        if room.is_some_and(|r| r.ask_remote_keyframe(proxy, mid, rid, now, &mut self.spread_out)) {
+            self.counters.keyframe_requests += 1;
         }
     }
 
@@ -231,7 +242,9 @@ impl Rooms {
             return;
         };
         self.deliver_data(&room, Some(from), label, &packet, touched);
-        self.spread_data(&room, from, label, &packet);
+        if let Some(r) = self.rooms.get(&room) {
+            r.spread_data(from, label, &packet, &mut self.spread_out);
+        }
     }
 
     /// Delivers a data packet to the room (RoomService SendData comes here too).

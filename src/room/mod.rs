@@ -27,6 +27,7 @@ mod negotiation;
 #[cfg(test)]
 mod negotiation_tests;
 mod offers;
+mod one_room;
 pub mod participant;
 mod permission;
 #[cfg(test)]
@@ -37,6 +38,8 @@ pub mod room_ops;
 mod room_signal;
 mod room_table;
 pub mod rooms;
+#[cfg(test)]
+mod rooms_tests;
 mod speaker_room;
 pub mod spread;
 mod spread_in;

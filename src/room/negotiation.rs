@@ -494,8 +494,8 @@ impl Rooms {
                 if let Some(room) = self.conns.room(conn) {
                     if let Some(r) = self.rooms.get_mut(&room) {
                         r.participants.subscribed(&track.sid);
+                        r.wanted_here(publisher_sid, &track.sid, &mut self.spread_out);
                     }
-                    self.wanted_here(&room, publisher_sid, &track.sid);
                 }
             }
             Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),
@@ -513,7 +513,9 @@ impl Rooms {
         let msg = Resp::Update(lk::ParticipantUpdate {
             participants: vec![info],
         });
-        self.send_to_others(room, about, msg, out);
+        if let Some(room) = self.rooms.get(room) {
+            room.send_to_others(about, msg, out);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Joining, leaving and the signal requests a room answers itself: who is here, who
 //! changed, pings. Media negotiation (offers, tracks) lands with the media plane.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
@@ -99,7 +99,7 @@ impl Rooms {
         };
         room.participants
             .insert(params.identity.clone(), participant);
-        room.info.num_participants = visible_count(room.participants.values());
+        room.recount();
         let others: Vec<lk::ParticipantInfo> = room
             .participants
             .values()
@@ -115,13 +115,8 @@ impl Rooms {
             room_info.clone(),
             info.clone(),
         ));
-        if !params.permission.hidden {
-            self.send_to_others(
-                &params.room,
-                conn,
-                Resp::Update(update(vec![info.clone()])),
-                out,
-            );
+        if let Some(room) = (self.rooms.get(&params.room)).filter(|_| !params.permission.hidden) {
+            room.send_to_others(conn, Resp::Update(update(vec![info.clone()])), out);
         }
         if params.single_pc {
             self.start_single_pc(conn, params, now, out);
@@ -295,11 +290,10 @@ impl Rooms {
             return;
         };
         let gone_tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
-        room.info.num_participants = visible_count(room.participants.values());
+        room.recount();
+        room.close_if_left(now);
+        room.forget_speaker(&gone.info.sid);
         let room_info = room.info.clone();
-        if room.participants.is_empty() {
-            room.close_at = now + Duration::from_secs(u64::from(room.info.departure_timeout));
-        }
         if reason != lk::DisconnectReason::ClientInitiated {
             out.push(Outbound::Close {
                 conn,
@@ -307,12 +301,13 @@ impl Rooms {
             });
         }
         self.forget_peers(conn);
-        self.forget_speaker(&room_name, &gone.info.sid);
         self.unsubscribe_all(&room_name, &gone_tracks, now, out);
         gone.bump();
         gone.info.state = lk::participant_info::State::Disconnected as i32;
         gone.info.disconnect_reason = reason as i32;
-        self.spread_gone(&room_name, conn, &gone.info);
+        if let Some(room) = self.rooms.get(&room_name) {
+            room.spread_gone(conn, &gone.info, &mut self.spread_out);
+        }
         for track in &gone.info.tracks {
             self.events.push(RoomEvent::TrackUnpublished(
                 room_info.clone(),
@@ -322,8 +317,8 @@ impl Rooms {
         }
         self.events
             .push(RoomEvent::ParticipantLeft(room_info, gone.info.clone()));
-        if !gone.hidden() {
-            self.send_to_others(&room_name, conn, Resp::Update(update(vec![gone.info])), out);
+        if let Some(room) = self.rooms.get(&room_name).filter(|_| !gone.hidden()) {
+            room.send_to_others(conn, Resp::Update(update(vec![gone.info])), out);
         }
     }
 
@@ -353,17 +348,6 @@ impl Rooms {
             }
             if !room.spread.replica {
                 self.events.push(RoomEvent::RoomFinished(room.info));
-            }
-        }
-    }
-
-    pub(super) fn broadcast_room_update(&self, room_name: &str, out: &mut Vec<Outbound>) {
-        if let Ok(room) = self.room(room_name) {
-            let msg = Resp::RoomUpdate(lk::RoomUpdate {
-                room: Some(room.info.clone()),
-            });
-            for p in room.participants.values() {
-                reply(out, p.conn, msg.clone());
             }
         }
     }
@@ -409,7 +393,7 @@ impl Rooms {
         if hidden {
             reply(out, conn, msg);
         } else {
-            self.send_to_all(room_name, msg, out);
+            self.room(room_name)?.send_to_all(msg, out);
         }
         Ok(info)
     }
@@ -467,28 +451,6 @@ impl Rooms {
         );
     }
 
-    /// Sends `msg` to the room's participants on this shard but `except`. Proxies of
-    /// other shards' participants are skipped: their own shard tells them.
-    pub(super) fn send_to_others(
-        &self,
-        room_name: &str,
-        except: ConnId,
-        msg: Resp,
-        out: &mut Vec<Outbound>,
-    ) {
-        if let Ok(room) = self.room(room_name) {
-            let to = (room.participants.values())
-                .filter(|p| p.conn != except && !super::spread::is_proxy(p.conn));
-            for p in to {
-                reply(out, p.conn, msg.clone());
-            }
-        }
-    }
-
-    pub(super) fn send_to_all(&self, room_name: &str, msg: Resp, out: &mut Vec<Outbound>) {
-        self.send_to_others(room_name, ConnId::MAX, msg, out);
-    }
-
     pub(super) fn server_info(&self) -> lk::ServerInfo {
         lk::ServerInfo {
             edition: lk::server_info::Edition::Standard as i32,
@@ -503,10 +465,6 @@ impl Rooms {
 
 pub(super) fn update(participants: Vec<lk::ParticipantInfo>) -> lk::ParticipantUpdate {
     lk::ParticipantUpdate { participants }
-}
-
-pub(super) fn visible_count<'a>(participants: impl Iterator<Item = &'a Participant>) -> u32 {
-    participants.filter(|p| !p.hidden()).count() as u32
 }
 
 /// LiveKit semantics: an empty value deletes the attribute.
@@ -527,6 +485,7 @@ fn apply_attributes(
 mod tests {
     use super::*;
     use crate::room::rooms::{NodeInfo, RoomDefaults, RoomLimits};
+    use std::time::Duration;
 
     fn rooms() -> Rooms {
         let defaults = RoomDefaults {

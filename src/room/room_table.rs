@@ -4,10 +4,10 @@
 //! datagram. Everything else keeps the name-keyed API a `HashMap` gave.
 
 use super::keyed_slots::{KeySlot, KeyedSlots};
-use super::rooms::RoomState;
+use super::one_room::Room;
 
 /// A shard's rooms by name.
-pub(super) type RoomTable = KeyedSlots<RoomState>;
+pub(super) type RoomTable = KeyedSlots<Room>;
 /// Index of a room's slot; stable while the room lives, reused after it closes.
 pub(super) type RoomSlot = KeySlot;
 

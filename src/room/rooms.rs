@@ -1,10 +1,11 @@
 //! The rooms one shard owns. Participants join through the media plane; until then a
 //! room holds its info, its participants (none yet) and its lifetime deadlines.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use livekit_protocol as lk;
 
+use super::one_room::Room;
 use super::participant::Participant;
 use super::room_ops::{Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 use crate::ids;
@@ -100,21 +101,6 @@ pub struct NodeInfo {
     pub region: String,
 }
 
-pub(super) struct RoomState {
-    pub(super) info: lk::Room,
-    /// Keyed by identity.
-    pub(super) participants: super::members::Members,
-    /// Close the room at this instant unless someone is in it.
-    pub(super) close_at: Instant,
-    /// JoinResponse.sif_trailer: random per room, as LiveKit's. E2EE clients treat a
-    /// frame ending in it as server-injected and do not try to decrypt it.
-    pub(super) sif_trailer: Vec<u8>,
-    /// The other shards hosting this room, if it spans several (`spread`).
-    pub(super) spread: super::spread::RoomSpread,
-    /// Active-speaker detection, from the room's first audio level on.
-    pub(super) speakers: Option<crate::sfu::speaker::SpeakerDetector>,
-}
-
 /// Every room of one shard, keyed by name.
 pub struct Rooms {
     pub(super) rooms: super::room_table::RoomTable,
@@ -207,9 +193,7 @@ impl Rooms {
     }
 
     fn local_participants(&self) -> impl Iterator<Item = &Participant> {
-        (self.rooms.values())
-            .flat_map(|r| r.participants.values())
-            .filter(|p| !super::spread::is_proxy(p.conn))
+        self.rooms.values().flat_map(|r| r.local_participants())
     }
 
     /// Published tracks and subscribed downtracks on this shard.
@@ -249,9 +233,8 @@ impl Rooms {
                 self.check_metadata(&metadata)?;
                 let state = self.room_mut(&room)?;
                 state.info.metadata = metadata;
-                let info = state.info.clone();
-                self.broadcast_room_update(&room, out);
-                Ok(RoomReply::Room(info))
+                state.send_room_update(out);
+                Ok(RoomReply::Room(state.info.clone()))
             }
             RoomOp::ListParticipants { room } => {
                 let state = self.room(&room)?;
@@ -298,17 +281,10 @@ impl Rooms {
 
     /// Closes rooms whose lifetime ran out and returns their names.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        // A copy of a room homed elsewhere closes once its own participants are gone
-        // (the proxies of the others' stay on their shards' copies).
-        let unused = |r: &RoomState| {
-            r.participants
-                .values()
-                .all(|p| r.spread.replica && super::spread::is_proxy(p.conn))
-        };
         let closed: Vec<String> = self
             .rooms
             .iter()
-            .filter(|(_, r)| unused(r) && r.close_at <= now)
+            .filter(|(_, r)| r.unused() && r.close_at <= now)
             .map(|(name, _)| name.clone())
             .collect();
         for name in &closed {
@@ -322,6 +298,35 @@ impl Rooms {
             }
         }
         closed
+    }
+
+    /// Sends SpeakersChanged where a room's active speakers changed.
+    pub fn tick_speakers(&mut self, now: Instant, out: &mut Vec<Outbound>) {
+        if self.next_speaker_poll.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_speaker_poll = Some(now + super::speaker_room::POLL_EVERY);
+        for r in self.rooms.values_mut() {
+            r.poll_speakers(now, out);
+        }
+    }
+
+    /// Sends ConnectionQualityUpdate where a participant's score changed (every 5 s).
+    pub fn tick_quality(&mut self, now: Instant, out: &mut Vec<Outbound>) {
+        if self.next_quality_tick.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_quality_tick = Some(now + super::quality_room::UPDATE_EVERY);
+        for r in self.rooms.values_mut() {
+            r.tick_quality(now, out, &mut self.spread_out);
+        }
+    }
+
+    /// Dynacast for `room` after its subscriptions or layers changed.
+    pub(super) fn update_dynacast(&mut self, room: &str, out: &mut Vec<Outbound>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.update_dynacast(out, &mut self.spread_out);
+        }
     }
 
     /// Room events since the last call, oldest first.
@@ -358,19 +363,8 @@ impl Rooms {
             metadata: req.metadata.clone(),
             ..Default::default()
         };
-        let close_at = now + Duration::from_secs(u64::from(info.empty_timeout));
         self.events.push(RoomEvent::RoomStarted(info.clone()));
-        self.rooms.insert(
-            req.name.clone(),
-            RoomState {
-                info: info.clone(),
-                participants: Default::default(),
-                close_at,
-                sif_trailer: format!("{}{}", ids::guid(""), ids::guid("")).into_bytes(),
-                spread: Default::default(),
-                speakers: None,
-            },
-        );
+        (self.rooms).insert(req.name.clone(), Room::open(info.clone(), now));
         Ok(info)
     }
 
@@ -407,11 +401,11 @@ impl Rooms {
         Ok(())
     }
 
-    pub(super) fn room(&self, name: &str) -> Result<&RoomState, RoomError> {
+    pub(super) fn room(&self, name: &str) -> Result<&Room, RoomError> {
         self.rooms.get(name).ok_or(RoomError::RoomNotFound)
     }
 
-    pub(super) fn room_mut(&mut self, name: &str) -> Result<&mut RoomState, RoomError> {
+    pub(super) fn room_mut(&mut self, name: &str) -> Result<&mut Room, RoomError> {
         self.rooms.get_mut(name).ok_or(RoomError::RoomNotFound)
     }
 
@@ -420,183 +414,6 @@ impl Rooms {
         room: &str,
         identity: &str,
     ) -> Result<&Participant, RoomError> {
-        self.room(room)?
-            .participants
-            .get(identity)
-            .ok_or(RoomError::ParticipantNotFound)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DEFAULTS: RoomDefaults = RoomDefaults {
-        empty_timeout: 300,
-        departure_timeout: 20,
-        max_participants: 0,
-    };
-
-    fn create(name: &str) -> RoomOp {
-        RoomOp::Create(Box::new(lk::CreateRoomRequest {
-            name: name.into(),
-            ..Default::default()
-        }))
-    }
-
-    fn room_of(reply: Result<RoomReply, RoomError>) -> lk::Room {
-        match reply {
-            Ok(RoomReply::Room(r)) => r,
-            other => panic!("expected a room, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn create_fills_defaults_and_is_idempotent() {
-        let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
-        let first = room_of(rooms.apply(create("a"), t0, 1_700_000_000, &mut Vec::new()));
-        assert!(first.sid.starts_with("RM_"));
-        assert_eq!(first.empty_timeout, 300);
-        assert_eq!(first.departure_timeout, 20);
-        assert_eq!(first.creation_time, 1_700_000_000);
-        let again = room_of(rooms.apply(create("a"), t0, 1_700_000_005, &mut Vec::new()));
-        assert_eq!(again, first);
-        assert_eq!(rooms.len(), 1);
-    }
-
-    #[test]
-    fn explicit_values_win_over_defaults() {
-        let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
-        let req = lk::CreateRoomRequest {
-            name: "b".into(),
-            empty_timeout: 7,
-            max_participants: 3,
-            metadata: "m".into(),
-            ..Default::default()
-        };
-        let room = room_of(rooms.apply(RoomOp::Create(Box::new(req)), t0, 0, &mut Vec::new()));
-        assert_eq!((room.empty_timeout, room.max_participants), (7, 3));
-        assert_eq!(room.metadata, "m");
-    }
-
-    #[test]
-    fn empty_and_oversized_names_are_refused() {
-        let t0 = crate::clock::now().mono;
-        let limits = RoomLimits {
-            max_room_name_length: 4,
-            max_metadata_size: 2,
-            ..RoomLimits::default()
-        };
-        let mut rooms = Rooms::new(DEFAULTS, limits, NodeInfo::default());
-        assert_eq!(
-            rooms.apply(create(""), t0, 0, &mut Vec::new()),
-            Err(RoomError::NoRoomName)
-        );
-        assert_eq!(
-            rooms.apply(create("toolong"), t0, 0, &mut Vec::new()),
-            Err(RoomError::RoomNameTooLong)
-        );
-        rooms.apply(create("ok"), t0, 0, &mut Vec::new()).unwrap();
-        let op = RoomOp::UpdateMetadata {
-            room: "ok".into(),
-            metadata: "xyz".into(),
-        };
-        assert_eq!(
-            rooms.apply(op, t0, 0, &mut Vec::new()),
-            Err(RoomError::MetadataTooLarge)
-        );
-    }
-
-    #[test]
-    fn list_filters_by_name_and_sorts() {
-        let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
-        for n in ["c", "a", "b"] {
-            rooms.apply(create(n), t0, 0, &mut Vec::new()).unwrap();
-        }
-        let names = |r: Result<RoomReply, RoomError>| match r {
-            Ok(RoomReply::Rooms(v)) => v.into_iter().map(|r| r.name).collect::<Vec<_>>(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            names(rooms.apply(RoomOp::List { names: vec![] }, t0, 0, &mut Vec::new())),
-            ["a", "b", "c"]
-        );
-        let only = RoomOp::List {
-            names: vec!["b".into(), "zz".into()],
-        };
-        assert_eq!(names(rooms.apply(only, t0, 0, &mut Vec::new())), ["b"]);
-    }
-
-    #[test]
-    fn missing_rooms_and_participants_are_not_found() {
-        let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
-        let get = |room: &str| RoomOp::GetParticipant {
-            room: room.into(),
-            identity: "p".into(),
-        };
-        assert_eq!(
-            rooms.apply(get("x"), t0, 0, &mut Vec::new()),
-            Err(RoomError::RoomNotFound)
-        );
-        rooms.apply(create("x"), t0, 0, &mut Vec::new()).unwrap();
-        assert_eq!(
-            rooms.apply(get("x"), t0, 0, &mut Vec::new()),
-            Err(RoomError::ParticipantNotFound)
-        );
-        let list = RoomOp::ListParticipants { room: "x".into() };
-        assert_eq!(
-            rooms.apply(list, t0, 0, &mut Vec::new()),
-            Ok(RoomReply::Participants(vec![]))
-        );
-        let delete = || RoomOp::Delete { room: "x".into() };
-        assert_eq!(
-            rooms.apply(delete(), t0, 0, &mut Vec::new()),
-            Ok(RoomReply::Done)
-        );
-        assert_eq!(
-            rooms.apply(delete(), t0, 0, &mut Vec::new()),
-            Err(RoomError::RoomNotFound)
-        );
-    }
-
-    #[test]
-    fn unjoined_room_closes_after_empty_timeout() {
-        let t0 = crate::clock::now().mono;
-        let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
-        let req = lk::CreateRoomRequest {
-            name: "short".into(),
-            empty_timeout: 5,
-            ..Default::default()
-        };
-        rooms
-            .apply(RoomOp::Create(Box::new(req)), t0, 0, &mut Vec::new())
-            .unwrap();
-        rooms.apply(create("long"), t0, 0, &mut Vec::new()).unwrap();
-        assert!(rooms.expire(t0 + Duration::from_secs(4)).is_empty());
-        assert_eq!(rooms.expire(t0 + Duration::from_secs(5)), ["short"]);
-        assert_eq!(rooms.len(), 1);
-        assert_eq!(rooms.expire(t0 + Duration::from_secs(300)), ["long"]);
-    }
-
-    #[test]
-    fn stream_counts_add_up_by_direction_and_kind() {
-        use crate::session::{Flow, MediaKind, StreamCounts};
-        let mut c = Counters::default();
-        let counts = |flow, kind, nacks, lost| StreamCounts {
-            flow,
-            kind,
-            nacks,
-            lost,
-        };
-        c.add_stream(&counts(Flow::Ingress, Some(MediaKind::Audio), 1, 2));
-        c.add_stream(&counts(Flow::Ingress, Some(MediaKind::Video), 3, 4));
-        c.add_stream(&counts(Flow::Egress, Some(MediaKind::Video), 5, 6));
-        c.add_stream(&counts(Flow::Egress, None, 0, 1));
-        assert_eq!((c.nacks_sent, c.nacks_received), (4, 5));
-        assert_eq!((c.lost_in, c.lost_out), ([2, 4], [0, 7]));
+        self.room(room)?.participant(identity)
     }
 }

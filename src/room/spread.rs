@@ -14,12 +14,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use livekit_protocol as lk;
 
+use super::one_room::Room;
 use super::participant::{ConnId, Participant};
-use super::rooms::{RoomState, Rooms};
+use super::rooms::Rooms;
 use crate::session::{Mid, Rid, RtpIn};
 
 /// Proxies get the connection id of the participant they stand for with this bit set:
@@ -164,18 +165,7 @@ impl Rooms {
             let Some(seed) = seed else {
                 return;
             };
-            let close_at = now + Duration::from_secs(u64::from(seed.info.departure_timeout));
-            self.rooms.insert(
-                room.to_string(),
-                RoomState {
-                    info: seed.info,
-                    participants: Default::default(),
-                    close_at,
-                    sif_trailer: seed.sif_trailer,
-                    spread: RoomSpread::default(),
-                    speakers: None,
-                },
-            );
+            (self.rooms).insert(room.to_string(), Room::copy_of(seed, now));
         }
         let Some(state) = self.rooms.get_mut(room) else {
             return;
@@ -203,6 +193,37 @@ impl Rooms {
                 });
             }
         }
+    }
+
+    /// The news this shard has for the other shards of its spread rooms: what was
+    /// queued, and every local participant whose state changed since it was last sent.
+    pub fn take_spread(&mut self) -> Vec<SpreadOut> {
+        let (rooms, spread_out) = (&mut self.rooms, &mut self.spread_out);
+        self.spread_rooms.retain(|name| {
+            let Some(state) = rooms.get_mut(name) else {
+                return false;
+            };
+            if state.spread.peers.is_empty() {
+                return false;
+            }
+            for p in state.participants.values_mut() {
+                if is_proxy(p.conn) {
+                    continue;
+                }
+                let now_at = (p.info.version, p.media.published.len());
+                if p.mirrored == Some(now_at) {
+                    continue;
+                }
+                p.mirrored = Some(now_at);
+                spread_out.push(SpreadOut {
+                    room: name.clone(),
+                    to: SpreadTo::Peers,
+                    msg: SpreadMsg::Member(Box::new(member_of(p))),
+                });
+            }
+            true
+        });
+        std::mem::take(&mut self.spread_out)
     }
 
     /// What another shard needs to open its copy of `room`.

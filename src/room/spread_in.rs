@@ -2,7 +2,7 @@
 //! their participants, and data, keyframe asks, dynacast wants, interest and
 //! connection quality reach this shard's participants or publishers.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
@@ -10,7 +10,6 @@ use prost::Message;
 
 use super::participant::{ConnId, Participant, ParticipantMedia};
 use super::room_ops::Outbound;
-use super::room_signal::visible_count;
 use super::rooms::Rooms;
 use super::spread::{is_proxy, origin_conn, proxy_conn, Member, SpreadMsg};
 
@@ -62,8 +61,10 @@ impl Rooms {
                 self.update_dynacast(room, out);
             }
             SpreadMsg::Quality(updates) => {
-                let msg = Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates });
-                self.send_to_all(room, msg, out);
+                if let Some(state) = self.rooms.get(room) {
+                    let msg = Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates });
+                    state.send_to_all(msg, out);
+                }
             }
             SpreadMsg::Interest { track_sid, wanted } => {
                 if let Some(state) = self.rooms.get_mut(room) {
@@ -135,16 +136,17 @@ impl Rooms {
                         mirrored: None,
                     },
                 );
-                state.info.num_participants = visible_count(state.participants.values());
+                state.recount();
                 self.conns.bind(conn, room.to_string(), identity);
             }
         }
-        let hidden = (self.participant(room, &info.identity)).is_ok_and(|p| p.hidden());
-        if !hidden {
-            let msg = Resp::Update(lk::ParticipantUpdate {
-                participants: vec![info.clone()],
-            });
-            self.send_to_all(room, msg, out);
+        if let Some(state) = self.rooms.get(room) {
+            if !(state.participant(&info.identity)).is_ok_and(|p| p.hidden()) {
+                let msg = Resp::Update(lk::ParticipantUpdate {
+                    participants: vec![info.clone()],
+                });
+                state.send_to_all(msg, out);
+            }
         }
         let gone: Vec<String> = (old_tracks.iter())
             .filter(|t| !info.tracks.iter().any(|n| n.sid == t.sid))
@@ -184,23 +186,18 @@ impl Rooms {
         let Some(gone) = state.participants.remove(&info.identity) else {
             return;
         };
-        state.info.num_participants = visible_count(state.participants.values());
-        if state.participants.is_empty() {
-            state.close_at = now + Duration::from_secs(u64::from(state.info.departure_timeout));
-        }
+        state.recount();
+        state.close_if_left(now);
+        state.forget_speaker(&gone.info.sid);
         self.forget_conn(conn);
-        self.forget_speaker(room, &gone.info.sid);
         let tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
         self.unsubscribe_all(room, &tracks, now, out);
         info.state = lk::participant_info::State::Disconnected as i32;
-        if !gone.hidden() {
-            self.send_to_all(
-                room,
-                Resp::Update(lk::ParticipantUpdate {
-                    participants: vec![info],
-                }),
-                out,
-            );
+        if let Some(state) = self.rooms.get(room).filter(|_| !gone.hidden()) {
+            let msg = Resp::Update(lk::ParticipantUpdate {
+                participants: vec![info],
+            });
+            state.send_to_all(msg, out);
         }
         self.update_dynacast(room, out);
     }
