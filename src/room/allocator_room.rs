@@ -10,10 +10,11 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 use tracing::debug;
 
-use super::media::{PeerKey, Side};
-use super::participant::{ConnId, DownTrack};
+use super::media::Side;
+use super::members::Slot;
+use super::one_room::Room;
+use super::participant::DownTrack;
 use super::room_ops::{reply, Outbound};
-use super::rooms::Rooms;
 use crate::session::{LinkStats, MediaKind};
 use crate::sfu::allocator::{allocate, desired_bps, Demand, Grant};
 use crate::sfu::bandwidth::LinkReport;
@@ -34,18 +35,19 @@ struct TrackFacts {
     priority: u8,
 }
 
-impl Rooms {
-    /// A PC's once-a-second link figures: connection quality inputs, and for subscriber
-    /// PCs a new estimate and allocation.
+impl Room {
+    /// A PC's once-a-second link figures for the participant in `slot`: connection
+    /// quality inputs, and for subscriber PCs a new estimate and allocation. Returns how
+    /// many of its downtracks were paused for bandwidth.
     pub(super) fn on_link_stats(
         &mut self,
-        (conn, side): PeerKey,
+        (slot, side): (Slot, Side),
         stats: LinkStats,
         now: Instant,
         out: &mut Vec<Outbound>,
-    ) {
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
+    ) -> u64 {
+        let Some(p) = self.participants.at_mut(slot) else {
+            return 0;
         };
         // A single PC (`/rtc/v1`) carries both directions.
         let single = p.media.single_pc;
@@ -58,28 +60,30 @@ impl Rooms {
             q.downstream_loss = stats.egress_loss;
             q.rtt = stats.rtt.or(q.rtt);
         } else {
-            return;
+            return 0;
         }
         let report = LinkReport {
             loss: stats.egress_loss,
             rtt: stats.rtt,
             bytes_sent: stats.bytes_sent,
         };
-        self.reallocate(conn, Some(report), now, out);
+        self.reallocate(slot, Some(report), now, out)
     }
 
-    /// Runs the allocator for one subscriber (after feeding `report`, if any).
+    /// Runs the allocator for one subscriber (after feeding `report`, if any); returns
+    /// how many downtracks it paused.
     pub(super) fn reallocate(
         &mut self,
-        conn: ConnId,
+        slot: Slot,
         report: Option<LinkReport>,
         now: Instant,
         out: &mut Vec<Outbound>,
-    ) {
-        let facts = self.track_facts(conn);
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
+    ) -> u64 {
+        let facts = self.track_facts(slot);
+        let Some(p) = self.participants.at_mut(slot) else {
+            return 0;
         };
+        let conn = p.conn;
         let mut sids: Vec<&String> = p.media.downtracks.keys().collect();
         sids.sort();
         let sids: Vec<String> = sids.into_iter().cloned().collect();
@@ -124,11 +128,10 @@ impl Rooms {
                 }
             }
         }
+        let paused = (changed.iter())
+            .filter(|c| c.state == lk::StreamState::Paused as i32)
+            .count() as u64;
         if !changed.is_empty() {
-            self.counters.bandwidth_pauses += changed
-                .iter()
-                .filter(|c| c.state == lk::StreamState::Paused as i32)
-                .count() as u64;
             reply(
                 out,
                 conn,
@@ -137,19 +140,17 @@ impl Rooms {
                 }),
             );
         }
+        paused
     }
 
-    /// The tracks `conn` subscribes to, with their publishers and priorities.
-    fn track_facts(&self, conn: ConnId) -> HashMap<String, TrackFacts> {
-        let Some((room, identity)) = self.conns.names(conn) else {
+    /// The tracks the participant in `slot` subscribes to, with their publishers and
+    /// priorities.
+    fn track_facts(&self, slot: Slot) -> HashMap<String, TrackFacts> {
+        let r = self;
+        let Some(me) = r.participants.at(slot) else {
             return HashMap::new();
         };
-        let Some(r) = self.rooms.get(room) else {
-            return HashMap::new();
-        };
-        let Some(subscribed) = r.participants.get(identity).map(|p| &p.media.downtracks) else {
-            return HashMap::new();
-        };
+        let (conn, subscribed) = (me.conn, &me.media.downtracks);
         let speaking: HashSet<String> = (r.speakers.as_ref())
             .map(|d| d.active().into_iter().map(|s| s.sid).collect())
             .unwrap_or_default();

@@ -337,6 +337,23 @@ impl Rooms {
         self.rooms.at_mut(room)?.participants.at_mut(slot)
     }
 
+    /// A PC's once-a-second link figures go to its participant's room (`allocator_room`).
+    pub(super) fn on_link_stats(
+        &mut self,
+        (conn, side): PeerKey,
+        stats: crate::session::LinkStats,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some((room, slot)) = self.place_of(conn) else {
+            return;
+        };
+        if let Some(room) = self.rooms.at_mut(room) {
+            let paused = room.on_link_stats((slot, side), stats, now, out);
+            self.counters.bandwidth_pauses += paused;
+        }
+    }
+
     /// The room and member slots of a connection's participant: the cached place when
     /// the participant there still has this connection id, else found by name and
     /// cached.

@@ -54,7 +54,9 @@ impl Rooms {
         let ufrag = session.local_ufrag();
         self.demux.replace_ufrag(ufrag, key);
         let answer = self.prefer_announced_codecs(conn, &offered, &answer);
-        let mid_to_track_id = self.settle_single_pc(conn);
+        let mid_to_track_id = (self.participant_by_conn(conn))
+            .map(super::offers::settle_single_pc)
+            .unwrap_or_default();
         if !mid_to_track_id.is_empty() {
             debug!(conn, ?mid_to_track_id, "single PC answer");
         }

@@ -101,7 +101,10 @@ impl Rooms {
                 room: Some(room_info),
             }),
         ];
-        messages.extend(self.subscriber_offer(conn));
+        let place = self.place_of(conn);
+        if let Some(p) = place.and_then(|(r, s)| self.rooms.at_mut(r)?.participants.at_mut(s)) {
+            messages.extend(super::offers::subscriber_offer(p, &mut self.demux));
+        }
         let messages = messages
             .into_iter()
             .map(|m| lk::SignalResponse { message: Some(m) })

@@ -329,6 +329,14 @@ impl Rooms {
         }
     }
 
+    /// Subscriber offers (or asks to offer) for `room`'s participants with changes
+    /// queued (`offers`).
+    pub(super) fn send_pending_offers(&mut self, room: &str, out: &mut Vec<Outbound>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.send_pending_offers(&mut self.demux, out);
+        }
+    }
+
     /// Room events since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<RoomEvent> {
         std::mem::take(&mut self.events)
