@@ -37,6 +37,8 @@ pub struct Pair {
     pub server_events: Vec<SessionEvent>,
     /// Errors `handle_receive` returned (tests with hostile input look at these).
     pub server_errors: Vec<String>,
+    /// While set, what the client sends is lost on the way.
+    pub lose_to_server: bool,
 }
 
 impl Pair {
@@ -56,6 +58,7 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             server_errors: Vec::new(),
+            lose_to_server: false,
         }
     }
 
@@ -182,6 +185,9 @@ impl Pair {
             self.server.handle_timeout(now).expect("server timeout");
             self.drain_server();
         }
+        if self.lose_to_server {
+            self.to_server.clear();
+        }
         for t in std::mem::take(&mut self.to_server) {
             if let Err(e) = self
                 .server
@@ -199,6 +205,11 @@ impl Pair {
                 .expect("client receive");
             self.drain_client();
         }
+    }
+
+    /// Loses the server's datagrams in flight.
+    pub fn lose_to_client(&mut self) {
+        self.to_client.clear();
     }
 
     /// Takes the client's datagrams in flight, for a test to deliver (or lose) itself.

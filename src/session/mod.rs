@@ -17,6 +17,7 @@ mod keyframe_asks;
 mod media_io;
 mod offer;
 mod peer;
+mod rtx_window;
 mod sdp_info;
 mod single_pc;
 mod stream_stats;
@@ -32,6 +33,8 @@ mod tests_guard;
 mod tests_input;
 #[cfg(test)]
 mod tests_restart;
+#[cfg(test)]
+mod tests_rtx;
 #[cfg(test)]
 mod tests_single;
 #[cfg(test)]

@@ -253,6 +253,7 @@ impl PeerSession {
                 let sdp = offer.to_sdp_string();
                 self.bundle_mid = self.bundle_mid.or_else(|| first_mid_in(&sdp));
                 self.pending = Some(pending);
+                self.size_rtx_caches();
                 Ok(Some(sdp))
             }
             None => {
@@ -284,6 +285,9 @@ impl PeerSession {
                     .map_err(|e| SessionError::Negotiation(e.to_string()))
             });
         self.settle(result.is_ok());
+        if result.is_ok() {
+            self.size_rtx_caches();
+        }
         result
     }
 

@@ -67,6 +67,8 @@ pub struct PeerSession {
     pub(super) rr_rtt: Option<std::time::Duration>,
     /// Running NACK and packet totals of each stream, for the shard's counters.
     pub(super) stream_totals: super::stream_stats::StreamTotals,
+    /// Video streams we send whose resend window is ours (`rtx_window`).
+    pub(super) rtx_sized: Vec<str0m::rtp::Ssrc>,
 }
 
 impl PeerSession {
@@ -159,6 +161,7 @@ impl PeerSession {
             rr_loss: Default::default(),
             rr_rtt: None,
             stream_totals: Default::default(),
+            rtx_sized: Vec::new(),
         })
     }
 
@@ -207,6 +210,7 @@ impl PeerSession {
         if self.role == PeerRole::Single {
             self.slots.on_offer(&media);
             answer = self.slots.rewrite_answer(&answer);
+            self.size_rtx_caches();
         }
         Ok((answer, media))
     }
