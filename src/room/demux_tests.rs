@@ -28,7 +28,7 @@ fn a_forged_request_naming_our_ufrag_leaves_no_address() {
         ..Default::default()
     };
     rooms.signal(1, request(Req::Offer(offer)), t0, &mut out);
-    let ufrags = rooms.demux.ufrags();
+    let ufrags = rooms.parts.demux.ufrags();
     assert!(!ufrags.is_empty(), "the publisher PC registered its ufrag");
     let server: SocketAddr = "10.0.0.2:7882".parse().unwrap();
     let mut transmits = Vec::new();
@@ -47,9 +47,9 @@ fn a_forged_request_naming_our_ufrag_leaves_no_address() {
         }
     }
     assert!(
-        rooms.demux.flows() == 0,
+        rooms.parts.demux.flows() == 0,
         "{} addresses kept",
-        rooms.demux.flows()
+        rooms.parts.demux.flows()
     );
     assert!(transmits.is_empty(), "nothing is answered");
     assert_eq!(

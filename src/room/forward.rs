@@ -112,7 +112,7 @@ impl Rooms {
         if downtracks_here == 0 && is_proxy(publisher) {
             let room = (self.conns.names(publisher)).and_then(|(r, _)| self.rooms.get_mut(r));
             if let Some(room) = room {
-                room.unwanted_here(publisher, &track_sid, now, &mut self.spread_out);
+                room.unwanted_here(publisher, &track_sid, now, &mut self.parts.spread_out);
             }
         }
         // Coalesced across subscribers and rate-limited per layer by the session.
@@ -167,7 +167,9 @@ impl Rooms {
     /// A proxy's track needs a keyframe: its publisher's shard is asked.
     fn ask_remote_keyframe(&mut self, proxy: ConnId, mid: Mid, rid: Option<Rid>, now: Instant) {
         let room = (self.conns.names(proxy)).and_then(|(r, _)| self.rooms.get_mut(r));
-        if room.is_some_and(|r| r.ask_remote_keyframe(proxy, mid, rid, now, &mut self.spread_out)) {
+        if room.is_some_and(|r| {
+            r.ask_remote_keyframe(proxy, mid, rid, now, &mut self.parts.spread_out)
+        }) {
             self.counters.keyframe_requests += 1;
         }
     }
@@ -243,7 +245,7 @@ impl Rooms {
         };
         self.deliver_data(&room, Some(from), label, &packet, touched);
         if let Some(r) = self.rooms.get(&room) {
-            r.spread_data(from, label, &packet, &mut self.spread_out);
+            r.spread_data(from, label, &packet, &mut self.parts.spread_out);
         }
     }
 

@@ -59,7 +59,7 @@ pub(super) struct Drained {
 impl Rooms {
     /// `room.enabled_codecs`: what new peer connections negotiate.
     pub fn set_codecs(&mut self, codecs: crate::session::EnabledCodecs) {
-        self.codecs = codecs;
+        self.parts.codecs = codecs;
     }
 
     /// The TURN and STUN servers participants are told about.
@@ -69,12 +69,12 @@ impl Rooms {
 
     /// The shard's advertised UDP addresses, used for every new peer connection.
     pub fn set_local_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        self.local_candidates.udp = addrs;
+        self.parts.local_candidates.udp = addrs;
     }
 
     /// The shard's passive ICE/TCP addresses (`rtc.tcp_port`), advertised beside UDP.
     pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        self.local_candidates.tcp = addrs;
+        self.parts.local_candidates.tcp = addrs;
     }
 
     /// `rtc.allow_tcp_fallback` (on by default, as LiveKit's).
@@ -141,10 +141,10 @@ impl Rooms {
         self.counters.packets_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
         let flow = (transport, source);
-        let key = match self.demux.by_flow(&flow) {
+        let key = match self.parts.demux.by_flow(&flow) {
             Some(k) => k,
             None => {
-                let key = stun_ufrag(datagram).and_then(|u| self.demux.by_ufrag(u));
+                let key = stun_ufrag(datagram).and_then(|u| self.parts.demux.by_ufrag(u));
                 // Remember the address only for an authentic request: one that merely
                 // names our ufrag must not grow the table.
                 let authentic = key.is_some_and(|k| {
@@ -153,7 +153,7 @@ impl Rooms {
                 });
                 match key {
                     Some(k) if authentic => {
-                        self.demux.learn_flow(flow, k);
+                        self.parts.demux.learn_flow(flow, k);
                         k
                     }
                     _ => {
@@ -181,7 +181,7 @@ impl Rooms {
                 true
             }
             None => {
-                self.demux.drop_flow(&flow);
+                self.parts.demux.drop_flow(&flow);
                 self.counters.dropped_unknown_flow += 1;
                 false
             }
@@ -285,7 +285,7 @@ impl Rooms {
             return;
         };
         self.timers.schedule(key, at);
-        if self.timers.needs_rebuild(self.demux.sessions()) {
+        if self.timers.needs_rebuild(self.parts.demux.sessions()) {
             let current = self
                 .rooms
                 .values()
@@ -393,48 +393,18 @@ impl Rooms {
         }
     }
 
-    /// Creates the session for `key` if missing and registers its ufrag for demux.
-    pub(super) fn ensure_session(&mut self, key: PeerKey, now: Instant) -> bool {
-        let key = self.canonical(key);
-        let mut addrs = self.local_candidates.clone();
-        let codecs = self.codecs;
-        let Some(p) = self.participant_by_conn(key.0) else {
+    /// Creates the session for `key` if missing (`Room::ensure_session`).
+    pub(super) fn ensure_session(&mut self, (conn, side): PeerKey, now: Instant) -> bool {
+        let Some((room, slot)) = self.place_of(conn) else {
             return false;
         };
-        // Steered to ICE/TCP after failing over UDP: only the TCP candidates.
-        if p.media.ice.preference == IcePreference::Tcp && !addrs.tcp.is_empty() {
-            addrs.udp.clear();
-        }
-        let role = match key.1 {
-            Side::Publisher if p.media.single_pc => PeerRole::Single,
-            side => side.role(),
-        };
-        let slot = match key.1 {
-            Side::Publisher => &mut p.media.publisher,
-            Side::Subscriber => &mut p.media.subscriber,
-        };
-        if slot.is_some() {
-            return true;
-        }
-        match PeerSession::configured(role, &addrs, codecs, now) {
-            Ok(session) => {
-                debug!(conn = key.0, ?role, "peer connection created");
-                p.media.ice.started(key.1 as usize, now);
-                let ufrag = session.local_ufrag();
-                *slot = Some(session);
-                self.demux.add_ufrag(ufrag, key);
-                true
-            }
-            Err(e) => {
-                debug!(conn = key.0, error = %e, "cannot create peer connection");
-                false
-            }
-        }
+        (self.rooms.at_mut(room))
+            .is_some_and(|r| r.ensure_session(slot, side, now, &mut self.parts))
     }
 
     /// Forgets every demux entry of a participant's sessions.
     pub(super) fn forget_peers(&mut self, conn: ConnId) {
-        self.demux.forget_conn(conn);
+        self.parts.demux.forget_conn(conn);
     }
 
     /// Acts on drained events. Forwarding writes into other sessions, which are then
@@ -556,8 +526,8 @@ impl Rooms {
         p.bump();
         let info = p.info.clone();
         if !p.hidden() {
-            if let Some(room) = self.conns.room(key.0) {
-                self.broadcast_participant(&room, key.0, info, out);
+            if let Some((room, _, _)) = self.at_conn(key.0) {
+                room.send_update_to_others(key.0, info, out);
             }
         }
     }

@@ -97,6 +97,17 @@ impl Members {
         self.iter().map(|(_, p)| p)
     }
 
+    /// With their slots, in identity order.
+    pub fn slots(&self) -> impl Iterator<Item = (Slot, &Participant)> {
+        (self.by_identity.values())
+            .filter_map(|&slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
+    }
+
+    /// With their slots, in slot order.
+    pub fn slots_mut(&mut self) -> impl Iterator<Item = (Slot, &mut Participant)> {
+        (self.slots.iter_mut().enumerate()).filter_map(|(slot, p)| Some((slot, p.as_mut()?)))
+    }
+
     /// In slot order (the order they came in, reusing the places of those who left).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Participant> {
         self.slots.iter_mut().flatten()

@@ -35,6 +35,7 @@ mod permission_tests;
 mod quality_room;
 mod resume;
 pub mod room_ops;
+mod room_peers;
 mod room_signal;
 mod room_table;
 pub mod rooms;

@@ -12,9 +12,9 @@ use super::offers::ask_for_offer;
 use super::participant::{ConnId, PendingTrack};
 use super::room_ops::{reply, Outbound, RoomEvent};
 use super::rooms::Rooms;
-use super::track_info::{down_track, layer_rid, track_info, track_type};
-use crate::session::{codec_order, Codec, MediaKind, OfferedMedia};
-use crate::sfu::layers::{pick_quality, track_layers, LayerState};
+use super::track_info::{layer_rid, track_info, track_type};
+use crate::session::{codec_order, Codec, OfferedMedia};
+use crate::sfu::layers::{pick_quality, track_layers};
 
 impl Rooms {
     /// A publisher offer: answer it (echoing its id) and publish the announced tracks
@@ -52,7 +52,7 @@ impl Rooms {
         };
         // An ICE restart makes a new ufrag.
         let ufrag = session.local_ufrag();
-        self.demux.replace_ufrag(ufrag, key);
+        self.parts.demux.replace_ufrag(ufrag, key);
         let answer = self.prefer_announced_codecs(conn, &offered, &answer);
         let mid_to_track_id = (self.participant_by_conn(conn))
             .map(super::offers::settle_single_pc)
@@ -129,7 +129,9 @@ impl Rooms {
             return;
         };
         if let Some(info) = self.participant_by_conn(conn).map(|p| p.info.clone()) {
-            self.broadcast_participant(&room, conn, info, out);
+            if let Some(r) = self.rooms.get(&room) {
+                r.send_update_to_others(conn, info, out);
+            }
         }
         if let (Some(info), Some(room_info)) = (
             self.participant_by_conn(conn).map(|p| p.info.clone()),
@@ -144,7 +146,9 @@ impl Rooms {
             }
         }
         for track in newly {
-            self.subscribe_room_to(&room, conn, &track, now);
+            if let Some((r, slot, parts)) = self.at_conn(conn) {
+                r.subscribe_room_to(slot, &track, now, parts);
+            }
         }
         self.send_pending_offers(&room, out);
     }
@@ -353,229 +357,60 @@ impl Rooms {
         p.bump();
         let info = p.info.clone();
         if let Some(room) = self.conns.room(conn) {
-            self.broadcast_participant(&room, conn, info, out);
+            if let Some(r) = self.rooms.get(&room) {
+                r.send_update_to_others(conn, info, out);
+            }
         }
     }
 
-    /// Subscribes every other auto-subscribing participant of the room to `track`.
-    pub(super) fn subscribe_room_to(
-        &mut self,
-        room: &str,
-        publisher: ConnId,
-        track: &lk::TrackInfo,
-        now: Instant,
-    ) {
-        let Some(pub_sid) = self
-            .participant_by_conn(publisher)
-            .map(|p| p.info.sid.clone())
-        else {
-            return;
-        };
-        let subscribers: Vec<ConnId> = match self.rooms.get(room) {
-            Some(r) => r
-                .participants
-                .values()
-                .filter(|p| p.conn != publisher && p.auto_subscribe)
-                .filter(|p| p.info.permission.as_ref().is_some_and(|x| x.can_subscribe))
-                .map(|p| p.conn)
-                .collect(),
-            None => return,
-        };
-        for sub in subscribers {
-            self.subscribe(sub, &pub_sid, track, now);
-        }
-    }
-
-    /// The tracks others in `room` publish that pass `keep`, with their publisher's sid.
-    pub(super) fn others_tracks(
-        &self,
-        room: &str,
-        except: ConnId,
-        keep: impl Fn(&lk::TrackInfo) -> bool,
-    ) -> Vec<(String, lk::TrackInfo)> {
-        let Some(r) = self.rooms.get(room) else {
-            return Vec::new();
-        };
-        r.participants
-            .values()
-            .filter(|p| p.conn != except)
-            .flat_map(|p| {
-                p.info
-                    .tracks
-                    .iter()
-                    .filter(|t| keep(t))
-                    .map(|t| (p.info.sid.clone(), t.clone()))
-            })
-            .collect()
-    }
-
-    /// Subscribes a newly joined participant to everything already published.
-    pub(super) fn subscribe_to_existing(&mut self, conn: ConnId, room: &str, now: Instant) {
-        for (pub_sid, track) in self.others_tracks(room, conn, |_| true) {
-            self.subscribe(conn, &pub_sid, &track, now);
-        }
-    }
-
-    pub(super) fn subscribe(
+    /// Tracks whose m-line a new publisher offer stopped sending are unpublished.
+    pub(super) fn unpublish_stopped(
         &mut self,
         conn: ConnId,
-        publisher_sid: &str,
-        track: &lk::TrackInfo,
-        now: Instant,
+        offered: &[OfferedMedia],
+        now: std::time::Instant,
+        out: &mut Vec<Outbound>,
     ) {
-        if !self.ensure_session((conn, Side::Subscriber), now) {
-            return;
-        }
         let Some(p) = self.participant_by_conn(conn) else {
             return;
         };
-        if p.media.downtracks.contains_key(&track.sid) {
-            return;
-        }
-        let kind = if track.r#type == lk::TrackType::Audio as i32 {
-            MediaKind::Audio
-        } else {
-            MediaKind::Video
-        };
-        let limit = match kind {
-            MediaKind::Audio => self.limits.subscription_limit_audio,
-            MediaKind::Video => self.limits.subscription_limit_video,
-        };
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
-        };
-        let held = p
-            .media
-            .downtracks
-            .values()
-            .filter(|d| d.kind == kind)
-            .count();
-        if limit > 0 && held >= limit as usize {
-            if !p.media.waiting.iter().any(|(_, t)| t.sid == track.sid) {
-                debug!(conn, track = %track.sid, limit, "subscription waits: limit reached");
-                p.media
-                    .waiting
-                    .push((publisher_sid.to_string(), track.clone()));
-            }
-            return;
-        }
-        p.media.waiting.retain(|(_, t)| t.sid != track.sid);
-        let adaptive_stream = p.adaptive_stream;
-        let Some(session) = p.media.down_session() else {
-            return;
-        };
-        let mut layers = LayerState::default();
-        let mut requested = None;
-        let announced = track_layers(track);
-        if announced.len() > 1 {
-            // Before any settings: HIGH, or LOW for adaptive-stream clients (LiveKit).
-            let start = if adaptive_stream {
-                lk::VideoQuality::Low
-            } else {
-                lk::VideoQuality::High
-            };
-            requested = Some(layer_rid(announced, start));
-            layers.order = [
-                lk::VideoQuality::Low,
-                lk::VideoQuality::Medium,
-                lk::VideoQuality::High,
-            ]
-            .into_iter()
-            .filter(|q| announced.iter().any(|l| l.quality == *q as i32))
-            .map(|q| layer_rid(announced, q))
+        let stopped: Vec<String> = offered
+            .iter()
+            .filter(|m| m.disabled || !m.direction.contains("send"))
+            .filter_map(|m| p.media.published.remove(&m.mid))
+            .map(|sid| sid.to_string())
             .collect();
-        }
-        let stream_id = format!("{publisher_sid}|{}", track.sid);
-        match session.add_send_track(kind, &stream_id, &track.sid) {
-            Ok(()) => {
-                p.media.downtracks.insert(
-                    track.sid.clone(),
-                    down_track(track, kind, layers, requested),
-                );
-                p.media.needs_offer = true;
-                if let Some(room) = self.conns.room(conn) {
-                    if let Some(r) = self.rooms.get_mut(&room) {
-                        r.participants.subscribed(&track.sid);
-                        r.wanted_here(publisher_sid, &track.sid, &mut self.spread_out);
-                    }
-                }
-            }
-            Err(e) => debug!(conn, error = %e, "cannot add subscribed track"),
-        }
-    }
-
-    /// Tells everyone else in the room about a participant's new state.
-    pub(super) fn broadcast_participant(
-        &self,
-        room: &str,
-        about: ConnId,
-        info: lk::ParticipantInfo,
-        out: &mut Vec<Outbound>,
-    ) {
-        let msg = Resp::Update(lk::ParticipantUpdate {
-            participants: vec![info],
-        });
-        if let Some(room) = self.rooms.get(room) {
-            room.send_to_others(about, msg, out);
-        }
-    }
-}
-
-impl Rooms {
-    /// Opens a new participant's subscriber PC: data channels, existing tracks, offer.
-    pub(super) fn start_subscriber(
-        &mut self,
-        conn: ConnId,
-        room: &str,
-        auto_subscribe: bool,
-        now: Instant,
-        out: &mut Vec<Outbound>,
-    ) {
-        if self.is_single_pc(conn) {
-            // The client's own offer carries its channels; tracks wait for its lines.
-            if auto_subscribe {
-                self.subscribe_to_existing(conn, room, now);
-            }
-            self.send_pending_offers(room, out);
+        if stopped.is_empty() {
             return;
         }
-        if !self.ensure_session((conn, Side::Subscriber), now) {
+        let removed: Vec<lk::TrackInfo> = p
+            .info
+            .tracks
+            .iter()
+            .filter(|t| stopped.contains(&t.sid))
+            .cloned()
+            .collect();
+        p.info.tracks.retain(|t| !stopped.contains(&t.sid));
+        p.bump();
+        let info = p.info.clone();
+        let Some(room) = self.conns.room(conn) else {
             return;
-        }
-        if let Some(p) = self.participant_by_conn(conn) {
-            if let Some(session) = p.media.subscriber.as_mut() {
-                if let Err(e) = session.open_data_channels() {
-                    debug!(conn, error = %e, "cannot open data channels");
-                }
-            }
-            p.media.needs_offer = true;
-        }
-        if auto_subscribe {
-            self.subscribe_to_existing(conn, room, now);
-        }
-        self.send_pending_offers(room, out);
-    }
-
-    /// Drops the downtracks of unpublished tracks and renegotiates those subscribers.
-    pub(super) fn unsubscribe_all(
-        &mut self,
-        room: &str,
-        track_sids: &[String],
-        now: Instant,
-        out: &mut Vec<Outbound>,
-    ) {
-        if track_sids.is_empty() {
-            return;
-        }
-        if let Some(r) = self.rooms.get_mut(room) {
-            for p in r.participants.values_mut() {
-                for sid in track_sids {
-                    p.media.drop_downtrack(sid);
-                }
+        };
+        if let Some(room_info) = self.rooms.get(&room).map(|r| r.info.clone()) {
+            for track in removed {
+                self.events.push(RoomEvent::TrackUnpublished(
+                    room_info.clone(),
+                    info.clone(),
+                    track,
+                ));
             }
         }
-        self.fill_free_slots(room, now);
-        self.send_pending_offers(room, out);
+        if let Some(r) = self.rooms.get(&room) {
+            r.send_update_to_others(conn, info, out);
+        }
+        if let Some((r, parts)) = self.with_parts(&room) {
+            r.unsubscribe_all(&stopped, now, parts, out);
+        }
     }
 }
 

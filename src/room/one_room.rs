@@ -99,6 +99,19 @@ impl Room {
         self.send_to_others(ConnId::MAX, msg, out);
     }
 
+    /// ParticipantUpdate with a participant's new state, to everyone else here.
+    pub(super) fn send_update_to_others(
+        &self,
+        about: ConnId,
+        info: lk::ParticipantInfo,
+        out: &mut Vec<Outbound>,
+    ) {
+        let msg = Resp::Update(lk::ParticipantUpdate {
+            participants: vec![info],
+        });
+        self.send_to_others(about, msg, out);
+    }
+
     /// RoomUpdate with the room's current info, to everyone here.
     pub(super) fn send_room_update(&self, out: &mut Vec<Outbound>) {
         let msg = Resp::RoomUpdate(lk::RoomUpdate {

@@ -45,9 +45,13 @@ impl Rooms {
                 .map(|p| (p.media.has_down_session(), p.auto_subscribe))
                 .unwrap_or((true, false));
             if !started {
-                self.start_subscriber(conn, &room, auto, now, out);
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.start_subscriber(slot, auto, now, parts, out);
+                }
             } else if auto && !was.can_subscribe {
-                self.subscribe_to_existing(conn, &room, now);
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.subscribe_to_existing(slot, now, parts);
+                }
                 self.send_pending_offers(&room, out);
             }
         } else {
@@ -104,7 +108,9 @@ impl Rooms {
                 ));
             }
         }
-        self.unsubscribe_all(room, &sids, now, out);
+        if let Some((r, parts)) = self.with_parts(room) {
+            r.unsubscribe_all(&sids, now, parts, out);
+        }
     }
 
     fn unsubscribe_everything(&mut self, conn: ConnId) {

@@ -103,7 +103,7 @@ impl Rooms {
         ];
         let place = self.place_of(conn);
         if let Some(p) = place.and_then(|(r, s)| self.rooms.at_mut(r)?.participants.at_mut(s)) {
-            messages.extend(super::offers::subscriber_offer(p, &mut self.demux));
+            messages.extend(super::offers::subscriber_offer(p, &mut self.parts.demux));
         }
         let messages = messages
             .into_iter()

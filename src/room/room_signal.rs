@@ -60,7 +60,7 @@ impl Rooms {
             false => IcePreference::Any,
         };
         let paths = FallbackPaths {
-            tcp: !self.local_candidates.tcp.is_empty() && client_supports_tcp(&params.client),
+            tcp: !self.parts.local_candidates.tcp.is_empty() && client_supports_tcp(&params.client),
             tls: self.ice_servers.has_tls(),
         };
         let room = self.room_mut(&params.room)?;
@@ -123,11 +123,13 @@ impl Rooms {
         } else if params.permission.can_subscribe {
             // Subscriber-primary (v0): the server opens the subscriber PC with its data
             // channels and what is already published, and offers it right after joining.
-            self.start_subscriber(conn, &params.room, params.auto_subscribe, now, out);
+            if let Some((r, slot, parts)) = self.at_conn(conn) {
+                r.start_subscriber(slot, params.auto_subscribe, now, parts, out);
+            }
         }
         let (ice_servers, client_configuration) =
             self.steered_ice(&info.sid, preference, unix_secs);
-        let enabled_publish_codecs = (self.codecs.mimes().into_iter())
+        let enabled_publish_codecs = (self.parts.codecs.mimes().into_iter())
             .map(|mime| lk::Codec {
                 mime: mime.into(),
                 fmtp_line: String::new(),
@@ -185,7 +187,9 @@ impl Rooms {
             return;
         }
         if params.permission.can_subscribe && params.auto_subscribe {
-            self.subscribe_to_existing(conn, &params.room, now);
+            if let Some((r, slot, parts)) = self.at_conn(conn) {
+                r.subscribe_to_existing(slot, now, parts);
+            }
         }
         for req in &params.add_tracks {
             self.on_add_track(conn, req.clone(), out);
@@ -233,7 +237,9 @@ impl Rooms {
                 for pt in s.participant_tracks {
                     sids.extend(pt.track_sids);
                 }
-                self.update_subscriptions(conn, &sids, s.subscribe, now, out);
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
+                }
             }
             other => {
                 debug!(conn, request = ?std::mem::discriminant(&other), "signal request not handled yet")
@@ -301,12 +307,14 @@ impl Rooms {
             });
         }
         self.forget_peers(conn);
-        self.unsubscribe_all(&room_name, &gone_tracks, now, out);
+        if let Some((r, parts)) = self.with_parts(&room_name) {
+            r.unsubscribe_all(&gone_tracks, now, parts, out);
+        }
         gone.bump();
         gone.info.state = lk::participant_info::State::Disconnected as i32;
         gone.info.disconnect_reason = reason as i32;
         if let Some(room) = self.rooms.get(&room_name) {
-            room.spread_gone(conn, &gone.info, &mut self.spread_out);
+            room.spread_gone(conn, &gone.info, &mut self.parts.spread_out);
         }
         for track in &gone.info.tracks {
             self.events.push(RoomEvent::TrackUnpublished(

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use livekit_protocol as lk;
 
+use super::members::Slot;
 use super::one_room::Room;
-use super::participant::Participant;
+use super::participant::{ConnId, Participant};
 use super::room_ops::{Outbound, RoomError, RoomEvent, RoomOp, RoomReply};
 use crate::ids;
 
@@ -101,6 +102,21 @@ pub struct NodeInfo {
     pub region: String,
 }
 
+/// What a room's operations use of its shard besides the room: how to make peer
+/// connections and route their datagrams, the limits, and the outbox to the other
+/// shards of spread rooms. Kept apart from `Rooms` so that a `Room` can be handed
+/// these while the shard holds the room itself.
+pub(super) struct ShardParts {
+    /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
+    pub(super) local_candidates: crate::session::LocalAddrs,
+    pub(super) codecs: crate::session::EnabledCodecs,
+    /// Which peer connection a datagram belongs to.
+    pub(super) demux: super::demux::Demux,
+    pub(super) limits: RoomLimits,
+    /// News for the other shards of spread rooms.
+    pub(super) spread_out: Vec<super::spread::SpreadOut>,
+}
+
 /// Every room of one shard, keyed by name.
 pub struct Rooms {
     pub(super) rooms: super::room_table::RoomTable,
@@ -108,13 +124,9 @@ pub struct Rooms {
     /// participant is (`place_of`).
     pub(super) conns: super::connections::Connections,
     pub(super) node: NodeInfo,
-    /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
-    pub(super) local_candidates: crate::session::LocalAddrs,
-    pub(super) codecs: crate::session::EnabledCodecs,
+    pub(super) parts: ShardParts,
     /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
     pub(super) ice_servers: super::ice_servers::IceServerConfig,
-    /// Which peer connection a datagram belongs to.
-    pub(super) demux: super::demux::Demux,
     /// Sessions changed outside a datagram or timeout (signalling, API data) that must
     /// be drained before the shard waits again.
     pub(super) dirty: Vec<super::media::PeerKey>,
@@ -135,12 +147,10 @@ pub struct Rooms {
     pub(super) next_speaker_poll: Option<Instant>,
     pub(super) next_quality_tick: Option<Instant>,
     defaults: RoomDefaults,
-    pub(super) limits: RoomLimits,
     /// `rtc.allow_tcp_fallback`, and the preferences it steered participants to.
     pub(super) tcp_fallback: bool,
     pub(super) ice_preferences: super::ice_fallback::RememberedPreferences,
-    /// News for the other shards of spread rooms, and their relayed packets.
-    pub(super) spread_out: Vec<super::spread::SpreadOut>,
+    /// Packets of local publishers for the other shards of their rooms.
     pub(super) relay_out: Vec<super::spread::Relayed>,
     /// The rooms that have peers (maybe stale: `take_spread` drops those that no
     /// longer do), so that a turn on a shard with no spread room looks at none.
@@ -153,10 +163,7 @@ impl Rooms {
             rooms: Default::default(),
             conns: Default::default(),
             node,
-            local_candidates: Default::default(),
-            codecs: Default::default(),
             ice_servers: Default::default(),
-            demux: Default::default(),
             dirty: Vec::new(),
             counters: Counters::default(),
             events: Vec::new(),
@@ -169,10 +176,15 @@ impl Rooms {
             next_speaker_poll: None,
             next_quality_tick: None,
             defaults,
-            limits,
             tcp_fallback: true,
             ice_preferences: Default::default(),
-            spread_out: Vec::new(),
+            parts: ShardParts {
+                local_candidates: Default::default(),
+                codecs: Default::default(),
+                demux: Default::default(),
+                limits,
+                spread_out: Vec::new(),
+            },
             relay_out: Vec::new(),
             spread_rooms: Vec::new(),
         }
@@ -258,7 +270,9 @@ impl Rooms {
             RoomOp::RequireParticipant { room, identity } => {
                 self.participant(&room, &identity).map(|_| RoomReply::Done)
             }
-            RoomOp::MutePublishedTrack(req) => self.server_mute(&req, out).map(RoomReply::Track),
+            RoomOp::MutePublishedTrack(req) => (self.room_mut(&req.room)?)
+                .server_mute(&req, out)
+                .map(RoomReply::Track),
             RoomOp::UpdateParticipant(req) => {
                 self.check_metadata(&req.metadata)?;
                 self.check_attributes(&req.attributes)?;
@@ -267,7 +281,16 @@ impl Rooms {
                 Ok(RoomReply::Participant(info))
             }
             RoomOp::UpdateSubscriptions(req) => {
-                self.update_subscriptions_for(&req, now, out)?;
+                let mut sids = req.track_sids.clone();
+                for pt in &req.participant_tracks {
+                    sids.extend(pt.track_sids.iter().cloned());
+                }
+                let (room, parts) = self.with_parts(&req.room).ok_or(RoomError::RoomNotFound)?;
+                let slot = (room.participants.slot_of(&req.identity))
+                    .ok_or(RoomError::ParticipantNotFound)?;
+                room.update_subscriptions(slot, &sids, req.subscribe, now, parts, out);
+                let conn = room.participant(&req.identity)?.conn;
+                self.dirty.push((conn, super::media::Side::Subscriber));
                 self.update_dynacast(&req.room, out);
                 Ok(RoomReply::Done)
             }
@@ -318,22 +341,33 @@ impl Rooms {
         }
         self.next_quality_tick = Some(now + super::quality_room::UPDATE_EVERY);
         for r in self.rooms.values_mut() {
-            r.tick_quality(now, out, &mut self.spread_out);
+            r.tick_quality(now, out, &mut self.parts.spread_out);
         }
     }
 
     /// Dynacast for `room` after its subscriptions or layers changed.
     pub(super) fn update_dynacast(&mut self, room: &str, out: &mut Vec<Outbound>) {
         if let Some(r) = self.rooms.get_mut(room) {
-            r.update_dynacast(out, &mut self.spread_out);
+            r.update_dynacast(out, &mut self.parts.spread_out);
         }
+    }
+
+    /// The room `name`, with the shard's parts beside it.
+    pub(super) fn with_parts(&mut self, name: &str) -> Option<(&mut Room, &mut ShardParts)> {
+        Some((self.rooms.get_mut(name)?, &mut self.parts))
+    }
+
+    /// The room and member slot of `conn`'s participant, with the shard's parts.
+    pub(super) fn at_conn(&mut self, conn: ConnId) -> Option<(&mut Room, Slot, &mut ShardParts)> {
+        let (room, slot) = self.conns.place(&self.rooms, conn)?;
+        Some((self.rooms.at_mut(room)?, slot, &mut self.parts))
     }
 
     /// Subscriber offers (or asks to offer) for `room`'s participants with changes
     /// queued (`offers`).
     pub(super) fn send_pending_offers(&mut self, room: &str, out: &mut Vec<Outbound>) {
         if let Some(r) = self.rooms.get_mut(room) {
-            r.send_pending_offers(&mut self.demux, out);
+            r.send_pending_offers(&mut self.parts.demux, out);
         }
     }
 
@@ -351,7 +385,7 @@ impl Rooms {
         if req.name.is_empty() {
             return Err(RoomError::NoRoomName);
         }
-        let max_name = self.limits.max_room_name_length as usize;
+        let max_name = self.parts.limits.max_room_name_length as usize;
         if max_name > 0 && req.name.len() > max_name {
             return Err(RoomError::RoomNameTooLong);
         }
@@ -389,7 +423,7 @@ impl Rooms {
     }
 
     pub(super) fn check_metadata(&self, metadata: &str) -> Result<(), RoomError> {
-        let max = self.limits.max_metadata_size as usize;
+        let max = self.parts.limits.max_metadata_size as usize;
         if max > 0 && metadata.len() > max {
             return Err(RoomError::MetadataTooLarge);
         }
@@ -401,7 +435,7 @@ impl Rooms {
         &self,
         attributes: &std::collections::HashMap<String, String>,
     ) -> Result<(), RoomError> {
-        let max = self.limits.max_attributes_size as usize;
+        let max = self.parts.limits.max_attributes_size as usize;
         let size: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
         if max > 0 && size > max {
             return Err(RoomError::AttributesTooLarge);

@@ -186,7 +186,7 @@ impl Rooms {
         state.spread.replica = !home;
         for shard in added {
             for p in state.participants.values().filter(|p| !is_proxy(p.conn)) {
-                self.spread_out.push(SpreadOut {
+                self.parts.spread_out.push(SpreadOut {
                     room: room.to_string(),
                     to: SpreadTo::Shard(shard),
                     msg: SpreadMsg::Member(Box::new(member_of(p))),
@@ -198,7 +198,7 @@ impl Rooms {
     /// The news this shard has for the other shards of its spread rooms: what was
     /// queued, and every local participant whose state changed since it was last sent.
     pub fn take_spread(&mut self) -> Vec<SpreadOut> {
-        let (rooms, spread_out) = (&mut self.rooms, &mut self.spread_out);
+        let (rooms, spread_out) = (&mut self.rooms, &mut self.parts.spread_out);
         self.spread_rooms.retain(|name| {
             let Some(state) = rooms.get_mut(name) else {
                 return false;
@@ -223,7 +223,7 @@ impl Rooms {
             }
             true
         });
-        std::mem::take(&mut self.spread_out)
+        std::mem::take(&mut self.parts.spread_out)
     }
 
     /// What another shard needs to open its copy of `room`.

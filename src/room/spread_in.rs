@@ -152,10 +152,14 @@ impl Rooms {
             .filter(|t| !info.tracks.iter().any(|n| n.sid == t.sid))
             .map(|t| t.sid.clone())
             .collect();
-        self.unsubscribe_all(room, &gone, now, out);
+        if let Some((r, parts)) = self.with_parts(room) {
+            r.unsubscribe_all(&gone, now, parts, out);
+        }
         for track in info.tracks.iter() {
             if !old_tracks.iter().any(|t| t.sid == track.sid) {
-                self.subscribe_room_to(room, conn, track, now);
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.subscribe_room_to(slot, track, now, parts);
+                }
             }
         }
         self.send_pending_offers(room, out);
@@ -191,7 +195,9 @@ impl Rooms {
         state.forget_speaker(&gone.info.sid);
         self.forget_conn(conn);
         let tracks: Vec<String> = gone.info.tracks.iter().map(|t| t.sid.clone()).collect();
-        self.unsubscribe_all(room, &tracks, now, out);
+        if let Some((r, parts)) = self.with_parts(room) {
+            r.unsubscribe_all(&tracks, now, parts, out);
+        }
         info.state = lk::participant_info::State::Disconnected as i32;
         if let Some(state) = self.rooms.get(room).filter(|_| !gone.hidden()) {
             let msg = Resp::Update(lk::ParticipantUpdate {

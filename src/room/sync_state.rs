@@ -62,7 +62,9 @@ impl Rooms {
                 sids.extend(pt.track_sids);
             }
             if !sids.is_empty() {
-                self.update_subscriptions(conn, &sids, s.subscribe, now, out);
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
+                }
             }
         }
     }
