@@ -240,7 +240,7 @@ impl Rooms {
     /// Subscriber sessions written to outside a datagram or timeout (API or relayed
     /// data): drained before the shard waits again (`flush_dirty`).
     pub(super) fn drive_subscribers(&mut self, touched: Vec<ConnId>) {
-        (self.dirty).extend(touched.into_iter().map(|c| (c, Side::Subscriber)));
+        (self.parts.dirty).extend(touched.into_iter().map(|c| (c, Side::Subscriber)));
     }
 
     /// Drains the sessions that signalling or the API changed.
@@ -251,7 +251,7 @@ impl Rooms {
         out: &mut Vec<Outbound>,
     ) {
         self.close_overflowed(now, out);
-        let mut dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.parts.dirty);
         dirty.sort_unstable_by_key(|(c, s)| (*c, *s == Side::Subscriber));
         dirty.dedup();
         for key in dirty {

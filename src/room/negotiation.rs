@@ -12,9 +12,8 @@ use super::offers::ask_for_offer;
 use super::participant::{ConnId, PendingTrack};
 use super::room_ops::{reply, Outbound, RoomEvent};
 use super::rooms::Rooms;
-use super::track_info::{layer_rid, track_info, track_type};
+use super::track_info::{track_info, track_type};
 use crate::session::{codec_order, Codec, OfferedMedia};
-use crate::sfu::layers::{pick_quality, track_layers};
 
 impl Rooms {
     /// A publisher offer: answer it (echoing its id) and publish the announced tracks
@@ -138,7 +137,7 @@ impl Rooms {
             self.rooms.get(&room).map(|r| r.info.clone()),
         ) {
             for track in &newly {
-                self.events.push(RoomEvent::TrackPublished(
+                self.parts.events.push(RoomEvent::TrackPublished(
                     room_info.clone(),
                     info.clone(),
                     track.clone(),
@@ -307,62 +306,6 @@ impl Rooms {
         );
     }
 
-    /// UpdateTrackSettings: pause/resume and pick the simulcast layer for the size the
-    /// subscriber renders. Unknown sids and absurd values are ignored per track.
-    pub(super) fn on_track_settings(&mut self, conn: ConnId, settings: lk::UpdateTrackSettings) {
-        let Some(room) = self.conns.room(conn) else {
-            return;
-        };
-        let Some(r) = self.rooms.get_mut(&room) else {
-            return;
-        };
-        let tracks: Vec<lk::TrackInfo> = r
-            .participants
-            .values()
-            .flat_map(|p| p.info.tracks.iter())
-            .filter(|t| settings.track_sids.contains(&t.sid))
-            .cloned()
-            .collect();
-        let Some(p) = r.participants.values_mut().find(|p| p.conn == conn) else {
-            return;
-        };
-        for track in tracks {
-            let Some(down) = p.media.downtracks.get_mut(&track.sid) else {
-                continue;
-            };
-            down.disabled = settings.disabled;
-            down.fps = settings.fps;
-            let announced = track_layers(&track);
-            if !settings.disabled && announced.len() > 1 {
-                let quality = pick_quality(announced, &settings);
-                down.requested = Some(layer_rid(announced, quality));
-            }
-            down.refresh();
-        }
-    }
-
-    pub(super) fn on_mute(
-        &mut self,
-        conn: ConnId,
-        req: lk::MuteTrackRequest,
-        out: &mut Vec<Outbound>,
-    ) {
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
-        };
-        let Some(track) = p.info.tracks.iter_mut().find(|t| t.sid == req.sid) else {
-            return;
-        };
-        track.muted = req.muted;
-        p.bump();
-        let info = p.info.clone();
-        if let Some(room) = self.conns.room(conn) {
-            if let Some(r) = self.rooms.get(&room) {
-                r.send_update_to_others(conn, info, out);
-            }
-        }
-    }
-
     /// Tracks whose m-line a new publisher offer stopped sending are unpublished.
     pub(super) fn unpublish_stopped(
         &mut self,
@@ -398,7 +341,7 @@ impl Rooms {
         };
         if let Some(room_info) = self.rooms.get(&room).map(|r| r.info.clone()) {
             for track in removed {
-                self.events.push(RoomEvent::TrackUnpublished(
+                self.parts.events.push(RoomEvent::TrackUnpublished(
                     room_info.clone(),
                     info.clone(),
                     track,

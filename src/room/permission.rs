@@ -8,9 +8,10 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
 use super::media::Side;
-use super::participant::ConnId;
+use super::members::Slot;
+use super::one_room::Room;
 use super::room_ops::{reply, Outbound, RoomEvent};
-use super::rooms::Rooms;
+use super::rooms::ShardParts;
 
 /// May a participant with `permission` publish a track of `source`?
 pub(super) fn may_publish_source(permission: &lk::ParticipantPermission, source: i32) -> bool {
@@ -19,60 +20,56 @@ pub(super) fn may_publish_source(permission: &lk::ParticipantPermission, source:
             || permission.can_publish_sources.contains(&source))
 }
 
-impl Rooms {
-    /// Enforces `conn`'s current grants: tracks of sources it may no longer publish
-    /// are unpublished (the publisher is told with TrackUnpublished, subscribers lose
-    /// them); without `can_subscribe` every subscription goes; with it, a participant
-    /// that had none gets its subscriber connection, and auto-subscribe catches up.
+impl Room {
+    /// Enforces the current grants of the participant in `slot` (`was` are its grants
+    /// before): tracks of sources it may no longer publish are unpublished (the
+    /// publisher is told with TrackUnpublished, subscribers lose them); without
+    /// `can_subscribe` every subscription goes; with it, a participant that had none
+    /// gets its subscriber connection, and auto-subscribe catches up.
     pub(super) fn enforce_permission(
         &mut self,
-        conn: ConnId,
+        slot: Slot,
         was: &lk::ParticipantPermission,
         now: Instant,
+        parts: &mut ShardParts,
         out: &mut Vec<Outbound>,
     ) {
-        let Some(room) = self.conns.room(conn) else {
+        let Some(p) = self.participants.at(slot) else {
             return;
         };
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
-        };
+        let conn = p.conn;
         let permission = p.info.permission.clone().unwrap_or_default();
-        self.unpublish_forbidden(&room, conn, &permission, now, out);
+        self.unpublish_forbidden(slot, &permission, now, parts, out);
         if permission.can_subscribe {
-            let (started, auto) = self
-                .participant_by_conn(conn)
+            let (started, auto) = (self.participants.at(slot))
                 .map(|p| (p.media.has_down_session(), p.auto_subscribe))
                 .unwrap_or((true, false));
             if !started {
-                if let Some((r, slot, parts)) = self.at_conn(conn) {
-                    r.start_subscriber(slot, auto, now, parts, out);
-                }
+                self.start_subscriber(slot, auto, now, parts, out);
             } else if auto && !was.can_subscribe {
-                if let Some((r, slot, parts)) = self.at_conn(conn) {
-                    r.subscribe_to_existing(slot, now, parts);
-                }
-                self.send_pending_offers(&room, out);
+                self.subscribe_to_existing(slot, now, parts);
+                self.send_pending_offers(&mut parts.demux, out);
             }
         } else {
-            self.unsubscribe_everything(conn);
-            self.send_pending_offers(&room, out);
+            self.unsubscribe_everything(slot);
+            self.send_pending_offers(&mut parts.demux, out);
         }
-        self.dirty.push((conn, Side::Subscriber));
-        self.update_dynacast(&room, out);
+        parts.dirty.push((conn, Side::Subscriber));
+        self.update_dynacast(out, &mut parts.spread_out);
     }
 
     fn unpublish_forbidden(
         &mut self,
-        room: &str,
-        conn: ConnId,
+        slot: Slot,
         permission: &lk::ParticipantPermission,
         now: Instant,
+        parts: &mut ShardParts,
         out: &mut Vec<Outbound>,
     ) {
-        let Some(p) = self.participant_by_conn(conn) else {
+        let Some(p) = self.participants.at_mut(slot) else {
             return;
         };
+        let conn = p.conn;
         p.media
             .pending_tracks
             .retain(|t| may_publish_source(permission, t.info.source));
@@ -99,22 +96,15 @@ impl Rooms {
                 }),
             );
         }
-        if let Some(room_info) = self.rooms.get(room).map(|r| r.info.clone()) {
-            for track in removed {
-                self.events.push(RoomEvent::TrackUnpublished(
-                    room_info.clone(),
-                    info.clone(),
-                    track,
-                ));
-            }
+        for track in removed {
+            let event = RoomEvent::TrackUnpublished(self.info.clone(), info.clone(), track);
+            parts.events.push(event);
         }
-        if let Some((r, parts)) = self.with_parts(room) {
-            r.unsubscribe_all(&sids, now, parts, out);
-        }
+        self.unsubscribe_all(&sids, now, parts, out);
     }
 
-    fn unsubscribe_everything(&mut self, conn: ConnId) {
-        let Some(p) = self.participant_by_conn(conn) else {
+    fn unsubscribe_everything(&mut self, slot: Slot) {
+        let Some(p) = self.participants.at_mut(slot) else {
             return;
         };
         p.media.waiting.clear();

@@ -87,8 +87,10 @@ impl Rooms {
             .map(|p| p.info.clone())
             .collect();
         let room_info = r.info.clone();
-        self.dirty.push((conn, super::media::Side::Publisher));
-        self.dirty.push((conn, super::media::Side::Subscriber));
+        self.parts.dirty.push((conn, super::media::Side::Publisher));
+        self.parts
+            .dirty
+            .push((conn, super::media::Side::Subscriber));
         let mut messages = vec![
             Resp::Reconnect(lk::ReconnectResponse {
                 server_info: Some(server_info),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::ice_fallback::{client_supports_tcp, FallbackPaths, IcePreference, ParticipantIce};
 use super::ice_servers::tls_only;
@@ -111,7 +111,7 @@ impl Rooms {
         self.conns
             .bind(conn, params.room.clone(), params.identity.clone());
         self.counters.participant_joins += 1;
-        self.events.push(RoomEvent::ParticipantJoined(
+        self.parts.events.push(RoomEvent::ParticipantJoined(
             room_info.clone(),
             info.clone(),
         ));
@@ -198,7 +198,7 @@ impl Rooms {
             Some(offer) => self.on_offer(conn, offer.clone(), now, out),
             None => self.send_pending_offers(&params.room, out),
         }
-        self.dirty.push((conn, super::media::Side::Publisher));
+        self.parts.dirty.push((conn, super::media::Side::Publisher));
     }
 
     /// Handles one request from a participant's signal connection.
@@ -217,8 +217,10 @@ impl Rooms {
             return;
         }
         let room = self.conns.room(conn);
-        self.dirty.push((conn, super::media::Side::Publisher));
-        self.dirty.push((conn, super::media::Side::Subscriber));
+        self.parts.dirty.push((conn, super::media::Side::Publisher));
+        self.parts
+            .dirty
+            .push((conn, super::media::Side::Subscriber));
         match message {
             Req::Ping(_) | Req::PingReq(_) => {}
             Req::Leave(_) => {
@@ -229,9 +231,30 @@ impl Rooms {
             Req::Answer(answer) => self.on_answer(conn, answer, out),
             Req::Trickle(trickle) => self.on_trickle(conn, trickle),
             Req::AddTrack(add) => self.on_add_track(conn, add, out),
-            Req::Mute(mute) => self.on_mute(conn, mute, out),
-            Req::TrackSetting(settings) => self.on_track_settings(conn, settings),
-            Req::SyncState(state) => self.on_sync_state(conn, state, now, out),
+            Req::Mute(mute) => {
+                if let Some((r, slot, _)) = self.at_conn(conn) {
+                    r.on_mute(slot, mute, out);
+                }
+            }
+            Req::TrackSetting(settings) => {
+                if let Some((r, slot, _)) = self.at_conn(conn) {
+                    r.on_track_settings(slot, settings);
+                }
+            }
+            Req::SyncState(state) => {
+                let room = self.at_conn(conn);
+                let mismatch = room.and_then(|(r, slot, parts)| {
+                    r.on_sync_state(slot, state, now, parts, out).err()
+                });
+                if let Some(why) = mismatch {
+                    warn!(conn, %why, "sync state does not match: asking for a full reconnect");
+                    let (reason, action) = (
+                        lk::DisconnectReason::StateMismatch,
+                        lk::leave_request::Action::Reconnect,
+                    );
+                    self.remove_conn_with(conn, reason, action, now, out);
+                }
+            }
             Req::Subscription(s) => {
                 let mut sids = s.track_sids;
                 for pt in s.participant_tracks {
@@ -317,13 +340,14 @@ impl Rooms {
             room.spread_gone(conn, &gone.info, &mut self.parts.spread_out);
         }
         for track in &gone.info.tracks {
-            self.events.push(RoomEvent::TrackUnpublished(
+            self.parts.events.push(RoomEvent::TrackUnpublished(
                 room_info.clone(),
                 gone.info.clone(),
                 track.clone(),
             ));
         }
-        self.events
+        self.parts
+            .events
             .push(RoomEvent::ParticipantLeft(room_info, gone.info.clone()));
         if let Some(room) = self.rooms.get(&room_name).filter(|_| !gone.hidden()) {
             room.send_to_others(conn, Resp::Update(update(vec![gone.info])), out);
@@ -344,7 +368,7 @@ impl Rooms {
                 if super::spread::is_proxy(p.conn) {
                     continue;
                 }
-                self.events.push(RoomEvent::ParticipantLeft(
+                self.parts.events.push(RoomEvent::ParticipantLeft(
                     room.info.clone(),
                     p.info.clone(),
                 ));
@@ -355,7 +379,7 @@ impl Rooms {
                 });
             }
             if !room.spread.replica {
-                self.events.push(RoomEvent::RoomFinished(room.info));
+                self.parts.events.push(RoomEvent::RoomFinished(room.info));
             }
         }
     }
@@ -392,7 +416,10 @@ impl Rooms {
         p.bump();
         let conn = p.conn;
         if let Some(was) = changed_grants {
-            self.enforce_permission(conn, &was, now, out);
+            let (room, parts) = self.with_parts(room_name).ok_or(RoomError::RoomNotFound)?;
+            if let Some(slot) = room.participants.slot_of(identity) {
+                room.enforce_permission(slot, &was, now, parts, out);
+            }
         }
         let p = self.participant(room_name, identity)?;
         let (info, hidden) = (p.info.clone(), p.hidden());

@@ -103,8 +103,8 @@ pub struct NodeInfo {
 }
 
 /// What a room's operations use of its shard besides the room: how to make peer
-/// connections and route their datagrams, the limits, and the outbox to the other
-/// shards of spread rooms. Kept apart from `Rooms` so that a `Room` can be handed
+/// connections and route their datagrams, the limits, and the shard's outboxes (to
+/// the other shards of spread rooms, webhook events, sessions to drain). Kept apart from `Rooms` so that a `Room` can be handed
 /// these while the shard holds the room itself.
 pub(super) struct ShardParts {
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
@@ -115,6 +115,11 @@ pub(super) struct ShardParts {
     pub(super) limits: RoomLimits,
     /// News for the other shards of spread rooms.
     pub(super) spread_out: Vec<super::spread::SpreadOut>,
+    /// Room events since the driver last took them.
+    pub(super) events: Vec<RoomEvent>,
+    /// Sessions changed outside a datagram or timeout (signalling, API data) that must
+    /// be drained before the shard waits again.
+    pub(super) dirty: Vec<super::media::PeerKey>,
 }
 
 /// Every room of one shard, keyed by name.
@@ -127,12 +132,7 @@ pub struct Rooms {
     pub(super) parts: ShardParts,
     /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
     pub(super) ice_servers: super::ice_servers::IceServerConfig,
-    /// Sessions changed outside a datagram or timeout (signalling, API data) that must
-    /// be drained before the shard waits again.
-    pub(super) dirty: Vec<super::media::PeerKey>,
     pub counters: Counters,
-    /// Room events since the driver last took them.
-    pub(super) events: Vec<RoomEvent>,
     /// The forwarder's per-packet state, reused from packet to packet.
     pub(super) fan_out: crate::sfu::forwarder::FanOut,
     /// Every session's next timeout (see `timers`).
@@ -164,9 +164,7 @@ impl Rooms {
             conns: Default::default(),
             node,
             ice_servers: Default::default(),
-            dirty: Vec::new(),
             counters: Counters::default(),
-            events: Vec::new(),
             fan_out: Default::default(),
             timers: Default::default(),
             due_scratch: Vec::new(),
@@ -184,6 +182,8 @@ impl Rooms {
                 demux: Default::default(),
                 limits,
                 spread_out: Vec::new(),
+                events: Vec::new(),
+                dirty: Vec::new(),
             },
             relay_out: Vec::new(),
             spread_rooms: Vec::new(),
@@ -290,7 +290,9 @@ impl Rooms {
                     .ok_or(RoomError::ParticipantNotFound)?;
                 room.update_subscriptions(slot, &sids, req.subscribe, now, parts, out);
                 let conn = room.participant(&req.identity)?.conn;
-                self.dirty.push((conn, super::media::Side::Subscriber));
+                self.parts
+                    .dirty
+                    .push((conn, super::media::Side::Subscriber));
                 self.update_dynacast(&req.room, out);
                 Ok(RoomReply::Done)
             }
@@ -316,7 +318,7 @@ impl Rooms {
                     self.forget_conn(p.conn);
                 }
                 if !room.spread.replica {
-                    self.events.push(RoomEvent::RoomFinished(room.info));
+                    self.parts.events.push(RoomEvent::RoomFinished(room.info));
                 }
             }
         }
@@ -373,7 +375,7 @@ impl Rooms {
 
     /// Room events since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<RoomEvent> {
-        std::mem::take(&mut self.events)
+        std::mem::take(&mut self.parts.events)
     }
 
     pub(super) fn create(
@@ -405,7 +407,7 @@ impl Rooms {
             metadata: req.metadata.clone(),
             ..Default::default()
         };
-        self.events.push(RoomEvent::RoomStarted(info.clone()));
+        self.parts.events.push(RoomEvent::RoomStarted(info.clone()));
         (self.rooms).insert(req.name.clone(), Room::open(info.clone(), now));
         Ok(info)
     }

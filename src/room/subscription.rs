@@ -1,6 +1,7 @@
 //! Who receives what: subscribing participants to tracks (automatically, when asked,
 //! within `limit.subscription_limit_*`), unsubscribing, the subscriptions that wait
-//! for a free slot, and the server-side mute. All within one room: the participant is
+//! for a free slot, track settings (pause, layer), and mutes (the publisher's own and
+//! the server-side one). All within one room: the participant is
 //! named by its slot, and the shard lends what a new peer connection needs.
 
 use std::time::Instant;
@@ -17,7 +18,7 @@ use super::room_ops::{reply, Outbound, RoomError};
 use super::rooms::ShardParts;
 use super::track_info::{down_track, layer_rid};
 use crate::session::MediaKind;
-use crate::sfu::layers::{track_layers, LayerState};
+use crate::sfu::layers::{pick_quality, track_layers, LayerState};
 
 impl Room {
     /// Subscribes the participant in `slot` to `track` of `publisher_sid`, or queues it
@@ -298,5 +299,51 @@ impl Room {
         reply(out, conn, mute);
         self.send_update_to_others(conn, info, out);
         Ok(track)
+    }
+
+    /// UpdateTrackSettings from the participant in `slot`: pause/resume and pick the
+    /// simulcast layer for the size it renders. Unknown sids and absurd values are
+    /// ignored per track.
+    pub(super) fn on_track_settings(&mut self, slot: Slot, settings: lk::UpdateTrackSettings) {
+        let tracks: Vec<lk::TrackInfo> = (self.participants.values())
+            .flat_map(|p| p.info.tracks.iter())
+            .filter(|t| settings.track_sids.contains(&t.sid))
+            .cloned()
+            .collect();
+        let Some(p) = self.participants.at_mut(slot) else {
+            return;
+        };
+        for track in tracks {
+            let Some(down) = p.media.downtracks.get_mut(&track.sid) else {
+                continue;
+            };
+            down.disabled = settings.disabled;
+            down.fps = settings.fps;
+            let announced = track_layers(&track);
+            if !settings.disabled && announced.len() > 1 {
+                let quality = pick_quality(announced, &settings);
+                down.requested = Some(layer_rid(announced, quality));
+            }
+            down.refresh();
+        }
+    }
+
+    /// The participant in `slot` muted or unmuted one of its tracks: everyone sees it.
+    pub(super) fn on_mute(
+        &mut self,
+        slot: Slot,
+        req: lk::MuteTrackRequest,
+        out: &mut Vec<Outbound>,
+    ) {
+        let Some(p) = self.participants.at_mut(slot) else {
+            return;
+        };
+        let Some(track) = p.info.tracks.iter_mut().find(|t| t.sid == req.sid) else {
+            return;
+        };
+        track.muted = req.muted;
+        p.bump();
+        let (conn, info) = (p.conn, p.info.clone());
+        self.send_update_to_others(conn, info, out);
     }
 }

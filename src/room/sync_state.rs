@@ -6,45 +6,40 @@
 use std::time::Instant;
 
 use livekit_protocol as lk;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::participant::ConnId;
+use super::members::Slot;
+use super::one_room::Room;
 use super::room_ops::Outbound;
-use super::rooms::Rooms;
+use super::rooms::ShardParts;
 
-impl Rooms {
+impl Room {
+    /// SyncState from the participant in `slot`, reconciled. `Err` says why it does
+    /// not match the room: the caller then asks for a full reconnect.
     pub(super) fn on_sync_state(
         &mut self,
-        conn: ConnId,
+        slot: Slot,
         state: lk::SyncState,
         now: Instant,
+        parts: &mut ShardParts,
         out: &mut Vec<Outbound>,
-    ) {
-        let Some(p) = self.participant_by_conn(conn) else {
-            return;
+    ) -> Result<(), String> {
+        let Some(p) = self.participants.at(slot) else {
+            return Ok(());
         };
         let unknown = state.publish_tracks.iter().find_map(|t| {
             let Some(info) = t.track.as_ref() else {
                 return Some("a published track without its TrackInfo".to_string());
             };
             let known = p.info.tracks.iter().any(|k| k.sid == info.sid)
-                || p.media
-                    .pending_tracks
-                    .iter()
-                    .any(|k| k.info.sid == info.sid);
+                || (p.media.pending_tracks.iter()).any(|k| k.info.sid == info.sid);
             (!known).then(|| format!("unknown published track {}", info.sid))
         });
         if let Some(why) = unknown {
-            warn!(conn, %why, "sync state does not match: asking for a full reconnect");
-            let (reason, action) = (
-                lk::DisconnectReason::StateMismatch,
-                lk::leave_request::Action::Reconnect,
-            );
-            self.remove_conn_with(conn, reason, action, now, out);
-            return;
+            return Err(why);
         }
         debug!(
-            conn,
+            conn = p.conn,
             disabled = state.track_sids_disabled.len(),
             "sync state reconciled"
         );
@@ -54,7 +49,7 @@ impl Rooms {
                 disabled: true,
                 ..Default::default()
             };
-            self.on_track_settings(conn, settings);
+            self.on_track_settings(slot, settings);
         }
         if let Some(s) = state.subscription {
             let mut sids = s.track_sids;
@@ -62,11 +57,10 @@ impl Rooms {
                 sids.extend(pt.track_sids);
             }
             if !sids.is_empty() {
-                if let Some((r, slot, parts)) = self.at_conn(conn) {
-                    r.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
-                }
+                self.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
             }
         }
+        Ok(())
     }
 }
 
@@ -76,6 +70,20 @@ mod tests {
 
     use super::*;
     use crate::room::fuzzing::{join_params, rooms};
+    use crate::room::participant::ConnId;
+
+    fn sync(
+        rooms: &mut crate::room::rooms::Rooms,
+        state: lk::SyncState,
+        now: Instant,
+    ) -> Vec<Outbound> {
+        let request = lk::SignalRequest {
+            message: Some(lk::signal_request::Message::SyncState(state)),
+        };
+        let mut out = Vec::new();
+        rooms.signal(1, request, now, &mut out);
+        out
+    }
 
     fn leaves(out: &[Outbound], conn: ConnId) -> usize {
         out.iter()
@@ -103,7 +111,6 @@ mod tests {
     #[test]
     fn an_unknown_published_track_asks_for_a_full_reconnect() {
         let (mut rooms, now) = alice();
-        let mut out = Vec::new();
         let state = lk::SyncState {
             publish_tracks: vec![lk::TrackPublishedResponse {
                 cid: "cam".into(),
@@ -114,7 +121,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        rooms.on_sync_state(1, state, now, &mut out);
+        let out = sync(&mut rooms, state, now);
         assert_eq!(leaves(&out, 1), 1, "{out:?}");
         assert!(rooms.participant("r", "alice").is_err());
     }
@@ -122,7 +129,6 @@ mod tests {
     #[test]
     fn a_state_the_room_agrees_with_keeps_the_participant() {
         let (mut rooms, now) = alice();
-        let mut out = Vec::new();
         let state = lk::SyncState {
             track_sids_disabled: vec!["TR_none".into()],
             subscription: Some(lk::UpdateSubscription {
@@ -132,7 +138,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        rooms.on_sync_state(1, state, now, &mut out);
+        let out = sync(&mut rooms, state, now);
         assert_eq!(leaves(&out, 1), 0, "{out:?}");
         assert!(rooms.participant("r", "alice").is_ok());
     }
