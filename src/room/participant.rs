@@ -114,6 +114,14 @@ impl ParticipantMedia {
         self.down_parts().1
     }
 
+    /// The session of `side`; a single PC (`/rtc/v1`) is both.
+    pub fn session(&mut self, side: super::media::Side) -> Option<&mut PeerSession> {
+        match side {
+            super::media::Side::Subscriber if !self.single_pc => self.subscriber.as_mut(),
+            _ => self.publisher.as_mut(),
+        }
+    }
+
     /// The downtracks and the PC they go out on, borrowed apart.
     pub fn down_parts(&mut self) -> (&mut DownTracks, Option<&mut PeerSession>) {
         let session = if self.single_pc {

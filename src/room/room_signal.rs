@@ -192,7 +192,9 @@ impl Rooms {
             }
         }
         for req in &params.add_tracks {
-            self.on_add_track(conn, req.clone(), out);
+            if let Some((r, slot, _)) = self.at_conn(conn) {
+                r.on_add_track(slot, req.clone(), out);
+            }
         }
         match &params.offer {
             Some(offer) => self.on_offer(conn, offer.clone(), now, out),
@@ -228,9 +230,21 @@ impl Rooms {
             }
             Req::UpdateMetadata(update) => self.update_own_metadata(conn, update, now, out),
             Req::Offer(offer) => self.on_offer(conn, offer, now, out),
-            Req::Answer(answer) => self.on_answer(conn, answer, out),
-            Req::Trickle(trickle) => self.on_trickle(conn, trickle),
-            Req::AddTrack(add) => self.on_add_track(conn, add, out),
+            Req::Answer(answer) => {
+                if let Some((r, slot, parts)) = self.at_conn(conn) {
+                    r.on_answer(slot, answer, parts, out);
+                }
+            }
+            Req::Trickle(trickle) => {
+                if let Some((r, slot, _)) = self.at_conn(conn) {
+                    r.on_trickle(slot, trickle);
+                }
+            }
+            Req::AddTrack(add) => {
+                if let Some((r, slot, _)) = self.at_conn(conn) {
+                    r.on_add_track(slot, add, out);
+                }
+            }
             Req::Mute(mute) => {
                 if let Some((r, slot, _)) = self.at_conn(conn) {
                     r.on_mute(slot, mute, out);
@@ -248,11 +262,7 @@ impl Rooms {
                 });
                 if let Some(why) = mismatch {
                     warn!(conn, %why, "sync state does not match: asking for a full reconnect");
-                    let (reason, action) = (
-                        lk::DisconnectReason::StateMismatch,
-                        lk::leave_request::Action::Reconnect,
-                    );
-                    self.remove_conn_with(conn, reason, action, now, out);
+                    self.reconnect(conn, now, out);
                 }
             }
             Req::Subscription(s) => {
@@ -271,6 +281,34 @@ impl Rooms {
         if let Some(room) = room {
             self.update_dynacast(&room, out);
         }
+    }
+
+    /// A publisher offer (`Room::on_offer`); one that cannot be taken ends in a full
+    /// reconnect.
+    fn on_offer(
+        &mut self,
+        conn: ConnId,
+        offer: lk::SessionDescription,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let room = self.at_conn(conn);
+        let refused =
+            room.and_then(|(r, slot, parts)| r.on_offer(slot, offer, now, parts, out).err());
+        if let Some(why) = refused {
+            warn!(conn, error = %why, "publisher offer refused: asking for a full reconnect");
+            self.reconnect(conn, now, out);
+        }
+    }
+
+    /// Client and room disagree beyond repair: LiveKit's leave STATE_MISMATCH /
+    /// RECONNECT makes the client join again with fresh peer connections.
+    fn reconnect(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Outbound>) {
+        let (reason, action) = (
+            lk::DisconnectReason::StateMismatch,
+            lk::leave_request::Action::Reconnect,
+        );
+        self.remove_conn_with(conn, reason, action, now, out);
     }
 
     /// The connection went away (or was replaced): the participant leaves the room.
