@@ -13,6 +13,11 @@ const DEFAULTS: RoomDefaults = RoomDefaults {
     max_participants: 0,
 };
 
+/// A shard's rooms with the defaults above and no limits.
+fn plain_rooms() -> Rooms {
+    Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default())
+}
+
 fn create(name: &str) -> RoomOp {
     RoomOp::Create(Box::new(lk::CreateRoomRequest {
         name: name.into(),
@@ -30,7 +35,7 @@ fn room_of(reply: Result<RoomReply, RoomError>) -> lk::Room {
 #[test]
 fn create_fills_defaults_and_is_idempotent() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+    let mut rooms = plain_rooms();
     let first = room_of(rooms.apply(create("a"), t0, 1_700_000_000, &mut Vec::new()));
     assert!(first.sid.starts_with("RM_"));
     assert_eq!(first.empty_timeout, 300);
@@ -44,7 +49,7 @@ fn create_fills_defaults_and_is_idempotent() {
 #[test]
 fn explicit_values_win_over_defaults() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+    let mut rooms = plain_rooms();
     let req = lk::CreateRoomRequest {
         name: "b".into(),
         empty_timeout: 7,
@@ -88,7 +93,7 @@ fn empty_and_oversized_names_are_refused() {
 #[test]
 fn list_filters_by_name_and_sorts() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+    let mut rooms = plain_rooms();
     for n in ["c", "a", "b"] {
         rooms.apply(create(n), t0, 0, &mut Vec::new()).unwrap();
     }
@@ -109,7 +114,7 @@ fn list_filters_by_name_and_sorts() {
 #[test]
 fn missing_rooms_and_participants_are_not_found() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+    let mut rooms = plain_rooms();
     let get = |room: &str| RoomOp::GetParticipant {
         room: room.into(),
         identity: "p".into(),
@@ -142,7 +147,7 @@ fn missing_rooms_and_participants_are_not_found() {
 #[test]
 fn unjoined_room_closes_after_empty_timeout() {
     let t0 = crate::clock::now().mono;
-    let mut rooms = Rooms::new(DEFAULTS, RoomLimits::default(), NodeInfo::default());
+    let mut rooms = plain_rooms();
     let req = lk::CreateRoomRequest {
         name: "short".into(),
         empty_timeout: 5,
