@@ -26,6 +26,13 @@ use crate::{clock, ids, net};
 const SHARD_INBOX: usize = 1024;
 const SHARD_OUTBOX: usize = 1024;
 
+/// A shard's io_uring buffer pool (glommio's default is 10 MiB, registered and so
+/// resident): a shard's sockets read through recvmmsg into their own buffers, and
+/// what does go through io_uring takes a few KiB at a time; glommio falls back to the
+/// heap when the pool runs out. 1 MiB also keeps registration within small memlock
+/// limits.
+const SHARD_IO_MEMORY: usize = 1 << 20;
+
 pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
         None => serve(&cli.server),
@@ -154,6 +161,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let handle =
             LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
                 .name(&format!("shard-{shard}"))
+                .io_memory(SHARD_IO_MEMORY)
                 .spawn(move || async move {
                     debug!(shard, "shard executor running");
                     worker::run(shard, to_rx, from_tx, rooms, udp, tcp, relay).await;

@@ -72,8 +72,10 @@ pub struct ParticipantMedia {
     /// `/rtc/v1`: `publisher` is the one PC both ways (`PeerRole::Single`) and
     /// `subscriber` stays empty.
     pub single_pc: bool,
-    pub publisher: Option<PeerSession>,
-    pub subscriber: Option<PeerSession>,
+    /// Boxed: a session is 10 KB (str0m's `Rtc`), and a participant sits in its room's
+    /// slot vector; most have one of the two (`/rtc/v1`).
+    pub publisher: Option<Box<PeerSession>>,
+    pub subscriber: Option<Box<PeerSession>>,
     /// Since when ICE has lost the peer, per side (publisher, subscriber): the
     /// participant leaves if it does not come back within `resume::ICE_GRACE`.
     pub ice_lost: [Option<Instant>; 2],
@@ -117,17 +119,17 @@ impl ParticipantMedia {
     /// The session of `side`; a single PC (`/rtc/v1`) is both.
     pub fn session(&mut self, side: super::media::Side) -> Option<&mut PeerSession> {
         match side {
-            super::media::Side::Subscriber if !self.single_pc => self.subscriber.as_mut(),
-            _ => self.publisher.as_mut(),
+            super::media::Side::Subscriber if !self.single_pc => self.subscriber.as_deref_mut(),
+            _ => self.publisher.as_deref_mut(),
         }
     }
 
     /// The downtracks and the PC they go out on, borrowed apart.
     pub fn down_parts(&mut self) -> (&mut DownTracks, Option<&mut PeerSession>) {
         let session = if self.single_pc {
-            self.publisher.as_mut()
+            self.publisher.as_deref_mut()
         } else {
-            self.subscriber.as_mut()
+            self.subscriber.as_deref_mut()
         };
         (&mut self.downtracks, session)
     }

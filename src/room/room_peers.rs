@@ -53,7 +53,7 @@ impl Room {
                 debug!(conn = key.0, ?role, "peer connection created");
                 p.media.ice.started(side as usize, now);
                 let ufrag = session.local_ufrag();
-                *place = Some(session);
+                *place = Some(Box::new(session));
                 parts.demux.add_ufrag(ufrag, key);
                 true
             }
