@@ -102,6 +102,9 @@ async fn connection(mut stream: TcpStream, ctx: Rc<Control>, surface: Surface) {
                     });
                     match checked {
                         Ok((claims, join_request)) => {
+                            // The WebSocket reads with its own buffer, for as long as the
+                            // participant stays: these 20 KiB would stay with it.
+                            drop((std::mem::take(&mut buf), std::mem::take(&mut chunk)));
                             crate::signal::ws::serve(stream, &request, claims, join_request, ctx)
                                 .await
                         }
