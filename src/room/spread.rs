@@ -183,7 +183,15 @@ impl Rooms {
             self.spread_rooms.push(room.to_string());
         }
         state.spread.peers = peers;
-        state.spread.replica = !home;
+        let promoted = home && state.spread.replica;
+        if promoted && state.local_participants().next().is_none() {
+            // The home closed its copy, which it does once nobody is left anywhere:
+            // the room is over and finished there. This empty copy stays a copy and
+            // closes now, without finishing the room a second time.
+            state.close_at = now;
+        } else {
+            state.spread.replica = !home;
+        }
         for shard in added {
             for p in state.participants.values().filter(|p| !is_proxy(p.conn)) {
                 self.parts.spread_out.push(SpreadOut {

@@ -397,3 +397,50 @@ fn deleting_a_spread_room_closes_each_participant_once_and_finishes_once() {
     closed.sort();
     assert_eq!(closed, [1, 2], "each real connection closed once, no proxy");
 }
+
+#[test]
+fn a_copy_made_home_after_everyone_left_does_not_finish_the_room_again() {
+    let t0 = crate::clock::now().mono;
+    let mut two = TwoShards::new(t0);
+    two.shards[0].disconnect(1, t0, &mut Vec::new());
+    two.shards[1].disconnect(2, t0, &mut Vec::new());
+    two.pump(t0);
+    let later = t0 + Duration::from_secs(60);
+    let finished = |rooms: &mut Rooms| {
+        (rooms.take_events().iter())
+            .filter(|e| matches!(e, RoomEvent::RoomFinished(_)))
+            .count()
+    };
+    // The home closes first and finishes the room; the control thread then makes the
+    // copy, still waiting for its own close, the home (`Directory::remove`).
+    assert_eq!(two.shards[0].expire(later), ["r"]);
+    assert_eq!(finished(&mut two.shards[0]), 1);
+    two.shards[1].set_peers("r", vec![], true, None, later);
+    assert_eq!(two.shards[1].expire(later), ["r"]);
+    assert_eq!(
+        finished(&mut two.shards[1]),
+        0,
+        "the room finished once, at its home"
+    );
+}
+
+#[test]
+fn a_copy_made_home_with_participants_carries_the_room_on() {
+    let t0 = crate::clock::now().mono;
+    let mut two = TwoShards::new(t0);
+    two.shards[0].disconnect(1, t0, &mut Vec::new());
+    two.pump(t0);
+    // bob (on the copy) stays; were the home to go, the copy would become the home and
+    // finish the room itself once bob is gone too.
+    two.shards[1].set_peers("r", vec![], true, None, t0);
+    let later = t0 + Duration::from_secs(60);
+    assert!(two.shards[1].expire(later).is_empty(), "bob is still there");
+    two.shards[1].disconnect(2, later, &mut Vec::new());
+    let much_later = later + Duration::from_secs(60);
+    assert_eq!(two.shards[1].expire(much_later), ["r"]);
+    let events = two.shards[1].take_events();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, RoomEvent::RoomFinished(_)));
+    assert_eq!(finished.count(), 1);
+}
