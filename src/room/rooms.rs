@@ -104,8 +104,8 @@ pub struct NodeInfo {
 
 /// What a room's operations use of its shard besides the room: how to make peer
 /// connections and route their datagrams, the limits, and the shard's outboxes (to
-/// the other shards of spread rooms, webhook events, sessions to drain). Kept apart from `Rooms` so that a `Room` can be handed
-/// these while the shard holds the room itself.
+/// the other shards of spread rooms, webhook events, sessions to drain). Kept apart
+/// from `Rooms` so that a `Room` can be handed these while the shard holds the room.
 pub(super) struct ShardParts {
     /// The shard's UDP and TCP addresses, advertised as ICE host candidates.
     pub(super) local_candidates: crate::session::LocalAddrs,
@@ -129,6 +129,7 @@ pub struct Rooms {
     /// participant is (`place_of`).
     pub(super) conns: super::connections::Connections,
     pub(super) node: NodeInfo,
+    /// What the rooms' own operations are lent (see `ShardParts`).
     pub(super) parts: ShardParts,
     /// `rtc.turn_servers` and `rtc.stun_servers`, for JoinResponse.ice_servers.
     pub(super) ice_servers: super::ice_servers::IceServerConfig,
