@@ -1,8 +1,9 @@
-//! One room as a shard holds it: its info, its participants, when it closes, and what
-//! the room does on its own (telling its participants, counting them, its lifetime).
-//! `Rooms` finds a room by name or by connection and hands it the shard's parts it
-//! needs; what a room decides per tick lives beside it (`speaker_room`,
-//! `quality_room`, `dynacast`, `spread_out`).
+//! One room as a shard holds it: its info, its participants, when it closes, and the
+//! basics of what a room does on its own (telling its participants, counting them,
+//! its lifetime). The rest of a room's own behaviour is `impl Room` in the file of its
+//! concern (negotiation, subscription, permission, speakers, quality, dynacast, the
+//! allocator, ...), each taking a participant by its slot. `Rooms` finds a room by
+//! name or by connection and lends it the shard's parts it needs (`ShardParts`).
 
 use std::time::{Duration, Instant};
 
