@@ -333,8 +333,8 @@ impl Rooms {
     }
 
     pub(super) fn participant_by_conn(&mut self, conn: ConnId) -> Option<&mut Participant> {
-        let (room, slot) = self.place_of(conn)?;
-        self.rooms.at_mut(room)?.participants.at_mut(slot)
+        let (room, slot, _) = self.at_conn(conn)?;
+        room.participants.at_mut(slot)
     }
 
     /// A PC's once-a-second link figures go to its participant's room (`allocator_room`).
@@ -345,10 +345,7 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
-        let Some((room, slot)) = self.place_of(conn) else {
-            return;
-        };
-        if let Some(room) = self.rooms.at_mut(room) {
+        if let Some((room, slot, _)) = self.at_conn(conn) {
             let paused = room.on_link_stats((slot, side), stats, now, out);
             self.counters.bandwidth_pauses += paused;
         }
@@ -384,22 +381,15 @@ impl Rooms {
         &mut self,
         (conn, side): PeerKey,
     ) -> Option<(&mut PeerSession, &mut Option<Instant>)> {
-        let m = &mut self.participant_by_conn(conn)?.media;
-        match side {
-            Side::Subscriber if !m.single_pc => {
-                Some((m.subscriber.as_mut()?, &mut m.subscriber_deadline))
-            }
-            _ => Some((m.publisher.as_mut()?, &mut m.publisher_deadline)),
-        }
+        self.participant_by_conn(conn)?
+            .media
+            .session_and_deadline(side)
     }
 
     /// Creates the session for `key` if missing (`Room::ensure_session`).
     pub(super) fn ensure_session(&mut self, (conn, side): PeerKey, now: Instant) -> bool {
-        let Some((room, slot)) = self.place_of(conn) else {
-            return false;
-        };
-        (self.rooms.at_mut(room))
-            .is_some_and(|r| r.ensure_session(slot, side, now, &mut self.parts))
+        (self.at_conn(conn))
+            .is_some_and(|(r, slot, parts)| r.ensure_session(slot, side, now, parts))
     }
 
     /// Forgets every demux entry of a participant's sessions.

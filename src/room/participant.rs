@@ -118,9 +118,20 @@ impl ParticipantMedia {
 
     /// The session of `side`; a single PC (`/rtc/v1`) is both.
     pub fn session(&mut self, side: super::media::Side) -> Option<&mut PeerSession> {
+        self.session_and_deadline(side).map(|(session, _)| session)
+    }
+
+    /// The session of `side` with its next deadline (`Rooms::tick` keeps it).
+    pub fn session_and_deadline(
+        &mut self,
+        side: super::media::Side,
+    ) -> Option<(&mut PeerSession, &mut Option<Instant>)> {
         match side {
-            super::media::Side::Subscriber if !self.single_pc => self.subscriber.as_deref_mut(),
-            _ => self.publisher.as_deref_mut(),
+            super::media::Side::Subscriber if !self.single_pc => Some((
+                self.subscriber.as_deref_mut()?,
+                &mut self.subscriber_deadline,
+            )),
+            _ => Some((self.publisher.as_deref_mut()?, &mut self.publisher_deadline)),
         }
     }
 

@@ -103,9 +103,10 @@ impl Rooms {
                 room: Some(room_info),
             }),
         ];
-        let place = self.place_of(conn);
-        if let Some(p) = place.and_then(|(r, s)| self.rooms.at_mut(r)?.participants.at_mut(s)) {
-            messages.extend(super::offers::subscriber_offer(p, &mut self.parts.demux));
+        if let Some((r, slot, parts)) = self.at_conn(conn) {
+            if let Some(p) = r.participants.at_mut(slot) {
+                messages.extend(super::offers::subscriber_offer(p, &mut parts.demux));
+            }
         }
         let messages = messages
             .into_iter()

@@ -362,7 +362,7 @@ impl Rooms {
 
     /// The room and member slot of `conn`'s participant, with the shard's parts.
     pub(super) fn at_conn(&mut self, conn: ConnId) -> Option<(&mut Room, Slot, &mut ShardParts)> {
-        let (room, slot) = self.conns.place(&self.rooms, conn)?;
+        let (room, slot) = self.place_of(conn)?;
         Some((self.rooms.at_mut(room)?, slot, &mut self.parts))
     }
 
