@@ -146,16 +146,15 @@ impl Room {
     /// The tracks the participant in `slot` subscribes to, with their publishers and
     /// priorities.
     fn track_facts(&self, slot: Slot) -> HashMap<String, TrackFacts> {
-        let r = self;
-        let Some(me) = r.participants.at(slot) else {
+        let Some(me) = self.participants.at(slot) else {
             return HashMap::new();
         };
         let (conn, subscribed) = (me.conn, &me.media.downtracks);
-        let speaking: HashSet<String> = (r.speakers.as_ref())
+        let speaking: HashSet<String> = (self.speakers.as_ref())
             .map(|d| d.active().into_iter().map(|s| s.sid).collect())
             .unwrap_or_default();
         let mut facts = HashMap::new();
-        for p in r.participants.values().filter(|p| p.conn != conn) {
+        for p in self.participants.values().filter(|p| p.conn != conn) {
             for t in p
                 .info
                 .tracks

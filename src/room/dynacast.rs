@@ -79,9 +79,8 @@ impl Room {
     /// the publishers of the tracks whose set changed: local ones by signal, those on
     /// other shards through their shard (`to`).
     pub(super) fn update_dynacast(&mut self, out: &mut Vec<Outbound>, to: &mut Vec<SpreadOut>) {
-        let r = self;
         let mut updates: Vec<(ConnId, String, BTreeSet<i32>, lk::TrackInfo)> = Vec::new();
-        for p in r.participants.values() {
+        for p in self.participants.values() {
             for track in &p.info.tracks {
                 let layers = track_layers(track);
                 if layers.len() < 2 {
@@ -89,7 +88,7 @@ impl Room {
                 }
                 let mut wanted = wanted_qualities(
                     layers,
-                    r.participants
+                    self.participants
                         .values()
                         .filter_map(|s| s.media.downtracks.get(&track.sid))
                         .map(|d| {
@@ -101,7 +100,7 @@ impl Room {
                         }),
                 );
                 // Subscribers on the other shards of a spread room count too.
-                wanted.extend(r.spread.remote_wants(&track.sid));
+                wanted.extend(self.spread.remote_wants(&track.sid));
                 if p.media.sent_qualities.get(&track.sid) != Some(&wanted) {
                     updates.push((p.conn, track.sid.clone(), wanted, track.clone()));
                 }
@@ -109,12 +108,12 @@ impl Room {
         }
         for (conn, sid, wanted, track) in updates {
             let update = quality_update(&track, &wanted);
-            if let Some(p) = r.participants.values_mut().find(|p| p.conn == conn) {
+            if let Some(p) = self.participants.values_mut().find(|p| p.conn == conn) {
                 p.media.sent_qualities.insert(sid.clone(), wanted.clone());
             }
             if super::spread::is_proxy(conn) {
                 // Its publisher is on another shard, which adds these to its own.
-                r.spread_wants(conn, &sid, wanted, to);
+                self.spread_wants(conn, &sid, wanted, to);
                 continue;
             }
             out.push(Outbound::Signal {

@@ -266,10 +266,7 @@ impl Rooms {
                 }
             }
             Req::Subscription(s) => {
-                let mut sids = s.track_sids;
-                for pt in s.participant_tracks {
-                    sids.extend(pt.track_sids);
-                }
+                let sids = super::subscription::named_tracks(s.track_sids, s.participant_tracks);
                 if let Some((r, slot, parts)) = self.at_conn(conn) {
                     r.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
                 }

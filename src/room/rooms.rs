@@ -282,18 +282,16 @@ impl Rooms {
                 Ok(RoomReply::Participant(info))
             }
             RoomOp::UpdateSubscriptions(req) => {
-                let mut sids = req.track_sids.clone();
-                for pt in &req.participant_tracks {
-                    sids.extend(pt.track_sids.iter().cloned());
-                }
                 let (room, parts) = self.with_parts(&req.room).ok_or(RoomError::RoomNotFound)?;
                 let slot = (room.participants.slot_of(&req.identity))
                     .ok_or(RoomError::ParticipantNotFound)?;
-                room.update_subscriptions(slot, &sids, req.subscribe, now, parts, out);
                 let conn = room.participant(&req.identity)?.conn;
-                self.parts
-                    .dirty
-                    .push((conn, super::media::Side::Subscriber));
+                let sids = super::subscription::named_tracks(
+                    req.track_sids.clone(),
+                    req.participant_tracks.clone(),
+                );
+                room.update_subscriptions(slot, &sids, req.subscribe, now, parts, out);
+                parts.dirty.push((conn, super::media::Side::Subscriber));
                 self.update_dynacast(&req.room, out);
                 Ok(RoomReply::Done)
             }

@@ -20,6 +20,17 @@ use super::track_info::{down_track, layer_rid};
 use crate::session::MediaKind;
 use crate::sfu::layers::{pick_quality, track_layers, LayerState};
 
+/// The tracks a subscription change names: directly, and per publisher (UpdateSubscription,
+/// SyncState's subscription, RoomService UpdateSubscriptions).
+pub(super) fn named_tracks(
+    track_sids: Vec<String>,
+    participant_tracks: Vec<lk::ParticipantTracks>,
+) -> Vec<String> {
+    let mut sids = track_sids;
+    sids.extend(participant_tracks.into_iter().flat_map(|pt| pt.track_sids));
+    sids
+}
+
 impl Room {
     /// Subscribes the participant in `slot` to `track` of `publisher_sid`, or queues it
     /// when the participant is at its limit for the track's kind.

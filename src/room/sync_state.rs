@@ -52,10 +52,7 @@ impl Room {
             self.on_track_settings(slot, settings);
         }
         if let Some(s) = state.subscription {
-            let mut sids = s.track_sids;
-            for pt in s.participant_tracks {
-                sids.extend(pt.track_sids);
-            }
+            let sids = super::subscription::named_tracks(s.track_sids, s.participant_tracks);
             if !sids.is_empty() {
                 self.update_subscriptions(slot, &sids, s.subscribe, now, parts, out);
             }
