@@ -110,7 +110,7 @@ impl Members {
 
     /// In slot order (the order they came in, reusing the places of those who left).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Participant> {
-        self.slots.iter_mut().flatten()
+        self.slots_mut().map(|(_, p)| p)
     }
 
     /// A downtrack of `track_sid` was added to some participant: its list is rebuilt
