@@ -1,10 +1,9 @@
 # Multi-stage build: compile in the Rust image, run from a small Debian base.
 #
-# glommio needs io_uring and locked memory. Under Docker:
-#   docker run --network host --ulimit memlock=-1:-1 \
-#     --security-opt seccomp=unconfined corelay --config /etc/corelay.yaml
-# `--network host` keeps the UDP ports the shards advertise reachable without NAT;
-# the default seccomp profile of older Docker versions blocks io_uring_setup.
+# Under Docker:
+#   docker run --network host corelay --config /etc/corelay.yaml
+# `--network host` keeps the UDP ports the shards advertise reachable without NAT.
+# corelay needs no io_uring, locked memory or extra seccomp rights (epoll only).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

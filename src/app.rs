@@ -6,7 +6,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
 use crate::api::server::{serve as serve_http, Surface};
@@ -25,13 +24,6 @@ use crate::{clock, ids, net};
 /// Room operations queued per shard before the control thread waits.
 const SHARD_INBOX: usize = 1024;
 const SHARD_OUTBOX: usize = 1024;
-
-/// A shard's io_uring buffer pool (glommio's default is 10 MiB, registered and so
-/// resident): a shard's sockets read through recvmmsg into their own buffers, and
-/// what does go through io_uring takes a few KiB at a time; glommio falls back to the
-/// heap when the pool runs out. 1 MiB also keeps registration within small memlock
-/// limits.
-const SHARD_IO_MEMORY: usize = 1 << 20;
 
 pub fn main(cli: Cli) -> Result<()> {
     match cli.command {
@@ -158,15 +150,17 @@ fn serve(args: &ServerArgs) -> Result<()> {
         let udp = bind_udp(&config, shard)?;
         media_ip = media_ip.or(udp.first().map(|(_, a)| a.ip()));
         let tcp = bind_tcp(&config, shard, &udp)?;
-        let handle =
-            LocalExecutorBuilder::new(placement(&allowed, core, &format!("shard {shard}")))
-                .name(&format!("shard-{shard}"))
-                .io_memory(SHARD_IO_MEMORY)
-                .spawn(move || async move {
-                    debug!(shard, "shard executor running");
-                    worker::run(shard, to_rx, from_tx, rooms, udp, tcp, relay).await;
-                })
-                .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
+        let core = placement(&allowed, core, &format!("shard {shard}"));
+        let handle = crate::runtime::spawn(
+            &format!("shard-{shard}"),
+            core,
+            || {},
+            move || async move {
+                debug!(shard, "shard runtime running");
+                worker::run(shard, to_rx, from_tx, rooms, udp, tcp, relay).await;
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start shard {shard}: {e}"))?;
         handles.push(handle);
     }
 
@@ -192,59 +186,56 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let park_quiet = Arc::clone(&quiet);
     let lifecycle = Lifecycle::new();
     let control_lifecycle = lifecycle.clone();
-    let control_core = match placement(&allowed, plan.control_core, "control") {
-        Placement::Fixed(core) => Some(core),
-        _ => None,
-    };
+    let control_core = placement(&allowed, plan.control_core, "control");
     let park = move || park_quiet.before_park();
-    let control =
-        crate::control::runtime::spawn("control", control_core, park, move || async move {
-            debug!("control thread running");
-            let ctx = Control::new(
-                config,
-                keys,
-                to_shards,
-                quiet,
-                control_lifecycle,
-                node_id,
-                crate::control::Outside { webhooks, cluster },
-            );
-            tokio::task::spawn_local(ctx.clone().report_to_cluster());
-            ctx.set_turn_stats(turn_stats);
-            ctx.set_spread_after(spread_after);
-            ctx.start_news();
-            tokio::task::spawn_local(ctx.clone().watch_drain());
-            for rx in from_shards {
-                tokio::task::spawn_local(ctx.clone().pump(rx, || clock::now().mono));
+    let control = crate::runtime::spawn("control", control_core, park, move || async move {
+        debug!("control thread running");
+        let ctx = Control::new(
+            config,
+            keys,
+            to_shards,
+            quiet,
+            control_lifecycle,
+            node_id,
+            crate::control::Outside { webhooks, cluster },
+        );
+        tokio::task::spawn_local(ctx.clone().report_to_cluster());
+        ctx.set_turn_stats(turn_stats);
+        ctx.set_spread_after(spread_after);
+        ctx.start_news();
+        tokio::task::spawn_local(ctx.clone().watch_drain());
+        for rx in from_shards {
+            tokio::task::spawn_local(ctx.clone().pump(rx, || clock::now().mono));
+        }
+        let mut servers = Vec::new();
+        let surfaces = listeners
+            .into_iter()
+            .map(|l| (l, Surface::Api))
+            .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
+        for (std_listener, surface) in surfaces {
+            match net::stream::TcpListener::from_std(std_listener) {
+                Ok(listener) => servers.push(tokio::task::spawn_local(serve_http(
+                    listener,
+                    ctx.clone(),
+                    surface,
+                ))),
+                Err(e) => error!(error = %e, "cannot serve a listener"),
             }
-            let mut servers = Vec::new();
-            let surfaces = listeners
-                .into_iter()
-                .map(|l| (l, Surface::Api))
-                .chain(metrics_listeners.into_iter().map(|l| (l, Surface::Metrics)));
-            for (std_listener, surface) in surfaces {
-                match net::stream::TcpListener::from_std(std_listener) {
-                    Ok(listener) => servers.push(tokio::task::spawn_local(serve_http(
-                        listener,
-                        ctx.clone(),
-                        surface,
-                    ))),
-                    Err(e) => error!(error = %e, "cannot serve a listener"),
-                }
-            }
-            for server in servers {
-                let _ = server.await;
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
+        }
+        for server in servers {
+            let _ = server.await;
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the control thread: {e}"))?;
 
-    // The executors run until the process exits; the main thread waits for a signal
-    // and drains. Each is watched instead of joined: glommio reports an executor that
-    // could not be built (e.g. its io_uring setup failed) only through its handle, and
-    // unseen that would leave a node that listens but never answers.
+    // The runtimes run until the process exits; the main thread waits for a signal
+    // and drains. Each is watched instead of joined: a runtime that could not be built
+    // or a thread that panicked shows only through its handle, and unseen that would
+    // leave a node that listens but never answers.
     for (i, handle) in handles.into_iter().enumerate() {
-        watch_executor(format!("shard {i}"), move || {
-            handle.join().map_err(|e| e.to_string())
+        watch_executor(format!("shard {i}"), move || match handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(format!("shard {i} panicked")),
         });
     }
     watch_executor("control".to_string(), move || match control.join() {
@@ -395,15 +386,15 @@ fn start_webhooks(config: &Config) -> Option<crate::webhook::WebhookSender> {
 
 /// Pins to CPU `core` when this process may run there; otherwise logs and lets the OS
 /// place the thread (a failed pin is not fatal).
-fn placement(allowed: &[usize], core: usize, what: &str) -> Placement {
+fn placement(allowed: &[usize], core: usize, what: &str) -> Option<usize> {
     if allowed.contains(&core) {
-        return Placement::Fixed(core);
+        return Some(core);
     }
     warn!(
         what,
         core, "core not available to this process; running unpinned"
     );
-    Placement::Unbound
+    None
 }
 
 /// Binds every configured address on the HTTP port. With port 0 the first bind picks a

@@ -4,15 +4,16 @@
 //! * **main** parses the CLI, loads and validates the config, spawns the other threads and
 //!   waits for them (`app`).
 //! * **control** is one thread with a single-threaded tokio runtime on epoll
-//!   (`control::runtime`): the HTTP listener (`api`), the signal WebSockets (`signal`),
+//!   (`runtime`): the HTTP listener (`api`), the signal WebSockets (`signal`),
 //!   JWT checks (`auth`), the Twirp RoomService and the room directory (`control`), which
 //!   maps each room to the shard that owns it.
-//! * **shard *i*** is a glommio executor pinned to its own core (`shard`). It owns its rooms
-//!   (`rtc`) and, once the media plane lands, their peer connections and UDP sockets.
+//! * **shard *i*** is a thread pinned to its own core with the same kind of runtime
+//!   (`shard`, `runtime`). It owns its rooms (`room`), their peer connections and its
+//!   UDP and ICE/TCP sockets.
 //!
 //! Control and shards share nothing mutable: they talk over bounded tokio `mpsc`
-//! channels (a send wakes the receiving task, a parked glommio executor through its
-//! eventfd); shards talk to each other over glommio `shared_channel`s.
+//! channels (a send wakes the receiving task, a parked runtime through its eventfd);
+//! shards relay media of rooms that span shards to each other the same way.
 //!
 //! # Time
 //! Protocol state machines (`rtc`, token checks) take `now` as an argument; only the
@@ -36,6 +37,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod net;
 pub mod room;
+pub mod runtime;
 pub mod session;
 pub mod sfu;
 pub mod shard;

@@ -7,7 +7,6 @@ pub mod directory;
 pub mod quiet;
 mod resume;
 mod routing;
-pub mod runtime;
 mod spread;
 
 pub use cluster::Home;

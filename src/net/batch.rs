@@ -6,8 +6,8 @@
 //! `sendmsg`; a fan-out goes to many destinations at once, so the messages of up to
 //! [`BATCH`] trains share one `sendmmsg` here.
 //!
-//! Receiving: the first datagram of a turn comes through glommio (a non-blocking
-//! attempt, then io_uring), or [`recv_now`] on a quiet shard's poll; what else is
+//! Receiving: the first datagram of a turn is taken when epoll says the socket is
+//! readable, or by [`recv_now`] on a quiet shard's poll; what else is
 //! already queued then comes in one `recvmmsg` (`recv_batch`), so that one turn serves
 //! a burst (the packets of one video frame) and each subscriber session is driven once
 //! for all of it.

@@ -1,11 +1,7 @@
-//! TCP for the control thread (HTTP, signal WebSockets, node-to-node relays): tokio's
-//! epoll sockets seen through the `futures-io` traits that the HTTP, WebSocket and
-//! relay code is written against, with the read timeout those callers rely on.
-//!
-//! The control thread runs on an epoll reactor rather than io_uring: its work is many
-//! small, spread-out messages (an SDK pings every 5 s), and a glommio executor spends
-//! nine `io_uring_enter`s and a `membarrier` on each wake, where epoll needs one
-//! `epoll_wait` (README, "Threads and core-affinity.toml").
+//! TCP for the control thread (HTTP, signal WebSockets, node-to-node relays) and the
+//! shards (ICE over TCP): tokio's epoll sockets seen through the `futures-io` traits
+//! that the HTTP, WebSocket, relay and ICE/TCP code is written against, with the read
+//! timeout those callers rely on (see `runtime` for why epoll).
 
 use std::future::Future;
 use std::io;
@@ -18,13 +14,13 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 use tokio::time::Sleep;
 
-/// A listening socket of the control thread.
+/// A listening socket.
 pub struct TcpListener {
     inner: tokio::net::TcpListener,
 }
 
 impl TcpListener {
-    /// Takes over a bound, listening std socket. Must run on the control runtime.
+    /// Takes over a bound, listening std socket. Must run on a `runtime` thread.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
@@ -38,9 +34,8 @@ impl TcpListener {
     }
 }
 
-/// A connection of the control thread. A read that waits longer than the read timeout
-/// fails with `TimedOut`, as glommio's streams did: a client that stops sending cannot
-/// hold a task forever.
+/// A connection. A read that waits longer than the read timeout fails with `TimedOut`:
+/// a client that stops sending cannot hold a task forever.
 pub struct TcpStream {
     inner: tokio::net::TcpStream,
     read_timeout: Option<Duration>,
@@ -59,6 +54,10 @@ impl TcpStream {
 
     pub async fn connect(addr: &str) -> io::Result<Self> {
         Ok(TcpStream::new(tokio::net::TcpStream::connect(addr).await?))
+    }
+
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
     }
 
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {

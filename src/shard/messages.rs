@@ -1,6 +1,6 @@
 //! What the control thread and a shard say to each other. Both directions travel over
 //! bounded tokio `mpsc` channels: a send wakes the receiving task on either side (a
-//! shard's glommio executor takes a wake from another thread through its eventfd).
+//! parked shard runtime takes a wake from another thread through its eventfd).
 
 use livekit_protocol as lk;
 

@@ -1,8 +1,7 @@
-//! Shard workers: one pinned glommio executor per shard, owning its rooms and their
+//! Shard workers: one pinned thread per shard (`runtime`), owning its rooms and their
 //! media plane (UDP and TCP sockets, the relay between shards, forwarding latency).
 
 pub mod busy;
-mod connect;
 pub mod latency;
 pub mod messages;
 pub mod quiet;

@@ -1,7 +1,7 @@
 //! The media relay between shards for rooms that span several (`room::spread`): the
 //! shard that receives a publisher's packet hands one reference-counted copy to each
 //! other shard hosting the room, over a bounded channel per ordered pair of shards
-//! (glommio `shared_channel`, whose send wakes the receiving executor). A full channel
+//! (tokio `mpsc`, whose send wakes the receiving shard's runtime). A full channel
 //! means the receiving shard is behind: the copy is dropped and counted, and the
 //! publisher's shard never waits. Signalling between shards does not travel here (it
 //! goes through the control thread and is never dropped).
@@ -9,11 +9,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use glommio::channels::shared_channel::{
-    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
+use tokio::sync::mpsc::{self, error::TryRecvError, Receiver, Sender};
 
-use super::connect::connected;
 use super::worker::Shard;
 use crate::clock;
 use crate::room::spread::Relayed;
@@ -33,12 +30,12 @@ const RELAY_BATCHES_PER_TURN: usize = 8;
 /// drives the subscriber sessions the packets went to.
 pub type RelayPacket = Vec<(ConnId, RtpIn)>;
 
-/// Both ends of the mesh for one shard, before its executor connects them.
+/// Both ends of the mesh for one shard.
 pub struct RelayEnds {
     /// Index = destination shard; `None` for itself.
-    pub to: Vec<Option<SharedSender<RelayPacket>>>,
+    pub to: Vec<Option<Sender<RelayPacket>>>,
     /// One per other shard, from it.
-    pub from: Vec<SharedReceiver<RelayPacket>>,
+    pub from: Vec<Receiver<RelayPacket>>,
 }
 
 /// A channel for every ordered pair of `shards` shards; entry `i` is shard `i`'s ends.
@@ -52,7 +49,7 @@ pub fn mesh(shards: usize) -> Vec<RelayEnds> {
     for from in 0..shards {
         for to in 0..shards {
             if from != to {
-                let (tx, rx) = shared_channel::new_bounded(RELAY_QUEUE);
+                let (tx, rx) = mpsc::channel(RELAY_QUEUE);
                 ends[from].to[to] = Some(tx);
                 ends[to].from.push(rx);
             }
@@ -61,10 +58,10 @@ pub fn mesh(shards: usize) -> Vec<RelayEnds> {
     ends
 }
 
-/// A shard's connected senders to the others, with what they carried and dropped.
+/// A shard's senders to the others, with what they carried and dropped.
 #[derive(Default)]
 pub struct RelayLinks {
-    to: Vec<Option<ConnectedSender<RelayPacket>>>,
+    to: Vec<Option<Sender<RelayPacket>>>,
     sent: Cell<u64>,
     dropped: Cell<u64>,
 }
@@ -103,43 +100,25 @@ impl RelayLinks {
     }
 }
 
-/// Connects a shard's ends. Every shard connects at once at start-up, and a connect
-/// waits for its peer's, so all of this shard's ends are connected concurrently.
-pub async fn connect(ends: RelayEnds) -> (RelayLinks, Vec<ConnectedReceiver<RelayPacket>>) {
-    let senders: Vec<_> = (ends.to.into_iter())
-        .map(|tx| tx.map(|tx| glommio::spawn_local(connected(tx.connect()))))
-        .collect();
-    let receivers: Vec<_> = (ends.from.into_iter())
-        .map(|rx| glommio::spawn_local(connected(rx.connect())))
-        .collect();
-    let mut to = Vec::new();
-    for tx in senders {
-        to.push(match tx {
-            Some(task) => Some(task.await),
-            None => None,
-        });
-    }
-    let mut from = Vec::new();
-    for task in receivers {
-        from.push(task.await);
-    }
+/// A shard's senders (to count what they carry) and its receivers.
+pub fn split(ends: RelayEnds) -> (RelayLinks, Vec<Receiver<RelayPacket>>) {
     let links = RelayLinks {
-        to,
+        to: ends.to,
         ..Default::default()
     };
-    (links, from)
+    (links, ends.from)
 }
 
 /// Fans out what another shard relays: each batch is one turn, like a receive batch.
-pub(super) async fn relay_loop(me: Rc<Shard>, from: ConnectedReceiver<RelayPacket>) {
+pub(super) async fn relay_loop(me: Rc<Shard>, mut from: Receiver<RelayPacket>) {
     let mut batch = Vec::new();
     while let Some(first) = from.recv().await {
         // What is already queued behind it joins the turn.
         batch.push(first);
         while batch.len() < RELAY_BATCHES_PER_TURN {
-            match futures_lite::future::poll_once(from.recv()).await {
-                Some(Some(next)) => batch.push(next),
-                _ => break,
+            match from.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         let now = clock::now();
@@ -160,6 +139,6 @@ pub(super) async fn relay_loop(me: Rc<Shard>, from: ConnectedReceiver<RelayPacke
         if !me.end_turn(now.mono, transmits, out, forwarded).await {
             return;
         }
-        futures_lite::future::yield_now().await;
+        tokio::task::yield_now().await;
     }
 }

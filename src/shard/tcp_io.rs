@@ -15,13 +15,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, error::TryRecvError, Receiver, Sender};
 use tracing::{debug, warn};
 
 use super::worker::Shard;
 use crate::clock;
 use crate::net::framing::{frame, Deframer};
+use crate::net::stream::{TcpListener, TcpStream};
 use crate::session::Transmit;
 
 /// How long a new connection may take to send its first (STUN) frame.
@@ -38,7 +38,7 @@ const MAX_CONNECTIONS: usize = 4096;
 
 /// One open connection's writer queue, with the id that tells it from a later
 /// connection from the same address.
-type Writer = (u64, LocalSender<Vec<u8>>);
+type Writer = (u64, Sender<Vec<u8>>);
 
 /// The shard's ICE/TCP connections, by the client's address, and what they cost.
 #[derive(Default)]
@@ -73,14 +73,14 @@ impl TcpConns {
         }
     }
 
-    fn open(&self, peer: SocketAddr) -> Option<(u64, LocalReceiver<Vec<u8>>)> {
+    fn open(&self, peer: SocketAddr) -> Option<(u64, Receiver<Vec<u8>>)> {
         let mut writers = self.writers.borrow_mut();
         if writers.len() >= MAX_CONNECTIONS && !writers.contains_key(&peer) {
             return None;
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let (tx, rx) = local_channel::new_bounded(SEND_QUEUE);
+        let (tx, rx) = mpsc::channel(SEND_QUEUE);
         // A client reusing an address replaces what was there.
         writers.insert(peer, (id, tx));
         Some((id, rx))
@@ -103,11 +103,11 @@ pub(super) async fn accept_loop(me: Rc<Shard>, listener: TcpListener, local: Soc
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(serve(me.clone(), stream, local)).detach();
+                tokio::task::spawn_local(serve(me.clone(), stream, local));
             }
             Err(e) => {
                 warn!(shard = me.id, %local, error = %e, "ICE/TCP accept failed");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -125,7 +125,7 @@ async fn serve(me: Rc<Shard>, stream: TcpStream, local: SocketAddr) {
         return;
     };
     let (mut reader, writer) = futures_lite::io::split(stream);
-    glommio::spawn_local(write_frames(writer, queue)).detach();
+    tokio::task::spawn_local(write_frames(writer, queue));
     let mut deframer = Deframer::default();
     let mut known = false;
     loop {
@@ -136,7 +136,7 @@ async fn serve(me: Rc<Shard>, stream: TcpStream, local: SocketAddr) {
         };
         let space = deframer.space();
         let read = futures_lite::future::or(async { Some(reader.read(space).await) }, async {
-            glommio::timer::sleep(wait).await;
+            tokio::time::sleep(wait).await;
             None
         })
         .await;
@@ -165,7 +165,7 @@ async fn serve(me: Rc<Shard>, stream: TcpStream, local: SocketAddr) {
 /// Writes queued frames in order. What is already queued behind the first goes out
 /// in the same write (a video frame's packets), up to `WRITE_BATCH` bytes: one
 /// syscall per turn rather than one per packet.
-async fn write_frames(mut writer: WriteHalf<TcpStream>, queue: LocalReceiver<Vec<u8>>) {
+async fn write_frames(mut writer: WriteHalf<TcpStream>, mut queue: Receiver<Vec<u8>>) {
     let mut batch = Vec::new();
     while let Some(mut framed) = queue.recv().await {
         batch.clear();
@@ -174,9 +174,9 @@ async fn write_frames(mut writer: WriteHalf<TcpStream>, queue: LocalReceiver<Vec
             if batch.len() >= WRITE_BATCH {
                 break;
             }
-            match futures_lite::future::poll_once(queue.recv()).await {
-                Some(Some(next)) => framed = next,
-                _ => break,
+            match queue.try_recv() {
+                Ok(next) => framed = next,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         if writer.write_all(&batch).await.is_err() {

@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 
-use glommio::net::UdpSocket;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tracing::{debug, warn};
 
 use crate::net::batch::{gso_supported, send_batch_from, MAX_PACKETS};
@@ -20,8 +24,30 @@ const MAX_REPLY_ROUTES: usize = 65_536;
 /// Datagrams bigger than this are not WebRTC (MTU-sized packets, ~1200 bytes).
 pub const MAX_DATAGRAM: usize = 2048;
 
+/// How long a send that found the socket buffer full waits before it tries again.
+const FULL_SEND_RETRY: Duration = Duration::from_millis(1);
+/// Waits for one packet before it is dropped.
+const FULL_SEND_WAITS: u32 = 20;
+
+/// A socket's descriptor as the runtime's epoll sees it; the socket itself stays in
+/// `Sockets::sockets`, so dropping the registration only deregisters.
+struct Registered(RawFd);
+
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
 pub struct Sockets {
-    sockets: Vec<UdpSocket>,
+    /// Each socket's epoll registration, for reading only, while its receiver waits on
+    /// it: a registered socket wakes the thread for every datagram that arrives, which
+    /// a quiet shard (polling on its grid) must not pay for, so the receiver drops the
+    /// registration when it turns quiet (`park`). Write interest is never registered:
+    /// on a UDP socket every sent datagram freed would wake the thread again.
+    /// Declared before `sockets`, so that registrations go before their sockets close.
+    registered: Vec<RefCell<Option<AsyncFd<Registered>>>>,
+    sockets: Vec<StdUdpSocket>,
     /// Wildcard sockets learn each datagram's destination (`net::pktinfo`) and reply
     /// from it.
     pktinfo: Vec<bool>,
@@ -37,13 +63,18 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Takes over bound std sockets. Must run inside the shard's executor.
+    /// Takes over bound std sockets. Must run on the shard's runtime. A socket the
+    /// runtime cannot register (which takes a failing epoll_ctl) is left out, logged.
     pub fn adopt(bound: Vec<(StdUdpSocket, SocketAddr)>) -> Sockets {
         let mut sockets = Vec::new();
         let mut advertised = Vec::new();
         let mut gso = Vec::new();
         let mut pktinfo = Vec::new();
         for (socket, addr) in bound {
+            if let Err(e) = socket.set_nonblocking(true) {
+                warn!(%addr, error = %e, "cannot make a media socket non-blocking; it is left out");
+                continue;
+            }
             gso.push(Cell::new(gso_supported(socket.as_raw_fd())));
             let local = socket.local_addr().ok();
             let wildcard = local.is_some_and(|l| l.ip().is_unspecified());
@@ -54,12 +85,12 @@ impl Sockets {
                     )
                     .is_ok();
             pktinfo.push(learns);
-            // SAFETY: the fd belongs to a bound std socket that we give up here.
-            sockets.push(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) });
+            sockets.push(socket);
             advertised.push(addr);
         }
         debug!(gso = ?gso.iter().map(Cell::get).collect::<Vec<_>>(), "udp sockets adopted");
         Sockets {
+            registered: sockets.iter().map(|_| RefCell::new(None)).collect(),
             sockets,
             pktinfo,
             reply_from: RefCell::new(HashMap::new()),
@@ -81,24 +112,64 @@ impl Sockets {
         self.advertised[index]
     }
 
-    pub async fn recv(&self, index: usize, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        if !self.pktinfo[index] {
-            return self.sockets[index]
-                .recv_from(buf)
-                .await
-                .map_err(std::io::Error::from);
-        }
-        // glommio's receive has no control data: wait with a peek, then take the
-        // datagram with its destination.
+    /// Waits for a datagram on socket `index` and takes it (with its destination on a
+    /// wildcard socket). The socket is registered with epoll on the first wait after
+    /// a `park` (epoll reports what is already queued then); a wait costs no syscall
+    /// of its own.
+    pub async fn recv(&self, index: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            self.sockets[index]
-                .peek_from(&mut [0u8; 1])
-                .await
-                .map_err(std::io::Error::from)?;
-            if let Some(got) = self.recv_now(index, buf) {
+            let Some(cell) = self.registered.get(index) else {
+                return Err(io::ErrorKind::NotFound.into());
+            };
+            if cell.borrow().is_none() {
+                let fd = Registered(self.sockets[index].as_raw_fd());
+                // SAFETY: the socket stays open as long as `self`, and the registrations
+                // are dropped before the sockets (field order).
+                let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+                *cell.borrow_mut() = Some(registered.map_err(io::Error::from)?);
+            }
+            // The registration is held across the wait only through this task: `park`
+            // runs on this task too, never while it waits.
+            let registered = cell.borrow_mut().take();
+            let Some(registered) = registered else {
+                continue;
+            };
+            let waited = async {
+                let mut ready = registered.readable().await?;
+                // "Nothing queued" inside `try_io` clears the readiness it awaited.
+                match ready.try_io(|_| self.take(index, buf)) {
+                    Ok(got) => got.map(Some),
+                    Err(_would_block) => Ok(None),
+                }
+            }
+            .await;
+            *cell.borrow_mut() = Some(registered);
+            if let Some(got) = waited? {
                 return Ok(got);
             }
         }
+    }
+
+    /// Socket `index` is no longer waited on (a quiet shard polls it on a grid): its
+    /// epoll registration goes, so that datagrams arriving meanwhile wake nobody.
+    pub fn park(&self, index: usize) {
+        if let Some(cell) = self.registered.get(index) {
+            cell.borrow_mut().take();
+        }
+    }
+
+    /// One queued datagram, or `WouldBlock`.
+    fn take(&self, index: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let fd = self.sockets[index].as_raw_fd();
+        let got = if self.pktinfo[index] {
+            crate::net::pktinfo::recv_now(fd, buf)?.map(|(n, source, destination)| {
+                self.remember_destination(source, destination);
+                (n, source)
+            })
+        } else {
+            crate::net::batch::recv_now(fd, buf)?
+        };
+        got.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
     }
 
     fn remember_destination(&self, source: SocketAddr, destination: Option<IpAddr>) {
@@ -118,19 +189,10 @@ impl Sockets {
     /// `net::batch::recv_now`); errors other than "nothing queued" are logged and end
     /// the batch: the next awaited receive reports them.
     pub fn recv_now(&self, index: usize, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-        let fd = self.sockets.get(index)?.as_raw_fd();
-        let got = if self.pktinfo[index] {
-            crate::net::pktinfo::recv_now(fd, buf).map(|got| {
-                got.map(|(n, source, destination)| {
-                    self.remember_destination(source, destination);
-                    (n, source)
-                })
-            })
-        } else {
-            crate::net::batch::recv_now(fd, buf)
-        };
-        match got {
-            Ok(got) => got,
+        self.sockets.get(index)?;
+        match self.take(index, buf) {
+            Ok(got) => Some(got),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             Err(e) => {
                 debug!(error = %e, "non-blocking receive failed");
                 None
@@ -170,6 +232,7 @@ impl Sockets {
         let mut packets: Vec<(SocketAddr, &[u8])> = Vec::new();
         let mut sources: Vec<Option<IpAddr>> = Vec::new();
         let mut at = 0;
+        let mut full_waits = 0;
         while at < transmits.len() {
             let index = self.index_of(transmits[at].source);
             let run = transmits[at..]
@@ -195,11 +258,18 @@ impl Sockets {
             match send_batch_from(socket.as_raw_fd(), &packets, gso.get(), &sources) {
                 Ok(n) => at += n.max(1),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let t = &transmits[at];
-                    if let Err(e) = socket.send_to(&t.contents, t.destination).await {
-                        debug!(to = %t.destination, error = %e, "send failed");
+                    // The socket buffer is full: rare (a datagram leaves it as soon as
+                    // the kernel has routed it), so it is waited out on a timer rather
+                    // than with write interest (see `registered`); past
+                    // `FULL_SEND_WAITS` the packet is dropped.
+                    full_waits += 1;
+                    if full_waits > FULL_SEND_WAITS {
+                        debug!(to = %transmits[at].destination, "socket buffer full: packet dropped");
+                        full_waits = 0;
+                        at += 1;
+                    } else {
+                        tokio::time::sleep(FULL_SEND_RETRY).await;
                     }
-                    at += 1;
                 }
                 Err(e) if gso.get() && e.raw_os_error() == Some(libc::EIO) => {
                     warn!(error = %e, "the kernel refused a GSO train; sending datagrams one by one");

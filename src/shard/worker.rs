@@ -1,15 +1,15 @@
 //! The shard's driver: the only place where a shard touches channels, sockets and the
-//! clock. Three kinds of task share the rooms on this executor (never across threads):
+//! clock. Three kinds of task share the rooms on this thread's runtime (never across
+//! threads):
 //! the inbox from the control thread, one receiver per UDP socket, and the timer.
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use tokio::sync::mpsc::{Receiver, Sender};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::busy::Busy;
@@ -40,9 +40,10 @@ const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
 /// `TIMER_COARSE_GRID` for what is due `TIMER_COARSE_AFTER` or later (an idle str0m
 /// session's once-a-second stats and RTCP), which a slot's delay does not hurt.
 /// One wake per session deadline made a shard with 200 idle peer connections wake
-/// ~200 times a second, and each wake costs several io_uring calls and a membarrier
-/// (glommio parks with one). Media does not wait for the grid: forwarding and
-/// signalling drive their sessions in the same turn.
+/// ~200 times a second, and each wake costs a context switch and an `epoll_wait` (on
+/// glommio, which shards ran on first, several io_uring calls and a membarrier).
+/// Media does not wait for the grid: forwarding and signalling drive their sessions
+/// in the same turn.
 const TIMER_GRID: Duration = Duration::from_millis(20);
 const TIMER_COARSE_GRID: Duration = Duration::from_millis(100);
 const TIMER_COARSE_AFTER: Duration = Duration::from_millis(250);
@@ -81,13 +82,13 @@ pub(super) struct Shard {
     forward_latency: RefCell<LatencyHistogram>,
     /// When the timer task will wake next, and how to wake it sooner.
     timer_at: Cell<Instant>,
-    wake_timer: LocalSender<()>,
+    wake_timer: Notify,
     /// The origin of the timer grid (and of the quiet poll grid).
     epoch: Instant,
     /// Whether receivers wait on each datagram or poll on the quiet grid (`quiet`).
     activity: Cell<Activity>,
     /// One per socket: wakes its receiver out of a quiet poll sleep.
-    wake_recv: Vec<LocalSender<()>>,
+    wake_recv: Vec<Notify>,
     /// Media of spread rooms to the other shards (`relay_io`).
     relay: RelayLinks,
 }
@@ -98,12 +99,12 @@ impl Shard {
     pub(super) fn touch(&self, now: Instant) {
         let mut activity = self.activity.get();
         if activity.touch(now) {
+            // A wake not yet awaited is kept (one), so none is lost.
             for wake in &self.wake_recv {
-                // Full means a wake is already pending.
-                let _ = wake.try_send(());
+                wake.notify_one();
             }
             // It may sleep to a coarse slot chosen while quiet.
-            let _ = self.wake_timer.try_send(());
+            self.wake_timer.notify_one();
         }
         self.activity.set(activity);
     }
@@ -120,8 +121,7 @@ impl Shard {
         let slot = next.map(|at| self.timer_slot(now, at));
         if slot.is_some_and(|at| at < self.timer_at.get()) {
             self.timer_at.set(now);
-            // Full means a wake is already pending.
-            let _ = self.wake_timer.try_send(());
+            self.wake_timer.notify_one();
         }
     }
 
@@ -208,11 +208,8 @@ pub async fn run(
     info!(shard, udp = ?advertised, tcp = ?tcp_advertised, "shard started");
     rooms.set_local_candidates(advertised);
     rooms.set_tcp_candidates(tcp_advertised);
-    let (wake_timer, timer_wakes) = local_channel::new_bounded(1);
-    let (wake_recv, recv_wakes): (Vec<_>, Vec<_>) = (0..sockets.len())
-        .map(|_| local_channel::new_bounded(1))
-        .unzip();
-    let (relay, relayed_from) = relay_io::connect(relay).await;
+    let wake_recv = (0..sockets.len()).map(|_| Notify::new()).collect();
+    let (relay, relayed_from) = relay_io::split(relay);
     let me = Rc::new(Shard {
         id: shard,
         rooms: RefCell::new(rooms),
@@ -222,26 +219,28 @@ pub async fn run(
         busy: RefCell::new(Busy::default()),
         forward_latency: RefCell::new(LatencyHistogram::default()),
         timer_at: Cell::new(clock::mono()),
-        wake_timer,
+        wake_timer: Notify::new(),
         epoch: clock::mono(),
         activity: Cell::new(Activity::default()),
         wake_recv,
         relay,
     });
     for from in relayed_from {
-        glommio::spawn_local(relay_io::relay_loop(me.clone(), from)).detach();
+        tokio::task::spawn_local(relay_io::relay_loop(me.clone(), from));
     }
-    glommio::spawn_local(stats_loop(me.clone())).detach();
-    glommio::spawn_local(timer_loop(me.clone(), timer_wakes)).detach();
-    for (index, wakes) in recv_wakes.into_iter().enumerate() {
-        glommio::spawn_local(recv_loop(me.clone(), index, wakes)).detach();
+    tokio::task::spawn_local(stats_loop(me.clone()));
+    tokio::task::spawn_local(timer_loop(me.clone()));
+    for index in 0..me.sockets.len() {
+        tokio::task::spawn_local(recv_loop(me.clone(), index));
     }
     for (listener, local) in tcp {
-        // SAFETY: the fd belongs to a bound, listening std socket that we give up here.
-        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
-        glommio::spawn_local(accept_loop(me.clone(), listener, local)).detach();
+        match crate::net::stream::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                tokio::task::spawn_local(accept_loop(me.clone(), listener, local));
+            }
+            Err(e) => warn!(shard, %local, error = %e, "cannot serve an ICE/TCP listener"),
+        }
     }
-
     while let Some(msg) = inbox.recv().await {
         let now = clock::now();
         me.touch(now.mono);
@@ -305,7 +304,7 @@ pub async fn run(
     info!(shard, "shard stopped");
 }
 
-async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
+async fn recv_loop(me: Rc<Shard>, index: usize) {
     let destination = me.sockets.advertised(index);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut batch = RecvBatch::new(MAX_DATAGRAM);
@@ -314,13 +313,12 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
             match me.sockets.recv_now(index, &mut buf) {
                 Some(got) => got,
                 None => {
+                    me.sockets.park(index);
                     let now = clock::mono();
                     let sleep = quiet::next_slot(me.epoch, now, quiet::QUIET_POLL)
                         .saturating_duration_since(now);
-                    let woken = async {
-                        wakes.recv().await;
-                    };
-                    futures_lite::future::or(glommio::timer::sleep(sleep), woken).await;
+                    let woken = me.wake_recv[index].notified();
+                    futures_lite::future::or(tokio::time::sleep(sleep), woken).await;
                     continue;
                 }
             }
@@ -329,7 +327,7 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(shard = me.id, error = %e, "udp receive failed");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             }
@@ -380,11 +378,11 @@ async fn recv_loop(me: Rc<Shard>, index: usize, wakes: LocalReceiver<()>) {
         // media. One yield per batch lets the inbox and the timer take their turn;
         // what the shard cannot keep up with overflows the socket buffer (dropped
         // and counted by the kernel), never the signalling.
-        futures_lite::future::yield_now().await;
+        tokio::task::yield_now().await;
     }
 }
 
-async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
+async fn timer_loop(me: Rc<Shard>) {
     loop {
         let now = clock::now().mono;
         let next = me.rooms.borrow_mut().next_wake(now);
@@ -394,10 +392,8 @@ async fn timer_loop(me: Rc<Shard>, wakes: LocalReceiver<()>) {
             .min(MAX_TIMER_SLEEP);
         me.timer_at.set(now + sleep);
         if !sleep.is_zero() {
-            let woken = async {
-                wakes.recv().await;
-            };
-            futures_lite::future::or(glommio::timer::sleep(sleep), woken).await;
+            let woken = me.wake_timer.notified();
+            futures_lite::future::or(tokio::time::sleep(sleep), woken).await;
         }
         let now = clock::now().mono;
         me.busy.borrow_mut().begin(now);
@@ -423,7 +419,7 @@ async fn stats_loop(me: Rc<Shard>) {
         // (`STATS_EVERY` is a multiple of `quiet::QUIET_POLL`).
         let now = clock::mono();
         let at = quiet::next_slot(me.epoch, now, STATS_EVERY);
-        glommio::timer::sleep(at.saturating_duration_since(now)).await;
+        tokio::time::sleep(at.saturating_duration_since(now)).await;
         let now = clock::now();
         let mut out = Vec::new();
         let closed = {
