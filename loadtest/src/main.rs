@@ -63,6 +63,9 @@ const FLOOR_PER_ROUND: usize = 64;
 pub struct Sample {
     at: Instant,
     server_cpu_us: Option<u64>,
+    /// The server's user and kernel CPU, in clock ticks (`/proc/PID/stat`): coarse, but
+    /// over a window of seconds it splits `server_cpu_us` into its two parts.
+    server_ticks: Option<(u64, u64)>,
     own_cpu_us: Option<u64>,
     packets_received: u64,
     connected: u64,
@@ -80,6 +83,7 @@ impl Sample {
             scraped,
             at: clock::now(),
             server_cpu_us: args.server_pid.and_then(|p| process_cpu_us(p).ok()),
+            server_ticks: args.server_pid.and_then(|p| stat_ticks(p).ok()),
             own_cpu_us: process_cpu_us(std::process::id()).ok(),
             packets_received: shared.packets_received.load(Relaxed),
             connected: shared.connected.load(Relaxed),
@@ -108,6 +112,14 @@ fn cpu_clock_us(pid: u32) -> Result<u64, String> {
 
 /// utime + stime of a process from `/proc/PID/stat`, µs.
 fn stat_cpu_us(pid: u32) -> Result<u64, String> {
+    let (user, kernel) = stat_ticks(pid)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok((user + kernel) * 1_000_000 / hz)
+}
+
+/// utime and stime of a process from `/proc/PID/stat`, in clock ticks.
+fn stat_ticks(pid: u32) -> Result<(u64, u64), String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // fields after "pid (comm)": state is field 3; utime 14 and stime 15
@@ -121,10 +133,7 @@ fn stat_cpu_us(pid: u32) -> Result<u64, String> {
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| "malformed stat".to_string())
     };
-    let total = ticks(11)? + ticks(12)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(total * 1_000_000 / hz)
+    Ok((ticks(11)?, ticks(12)?))
 }
 
 fn plan(args: &Args, prefix: &str) -> Vec<Spec> {

@@ -485,6 +485,8 @@ fn layers_line(l: &Value) -> String {
 pub struct Steady {
     pub seconds: f64,
     pub server_cpu_us: Option<u64>,
+    /// The server's user and kernel clock ticks in the window.
+    pub server_ticks: Option<(u64, u64)>,
     pub own_cpu_us: Option<u64>,
     pub packets_received: u64,
     /// Participants connected at the end of the window.
@@ -502,6 +504,12 @@ impl Steady {
         Steady {
             seconds: b.at.duration_since(a.at).as_secs_f64(),
             server_cpu_us: diff(a.server_cpu_us, b.server_cpu_us),
+            server_ticks: match (a.server_ticks, b.server_ticks) {
+                (Some((u0, k0)), Some((u1, k1))) => {
+                    Some((u1.saturating_sub(u0), k1.saturating_sub(k0)))
+                }
+                _ => None,
+            },
             own_cpu_us: diff(a.own_cpu_us, b.own_cpu_us),
             packets_received: b.packets_received.saturating_sub(a.packets_received),
             connected: b.connected,
@@ -532,10 +540,18 @@ impl Steady {
             .server_cpu_us
             .filter(|_| self.packets_received > 0)
             .map(|us| us as f64 / self.packets_received as f64);
-        let ratio = match (us_per_packet, floor_ns) {
+        let vs_floor = |us: Option<f64>| match (us, floor_ns) {
             (Some(us), Some(ns)) if ns > 0.0 => Some(round3(us * 1000.0 / ns)),
             _ => None,
         };
+        let ratio = vs_floor(us_per_packet);
+        // The kernel's share of the server's CPU, from the tick counts: what of the
+        // per-packet cost is system calls and the network stack rather than user code.
+        let kernel_share = self
+            .server_ticks
+            .filter(|(user, kernel)| user + kernel > 0)
+            .map(|(user, kernel)| kernel as f64 / (user + kernel) as f64);
+        let kernel_us_per_packet = us_per_packet.zip(kernel_share).map(|(us, k)| us * k);
         json!({
             "seconds": round3(self.seconds),
             "packets_received": self.packets_received,
@@ -547,6 +563,9 @@ impl Steady {
             "loadtest_cpu_ms_per_s": per_s(self.own_cpu_us),
             "floor_sendto_ns": floor_ns.map(round3),
             "server_cost_vs_floor": ratio,
+            "server_kernel_share_pct": kernel_share.map(|k| round3(100.0 * k)),
+            "server_kernel_us_per_packet": kernel_us_per_packet.map(round3),
+            "server_kernel_cost_vs_floor": vs_floor(kernel_us_per_packet),
             // Upper bucket edges; infinite (above the last edge) reads as null.
             "server_forward_latency_ms": self.server_latency_ms.as_ref().map(|q| {
                 let edge = |v: f64| v.is_finite().then(|| round3(v));
@@ -592,6 +611,16 @@ fn print_steady(s: &Value) {
         f("floor_sendto_ns").map_or("-".to_string(), |v| format!("{v:.0}")),
         f("server_cost_vs_floor").map_or("-".to_string(), |v| format!("{v:.2}")),
     );
+    if let (Some(pct), Some(x)) = (
+        f("server_kernel_share_pct"),
+        f("server_kernel_cost_vs_floor"),
+    ) {
+        println!(
+            "  of which kernel {pct:.0} % = {:.2} us per packet = {x:.2} x floor (user code: {:.2} x)",
+            f("server_kernel_us_per_packet").unwrap_or(0.0),
+            f("server_cost_vs_floor").unwrap_or(0.0) - x,
+        );
+    }
     println!(
         "  loadtest CPU    {} ms/s (it shares the machine with the server)",
         f("loadtest_cpu_ms_per_s").map_or("-".to_string(), |v| format!("{v:.1}")),
@@ -625,5 +654,46 @@ fn print_steady(s: &Value) {
             })
             .collect();
         println!("  forwarded       {}", parts.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steady(server_ticks: Option<(u64, u64)>) -> Steady {
+        Steady {
+            seconds: 2.0,
+            server_cpu_us: Some(4_000),
+            server_ticks,
+            own_cpu_us: Some(1_000),
+            packets_received: 1_000,
+            connected: 4,
+            forwarded_per_shard: None,
+            server_latency_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_per_packet_cost_splits_into_kernel_and_user_by_ticks() {
+        // 4 µs a packet against a 1 µs floor; a quarter of the ticks in the kernel.
+        let j = steady(Some((300, 100))).json(Some(1_000.0));
+        assert_eq!(j["server_cpu_us_per_packet"].as_f64(), Some(4.0));
+        assert_eq!(j["server_cost_vs_floor"].as_f64(), Some(4.0));
+        assert_eq!(j["server_kernel_share_pct"].as_f64(), Some(25.0));
+        assert_eq!(j["server_kernel_us_per_packet"].as_f64(), Some(1.0));
+        assert_eq!(j["server_kernel_cost_vs_floor"].as_f64(), Some(1.0));
+    }
+
+    #[test]
+    fn without_ticks_or_a_floor_there_is_no_split() {
+        let j = steady(None).json(Some(1_000.0));
+        assert!(j["server_kernel_share_pct"].is_null());
+        assert!(j["server_kernel_cost_vs_floor"].is_null());
+        let j = steady(Some((0, 0))).json(Some(1_000.0));
+        assert!(j["server_kernel_share_pct"].is_null());
+        let j = steady(Some((300, 100))).json(None);
+        assert_eq!(j["server_kernel_us_per_packet"].as_f64(), Some(1.0));
+        assert!(j["server_kernel_cost_vs_floor"].is_null());
     }
 }
