@@ -307,3 +307,7 @@ impl Sockets {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "udp_io_tests.rs"]
+mod tests;
