@@ -4,7 +4,7 @@
 //!
 //! Epoll rather than io_uring (glommio, which the shards ran on until 2026-12): a
 //! parked glommio executor spent a `membarrier` and several `io_uring_enter`s on every
-//! wake, where epoll spends one `epoll_wait`; at the fan-out load a shard used ~9 %
+//! wake, where epoll spends one `epoll_wait`; at the fan-out load a shard used 3–9 %
 //! less CPU per packet on epoll (README, "Threads").
 
 use std::future::Future;

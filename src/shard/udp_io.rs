@@ -26,7 +26,8 @@ pub const MAX_DATAGRAM: usize = 2048;
 
 /// How long a send that found the socket buffer full waits before it tries again.
 const FULL_SEND_RETRY: Duration = Duration::from_millis(1);
-/// Waits for one packet before it is dropped.
+/// Waits one flush may spend on a full socket buffer; once they are spent, what still
+/// does not fit is dropped, so a turn never stalls the shard for more than ~20 ms.
 const FULL_SEND_WAITS: u32 = 20;
 
 /// A socket's descriptor as the runtime's epoll sees it; the socket itself stays in
@@ -261,14 +262,13 @@ impl Sockets {
                     // The socket buffer is full: rare (a datagram leaves it as soon as
                     // the kernel has routed it), so it is waited out on a timer rather
                     // than with write interest (see `registered`); past
-                    // `FULL_SEND_WAITS` the packet is dropped.
-                    full_waits += 1;
-                    if full_waits > FULL_SEND_WAITS {
-                        debug!(to = %transmits[at].destination, "socket buffer full: packet dropped");
-                        full_waits = 0;
-                        at += 1;
-                    } else {
+                    // `FULL_SEND_WAITS` what does not fit is dropped.
+                    if full_waits < FULL_SEND_WAITS {
+                        full_waits += 1;
                         tokio::time::sleep(FULL_SEND_RETRY).await;
+                    } else {
+                        debug!(to = %transmits[at].destination, "socket buffer full: packet dropped");
+                        at += 1;
                     }
                 }
                 Err(e) if gso.get() && e.raw_os_error() == Some(libc::EIO) => {
