@@ -1,9 +1,10 @@
 //! When a shard may stop waking for every datagram. A shard whose participants move
 //! no media, send no data and do no signalling still receives a trickle of datagrams:
 //! each peer connection's ICE consent checks (a browser sends one every ~5 s) and
-//! SCTP heartbeats. Waking the executor for each costs far more than answering it
-//! (io_uring calls, a context switch and a membarrier per park), and made an idle
-//! participant cost ~0.3 ms of CPU a second. A quiet shard instead takes what is
+//! SCTP heartbeats. Waking the thread for each costs far more than answering it (a
+//! context switch per park; on glommio, where shards first ran, io_uring calls and a
+//! membarrier too), and made an idle participant cost ~0.3 ms of CPU a second. A quiet
+//! shard's sockets are not even registered with epoll (`udp_io::Sockets::park`). A quiet shard instead takes what is
 //! queued on its sockets on a fixed grid, so its wakes no longer grow with its
 //! participants; a consent check waits at most one grid step, which ICE does not
 //! notice (consent expires after 30 s without an answer). The step is the longest
