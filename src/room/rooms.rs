@@ -286,10 +286,8 @@ impl Rooms {
                 let slot = (room.participants.slot_of(&req.identity))
                     .ok_or(RoomError::ParticipantNotFound)?;
                 let conn = room.participant(&req.identity)?.conn;
-                let sids = super::subscription::named_tracks(
-                    req.track_sids.clone(),
-                    req.participant_tracks.clone(),
-                );
+                let sids =
+                    super::subscription::named_tracks(req.track_sids, req.participant_tracks);
                 room.update_subscriptions(slot, &sids, req.subscribe, now, parts, out);
                 parts.dirty.push((conn, super::media::Side::Subscriber));
                 self.update_dynacast(&req.room, out);

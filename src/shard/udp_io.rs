@@ -1,12 +1,10 @@
-//! A shard's UDP sockets inside its executor: receive a datagram, hand it to the
+//! A shard's UDP sockets on its runtime: receive a datagram, hand it to the
 //! rooms, send what they produced. One socket per advertised address.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::AsRawFd;
-
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -64,8 +62,8 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Takes over bound std sockets. Must run on the shard's runtime. A socket the
-    /// runtime cannot register (which takes a failing epoll_ctl) is left out, logged.
+    /// Takes over bound std sockets. A socket that cannot be made non-blocking is left
+    /// out, logged. Each is registered with the runtime only when first waited on.
     pub fn adopt(bound: Vec<(StdUdpSocket, SocketAddr)>) -> Sockets {
         let mut sockets = Vec::new();
         let mut advertised = Vec::new();
@@ -118,22 +116,22 @@ impl Sockets {
     /// a `park` (epoll reports what is already queued then); a wait costs no syscall
     /// of its own.
     pub async fn recv(&self, index: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let cell = self
+            .registered
+            .get(index)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         loop {
-            let Some(cell) = self.registered.get(index) else {
-                return Err(io::ErrorKind::NotFound.into());
-            };
-            if cell.borrow().is_none() {
-                let fd = Registered(self.sockets[index].as_raw_fd());
-                // SAFETY: the socket stays open as long as `self`, and the registrations
-                // are dropped before the sockets (field order).
-                let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
-                *cell.borrow_mut() = Some(registered.map_err(io::Error::from)?);
-            }
-            // The registration is held across the wait only through this task: `park`
-            // runs on this task too, never while it waits.
-            let registered = cell.borrow_mut().take();
-            let Some(registered) = registered else {
-                continue;
+            // Out of the cell while it is waited on (no borrow held across the wait);
+            // `park` runs on this task too, so never meanwhile.
+            let registered = match cell.borrow_mut().take() {
+                Some(registered) => registered,
+                None => {
+                    let fd = Registered(self.sockets[index].as_raw_fd());
+                    // SAFETY: the socket stays open as long as `self`, and the
+                    // registrations are dropped before the sockets (field order).
+                    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                        .map_err(io::Error::from)?
+                }
             };
             let waited = async {
                 let mut ready = registered.readable().await?;
