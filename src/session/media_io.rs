@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::{self, Codec};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Output};
 
@@ -204,7 +204,7 @@ impl PeerSession {
 
     /// Subscriber PC: writes one forwarded packet on `mid` (seq/ts already rewritten by the
     /// caller; start each track's seq below 65536). The PT is mapped to the one this PC
-    /// negotiated for the same codec. Sent at the next `handle_timeout`.
+    /// negotiated for the same codec (`tx_routes`). Sent at the next `handle_timeout`.
     #[allow(clippy::too_many_arguments)]
     pub fn write_rtp(
         &mut self,
@@ -218,19 +218,18 @@ impl PeerSession {
         audio_level: Option<i8>,
     ) -> Result<(), SessionError> {
         self.guarded(|s| {
-            let (kind, local_pt) = s.local_pt(mid, pt)?;
+            let route = s.tx_route(mid, pt)?;
+            let ssrc = route.ssrc.ok_or(SessionError::UnknownMid(mid))?;
             let mut api = s.rtc.direct_api();
-            let tx = api
-                .stream_tx_by_mid(mid, None)
-                .ok_or(SessionError::UnknownMid(mid))?;
+            let tx = api.stream_tx(&ssrc).ok_or(SessionError::UnknownMid(mid))?;
             let ext_vals = ExtensionValues {
                 audio_level,
                 ..Default::default()
             };
             tx.write_rtp(
-                RtpWrite::new(local_pt, SeqNo::from(seq), timestamp, now, payload)
+                RtpWrite::new(route.local_pt, SeqNo::from(seq), timestamp, now, payload)
                     .marker(marker)
-                    .nackable(kind == MediaKind::Video)
+                    .nackable(route.kind == MediaKind::Video)
                     .ext_vals(ext_vals),
             );
             Ok(())
@@ -239,31 +238,8 @@ impl PeerSession {
 
     /// Whether `mid` negotiated RED for `pt`'s codec: a RED packet goes out as it came
     /// where it did; elsewhere the caller forwards its primary block (`sfu::red`).
-    pub fn takes_red(&self, mid: Mid, pt: PayloadType) -> bool {
-        self.local_pt(mid, pt.with_red(true)).is_ok()
-    }
-
-    /// The media kind of `mid` and the PT it negotiated for `pt` (RED or plain).
-    fn local_pt(&self, mid: Mid, pt: PayloadType) -> Result<(MediaKind, Pt), SessionError> {
-        let not_negotiated = || SessionError::CodecNotNegotiated {
-            mid,
-            codec: pt.codec(),
-        };
-        let media = self.rtc.media(mid).ok_or(SessionError::UnknownMid(mid))?;
-        let local = self
-            .rtc
-            .codec_config()
-            .match_params(pt.params)
-            .ok_or_else(not_negotiated)?;
-        let local_pt = if pt.red {
-            local.red()
-        } else {
-            Some(local.pt())
-        };
-        match local_pt {
-            Some(p) if media.remote_pts().contains(&p) => Ok((media.kind(), p)),
-            _ => Err(not_negotiated()),
-        }
+    pub fn takes_red(&mut self, mid: Mid, pt: PayloadType) -> bool {
+        self.tx_route(mid, pt.with_red(true)).is_ok()
     }
 
     /// Publisher PC: asks the client for a keyframe (PLI) on `mid`/`rid`. `Ok(None)`

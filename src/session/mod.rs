@@ -21,6 +21,7 @@ mod rtx_window;
 mod sdp_info;
 mod single_pc;
 mod stream_stats;
+mod tx_routes;
 pub mod vp9_descriptor;
 
 #[cfg(test)]
@@ -33,6 +34,8 @@ mod tests_guard;
 mod tests_input;
 #[cfg(test)]
 mod tests_restart;
+#[cfg(test)]
+mod tests_routes;
 #[cfg(test)]
 mod tests_rtx;
 #[cfg(test)]

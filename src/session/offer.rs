@@ -248,7 +248,9 @@ impl PeerSession {
             });
             self.channels_state = Channels::InFlight;
         }
-        match api.apply() {
+        let applied = api.apply();
+        self.tx_routes.forget();
+        match applied {
             Some((offer, pending)) => {
                 let sdp = offer.to_sdp_string();
                 self.bundle_mid = self.bundle_mid.or_else(|| first_mid_in(&sdp));
@@ -274,6 +276,7 @@ impl PeerSession {
         let Some(pending) = self.pending.take() else {
             return Err(SessionError::NoPendingOffer);
         };
+        self.tx_routes.forget();
         let result = normalize(sdp)
             .and_then(|s| {
                 SdpAnswer::from_sdp_string(&s).map_err(|e| SessionError::Sdp(e.to_string()))

@@ -69,6 +69,8 @@ pub struct PeerSession {
     pub(super) stream_totals: super::stream_stats::StreamTotals,
     /// Video streams we send whose resend window is ours (`rtx_window`).
     pub(super) rtx_sized: Vec<str0m::rtp::Ssrc>,
+    /// Forwarded packets' PTs and send streams, until the next negotiation.
+    pub(super) tx_routes: super::tx_routes::TxRoutes,
 }
 
 impl PeerSession {
@@ -162,6 +164,7 @@ impl PeerSession {
             rr_rtt: None,
             stream_totals: Default::default(),
             rtx_sized: Vec::new(),
+            tx_routes: Default::default(),
         })
     }
 
@@ -194,6 +197,7 @@ impl PeerSession {
         }
         let offer = parse_offer(sdp)?;
         let mut media = offered_media(&offer);
+        self.tx_routes.forget();
         let bundle = first_mid(&offer);
         let answer = self
             .rtc

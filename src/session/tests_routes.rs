@@ -1,0 +1,82 @@
+//! The routes of forwarded packets (`tx_routes`), kept per m-line and codec until the
+//! next negotiation: each m-line's packets reach its own stream across
+//! renegotiations, and a codec an m-line did not negotiate stays refused without
+//! spoiling the route of one it did.
+
+use std::sync::Arc;
+
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+
+use super::harness::*;
+use super::SessionError;
+
+#[test]
+fn routes_follow_renegotiation() {
+    let (mut pair, _) = subscriber();
+    let first = pair.server.send_track_mid("TR_def").unwrap();
+    // The first track's route is found and kept.
+    let a = server_write_video(&mut pair, first, 5, 10);
+    assert_eq!(client_rtp(&mut pair, first).len(), a.len());
+
+    // A second track comes with a renegotiation; both routes work after it.
+    pair.server
+        .add_send_track(MediaKind::Video, "PA_abc|TR_two", "TR_two")
+        .unwrap();
+    pair.server_offer();
+    let second = pair.server.send_track_mid("TR_two").unwrap();
+    let b = server_write_video(&mut pair, second, 5, 500);
+    let a2 = server_write_video(&mut pair, first, 5, 15);
+    let got_b: Vec<_> = (client_rtp(&mut pair, second).into_iter())
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(got_b, b);
+    let got_a: Vec<_> = (client_rtp(&mut pair, first).into_iter())
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(got_a, [a, a2].concat());
+
+    // The first track goes and comes back on its parked line (the BUNDLE tag is made
+    // inactive, not stopped): media written after that still reaches the client.
+    pair.server.remove_send_track("TR_def").unwrap();
+    pair.server_offer();
+    pair.server
+        .add_send_track(MediaKind::Video, "PA_abc|TR_def", "TR_def")
+        .unwrap();
+    pair.server_offer();
+    assert_eq!(pair.server.send_track_mid("TR_def"), Some(first));
+    let a3 = server_write_video(&mut pair, first, 5, 2000);
+    let got_a: Vec<_> = (client_rtp(&mut pair, first).into_iter())
+        .map(|x| x.1)
+        .collect();
+    assert!(got_a.ends_with(&a3), "media flows on the reactivated line");
+}
+
+#[test]
+fn a_refused_codec_does_not_spoil_the_route() {
+    let (mut pair, _) = subscriber();
+    let video = pair.server.send_track_mid("TR_def").unwrap();
+    // VP8's route on the video line is found and kept ...
+    let before = server_write_video(&mut pair, video, 4, 30);
+    // ... and Opus on the same line is still refused (routes are per codec), every
+    // time (a refusal is not kept) ...
+    let opus = pair.server.payload_type_for(Codec::Opus).unwrap();
+    let now = pair.now;
+    for _ in 0..2 {
+        let e = (pair.server).write_rtp(video, opus, 1, 0, false, Arc::from(&[1u8][..]), now, None);
+        assert!(
+            matches!(e, Err(SessionError::CodecNotNegotiated { .. })),
+            "{e:?}"
+        );
+    }
+    assert!(
+        !pair.server.takes_red(video, opus),
+        "no RED on a video line"
+    );
+    // ... without spoiling VP8's.
+    let after = server_write_video(&mut pair, video, 4, 34);
+    let got: Vec<_> = (client_rtp(&mut pair, video).into_iter())
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(got, [before, after].concat());
+}
