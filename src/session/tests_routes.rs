@@ -80,3 +80,25 @@ fn a_refused_codec_does_not_spoil_the_route() {
         .collect();
     assert_eq!(got, [before, after].concat());
 }
+
+#[test]
+fn routes_stay_few_whatever_the_publishers_send() {
+    // Publishers that renegotiate again and again bring ever new payload type numbers
+    // for the same codec; the subscriber's routes are bounded all the same.
+    let (mut pair, _) = subscriber();
+    let video = pair.server.send_track_mid("TR_def").unwrap();
+    let vp8 = pair.server.payload_type_for(Codec::Vp8).unwrap();
+    let now = pair.now;
+    for (i, number) in (0..200u64).zip((0u8..=127).cycle()) {
+        let mut pt = vp8;
+        pt.pt = number;
+        let _ = (pair.server).write_rtp(video, pt, i, 0, true, vp8_payload(0).into(), now, None);
+        assert!(pair.server.tx_routes.len() <= 64);
+    }
+    // And packets still go out.
+    let written = server_write_video(&mut pair, video, 3, 1000);
+    let got: Vec<_> = (client_rtp(&mut pair, video).into_iter())
+        .map(|x| x.1)
+        .collect();
+    assert!(got.ends_with(&written));
+}

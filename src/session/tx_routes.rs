@@ -22,18 +22,28 @@ pub(super) struct TxRoute {
     pub(super) ssrc: Option<Ssrc>,
 }
 
-/// Routes found since the last negotiation. A handful per m-line at most (a track's
-/// codec, its RED form, a backup codec), so a scan beats hashing.
+/// Routes found since the last negotiation. A handful per m-line (a track's codec, its
+/// RED form, a backup codec), so a scan beats hashing.
 #[derive(Debug, Default)]
 pub(super) struct TxRoutes {
     routes: Vec<TxRoute>,
 }
+
+/// The most routes kept: a publisher that renegotiates again and again with new
+/// payload types would otherwise grow a subscriber's list between its own
+/// negotiations. Past this the list starts again (routes are found again on demand).
+const MAX_ROUTES: usize = 64;
 
 impl TxRoutes {
     /// Every route may have changed: the session negotiated (m-lines, PTs and send
     /// streams come and go only then).
     pub(super) fn forget(&mut self) {
         self.routes.clear();
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.routes.len()
     }
 
     fn find(&self, mid: Mid, from: PayloadType) -> Option<TxRoute> {
@@ -61,6 +71,9 @@ impl PeerSession {
             local_pt,
             ssrc,
         };
+        if self.tx_routes.routes.len() >= MAX_ROUTES {
+            self.tx_routes.forget();
+        }
         self.tx_routes.routes.push(route);
         Ok(route)
     }
