@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 import time
@@ -138,4 +139,11 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
+    status = asyncio.run(main(sys.argv[1], sys.argv[2]))
+    # The SDK's tokio threads may call into Python while the interpreter finalizes;
+    # ended by pthread_exit, their forced unwind through `extern "C"` frames aborts the
+    # process (SIGABRT, "panic in a function that cannot unwind") after a clean
+    # disconnect. The work is done and flushed: leave without finalizing, as conftest.py.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
