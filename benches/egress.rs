@@ -48,13 +48,8 @@ fn key(i: u32) -> [u8; 32] {
 /// The RFC 7714 IV: the session salt XOR (0, 0, SSRC, ROC, SEQ).
 fn srtp_iv(salt: [u8; 12], ssrc: u32, roc: u32, seq: u16) -> [u8; 12] {
     let mut iv = salt;
-    let fields = [
-        &ssrc.to_be_bytes()[..],
-        &roc.to_be_bytes(),
-        &seq.to_be_bytes(),
-    ]
-    .concat();
-    for (b, x) in iv[2..].iter_mut().zip(fields) {
+    let (ssrc, roc, seq) = (ssrc.to_be_bytes(), roc.to_be_bytes(), seq.to_be_bytes());
+    for (b, x) in iv[2..].iter_mut().zip(ssrc.iter().chain(&roc).chain(&seq)) {
         *b ^= x;
     }
     iv
@@ -103,13 +98,7 @@ impl Downtrack {
         header[20..23].copy_from_slice(&abs_send.to_be_bytes()[1..]);
         header[23] = 0;
 
-        let mut iv = self.salt;
-        let ssrc = self.ssrc.to_be_bytes();
-        let roc = self.roc.to_be_bytes();
-        let seq = self.seq.to_be_bytes();
-        for (b, x) in iv[2..].iter_mut().zip(ssrc.iter().chain(&roc).chain(&seq)) {
-            *b ^= x;
-        }
+        let iv = srtp_iv(self.salt, self.ssrc, self.roc, self.seq);
         self.cipher
             .encrypt(&iv, header, payload, body)
             .expect("AES-GCM seal");

@@ -302,6 +302,11 @@ pub fn server_rtp(pair: &Pair) -> Vec<&RtpIn> {
         .collect()
 }
 
+/// The payloads the (RTP-mode) client received on `mid`, in order.
+pub fn client_payloads(pair: &mut Pair, mid: Mid) -> Vec<Vec<u8>> {
+    client_rtp(pair, mid).into_iter().map(|(_, p)| p).collect()
+}
+
 /// Packets the (RTP-mode) client received on `mid`, as (seq, payload).
 pub fn client_rtp(pair: &mut Pair, mid: Mid) -> Vec<(u16, Vec<u8>)> {
     let mut out = Vec::new();

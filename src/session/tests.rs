@@ -222,14 +222,8 @@ fn renegotiation_adds_a_track_after_connect() {
 
     let a = server_write_video(&mut pair, first, 20, 10);
     let b = server_write_video(&mut pair, second, 20, 500);
-    let got_a: Vec<_> = client_rtp(&mut pair, first)
-        .into_iter()
-        .map(|x| x.1)
-        .collect();
-    let got_b: Vec<_> = client_rtp(&mut pair, second)
-        .into_iter()
-        .map(|x| x.1)
-        .collect();
+    let got_a = client_payloads(&mut pair, first);
+    let got_b = client_payloads(&mut pair, second);
     assert_eq!(got_a, a);
     assert_eq!(got_b, b);
 
@@ -282,10 +276,7 @@ fn removing_the_bundle_tag_track_keeps_it_in_the_bundle() {
         .count();
     assert_eq!(msids, 1, "{again}");
     let sent = server_write_video(&mut pair, first, 10, 2000);
-    let got: Vec<_> = client_rtp(&mut pair, first)
-        .into_iter()
-        .map(|x| x.1)
-        .collect();
+    let got = client_payloads(&mut pair, first);
     assert!(got.ends_with(&sent), "media flows on the reactivated line");
 }
 
@@ -392,10 +383,7 @@ fn forwards_publisher_rtp_to_subscriber() {
         sub.run_for(Duration::from_millis(20));
     }
     sub.run_for(Duration::from_millis(200));
-    let got: Vec<_> = client_rtp(&mut sub, down)
-        .into_iter()
-        .map(|x| x.1)
-        .collect();
+    let got = client_payloads(&mut sub, down);
     let sent: Vec<_> = incoming.iter().map(|r| r.payload.to_vec()).collect();
     assert_eq!(got, sent);
     // Audio parameters on a video m-line are refused.

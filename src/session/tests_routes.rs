@@ -27,13 +27,9 @@ fn routes_follow_renegotiation() {
     let second = pair.server.send_track_mid("TR_two").unwrap();
     let b = server_write_video(&mut pair, second, 5, 500);
     let a2 = server_write_video(&mut pair, first, 5, 15);
-    let got_b: Vec<_> = (client_rtp(&mut pair, second).into_iter())
-        .map(|x| x.1)
-        .collect();
+    let got_b = client_payloads(&mut pair, second);
     assert_eq!(got_b, b);
-    let got_a: Vec<_> = (client_rtp(&mut pair, first).into_iter())
-        .map(|x| x.1)
-        .collect();
+    let got_a = client_payloads(&mut pair, first);
     assert_eq!(got_a, [a, a2].concat());
 
     // The first track goes and comes back on its parked line (the BUNDLE tag is made
@@ -46,9 +42,7 @@ fn routes_follow_renegotiation() {
     pair.server_offer();
     assert_eq!(pair.server.send_track_mid("TR_def"), Some(first));
     let a3 = server_write_video(&mut pair, first, 5, 2000);
-    let got_a: Vec<_> = (client_rtp(&mut pair, first).into_iter())
-        .map(|x| x.1)
-        .collect();
+    let got_a = client_payloads(&mut pair, first);
     assert!(got_a.ends_with(&a3), "media flows on the reactivated line");
 }
 
@@ -75,9 +69,7 @@ fn a_refused_codec_does_not_spoil_the_route() {
     );
     // ... without spoiling VP8's.
     let after = server_write_video(&mut pair, video, 4, 34);
-    let got: Vec<_> = (client_rtp(&mut pair, video).into_iter())
-        .map(|x| x.1)
-        .collect();
+    let got = client_payloads(&mut pair, video);
     assert_eq!(got, [before, after].concat());
 }
 
@@ -97,8 +89,6 @@ fn routes_stay_few_whatever_the_publishers_send() {
     }
     // And packets still go out.
     let written = server_write_video(&mut pair, video, 3, 1000);
-    let got: Vec<_> = (client_rtp(&mut pair, video).into_iter())
-        .map(|x| x.1)
-        .collect();
+    let got = client_payloads(&mut pair, video);
     assert!(got.ends_with(&written));
 }

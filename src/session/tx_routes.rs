@@ -46,6 +46,14 @@ impl TxRoutes {
         self.routes.len()
     }
 
+    /// Keeps `route`, starting the list again once it holds `MAX_ROUTES`.
+    fn keep(&mut self, route: TxRoute) {
+        if self.routes.len() >= MAX_ROUTES {
+            self.forget();
+        }
+        self.routes.push(route);
+    }
+
     fn find(&self, mid: Mid, from: PayloadType) -> Option<TxRoute> {
         (self.routes.iter())
             .find(|r| r.mid == mid && r.from == from)
@@ -71,10 +79,7 @@ impl PeerSession {
             local_pt,
             ssrc,
         };
-        if self.tx_routes.routes.len() >= MAX_ROUTES {
-            self.tx_routes.forget();
-        }
-        self.tx_routes.routes.push(route);
+        self.tx_routes.keep(route);
         Ok(route)
     }
 

@@ -4,14 +4,14 @@
 //! SCTP heartbeats. Waking the thread for each costs far more than answering it (a
 //! context switch per park; on glommio, where shards first ran, io_uring calls and a
 //! membarrier too), and made an idle participant cost ~0.3 ms of CPU a second. A quiet
-//! shard's sockets are not even registered with epoll (`udp_io::Sockets::park`). A quiet shard instead takes what is
-//! queued on its sockets on a fixed grid, so its wakes no longer grow with its
-//! participants; a consent check waits at most one grid step, which ICE does not
-//! notice (consent expires after 30 s without an answer). The step is the longest
-//! that stays well inside that: at 100 ms the grid alone was half of an idle shard's
-//! CPU (each wake costs ~300 µs on these VMs, mostly the park and the context switch),
-//! and 250 ms halved it. The session timers and the stats report of a quiet shard fall
-//! on the same grid, so one wake serves all three.
+//! shard instead takes what is queued on its sockets on a fixed grid (they are not
+//! even registered with epoll meanwhile, `udp_io::Sockets::park`), so its wakes no
+//! longer grow with its participants; a consent check waits at most one grid step,
+//! which ICE does not notice (consent expires after 30 s without an answer). The step
+//! is the longest that stays well inside that: at 100 ms the grid alone was half of an
+//! idle shard's CPU (each wake costs ~300 µs on these VMs, mostly the park and the
+//! context switch), and 250 ms halved it. The session timers and the stats report of a
+//! quiet shard fall on the same grid, so one wake serves all three.
 //!
 //! Media (RTP/RTCP), data channel messages and any signalling make the shard active
 //! for [`QUIET_AFTER`]: a join's ICE and DTLS, and forwarding, never wait for the grid.
