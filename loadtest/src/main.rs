@@ -8,6 +8,7 @@ mod clock;
 mod floor;
 mod media;
 mod pacer;
+mod rx_stamp;
 mod scrape;
 mod shaper;
 mod signal;
@@ -28,7 +29,7 @@ use serde_json::Value;
 use cli::Args;
 use client::{Config, Role, Spec};
 use signal::Endpoint;
-use stats::{latency_histogram, Shared};
+use stats::{Latencies, Shared};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -339,12 +340,12 @@ fn main() {
         );
     }
     shared.leave.store(true, Relaxed);
-    let mut latency = latency_histogram();
+    let mut latency = Latencies::new();
     let mut clients = Vec::new();
     for h in handles {
         match h.join() {
             Ok(r) => {
-                let _ = latency.add(&r.latency);
+                latency.add(&r.latency);
                 clients.extend(r.clients);
             }
             Err(_) => shared.error("worker_panic", "a worker thread panicked"),

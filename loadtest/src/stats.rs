@@ -15,6 +15,47 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
+/// One-way latency of every media packet received, µs, measured twice.
+pub struct Latencies {
+    /// To the datagram's arrival at the subscriber's socket (the kernel's stamp): what
+    /// the publisher, the network and the SFU took.
+    pub arrival: Histogram<u64>,
+    /// To when loadtest's reader got to it: its own backlog on a shared machine too.
+    pub read: Histogram<u64>,
+}
+
+impl Latencies {
+    pub fn new() -> Self {
+        Latencies {
+            arrival: latency_histogram(),
+            read: latency_histogram(),
+        }
+    }
+
+    pub fn add(&mut self, other: &Latencies) {
+        let _ = self.arrival.add(&other.arrival);
+        let _ = self.read.add(&other.read);
+    }
+}
+
+/// When a datagram arrived and when loadtest read it, µs since the UNIX epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub arrived_us: u64,
+    pub read_us: u64,
+}
+
+impl Stamp {
+    /// Read now; arrived when the kernel said, or now where it did not.
+    pub fn read_now(arrived_us: Option<u64>) -> Stamp {
+        let read_us = crate::clock::wall_us();
+        Stamp {
+            arrived_us: arrived_us.unwrap_or(read_us),
+            read_us,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ErrorKind {
     pub count: u64,

@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use crate::cli::Args;
 use crate::client::{Client, Role};
-use crate::stats::{latency_histogram, Shared, SLOT_NAMES};
+use crate::stats::{latency_histogram, Latencies, Shared, SLOT_NAMES};
 
 /// What a run produced, for [`build`].
 pub struct Run<'a> {
     pub args: &'a Args,
     pub clients: &'a [Client],
-    pub latency: &'a Histogram<u64>,
+    pub latency: &'a Latencies,
     pub shared: &'a Shared,
     pub threads: usize,
     pub planned: usize,
@@ -141,6 +141,18 @@ fn shaper(subs: &[&Client]) -> Value {
             "mean": if passed > 0 { json!(round3(delay_us as f64 / passed as f64 / 1000.0)) } else { Value::Null },
             "max": max_us.map(|us| round3(us as f64 / 1000.0)),
         },
+    })
+}
+
+/// A latency histogram (µs) as the summary's milliseconds.
+fn latency_json(h: &Histogram<u64>) -> Value {
+    json!({
+        "p50": pct(h, 0.5),
+        "p99": pct(h, 0.99),
+        "p999": pct(h, 0.999),
+        "max": if h.is_empty() { Value::Null } else { json!(round3(h.max() as f64 / 1000.0)) },
+        "mean": if h.is_empty() { Value::Null } else { json!(round3(h.mean() / 1000.0)) },
+        "count": h.len(),
     })
 }
 
@@ -299,14 +311,8 @@ pub fn build(run: &Run) -> Value {
         "unconstrained": group(&unconstrained),
         "udp_bytes_out": shared.udp_bytes_out.load(Relaxed),
         "udp_bytes_in": shared.udp_bytes_in.load(Relaxed),
-        "latency_ms": {
-            "p50": pct(latency, 0.5),
-            "p99": pct(latency, 0.99),
-            "p999": pct(latency, 0.999),
-            "max": if latency.is_empty() { Value::Null } else { json!(round3(latency.max() as f64 / 1000.0)) },
-            "mean": if latency.is_empty() { Value::Null } else { json!(round3(latency.mean() / 1000.0)) },
-            "count": latency.len(),
-        },
+        "latency_ms": latency_json(&latency.arrival),
+        "read_latency_ms": latency_json(&latency.read),
         "jitter_ms": { "mean": jitter_mean, "max": jitter_max.map(round3) },
         "join_ms": { "p50": pct(&join, 0.5), "p99": pct(&join, 0.99), "max": if join.is_empty() { Value::Null } else { json!(round3(join.max() as f64 / 1000.0)) } },
         "ready_ms": { "p50": pct(&ready, 0.5), "p99": pct(&ready, 0.99), "max": if ready.is_empty() { Value::Null } else { json!(round3(ready.max() as f64 / 1000.0)) } },
@@ -389,12 +395,19 @@ pub fn print(s: &Value) {
     );
     let l = &s["latency_ms"];
     println!(
-        "latency (1-way)   p50 {}  p99 {}  p99.9 {}  max {}  mean {}",
+        "latency (1-way)   p50 {}  p99 {}  p99.9 {}  max {}  mean {}  (to the subscriber socket, kernel-stamped)",
         ms(&l["p50"]),
         ms(&l["p99"]),
         ms(&l["p999"]),
         ms(&l["max"]),
         ms(&l["mean"])
+    );
+    let r = &s["read_latency_ms"];
+    println!(
+        "  as read         p50 {}  p99 {}  p99.9 {}  (to when loadtest read it: its own backlog too)",
+        ms(&r["p50"]),
+        ms(&r["p99"]),
+        ms(&r["p999"])
     );
     println!(
         "jitter            mean {}  max {}",

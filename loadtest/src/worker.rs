@@ -8,11 +8,9 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
 use crate::client::{Client, Config, Ctx, Spec};
 use crate::clock;
-use crate::stats::{latency_histogram, Shared};
+use crate::stats::{Latencies, Shared};
 
 /// Longest wait, so that clients handed over by the ramp start promptly.
 const MAX_WAIT: Duration = Duration::from_millis(2);
@@ -23,12 +21,12 @@ const MAX_WAIT: Duration = Duration::from_millis(2);
 const SWEEP: Duration = Duration::from_millis(20);
 
 pub struct WorkerResult {
-    pub latency: Histogram<u64>,
+    pub latency: Latencies,
     pub clients: Vec<Client>,
 }
 
 pub fn run(inbox: Receiver<Spec>, cfg: Arc<Config>, shared: Arc<Shared>) -> WorkerResult {
-    let mut latency = latency_histogram();
+    let mut latency = Latencies::new();
     let mut clients: Vec<Client> = Vec::new();
     // When each client (same index) wants its next look.
     let mut due: Vec<std::time::Instant> = Vec::new();

@@ -128,6 +128,7 @@ fn check_fields(v: &Value) {
         "packets_received",
         "loss_pct",
         "latency_ms",
+        "read_latency_ms",
         "join_ms",
         "errors",
         "server_cpu_us_per_packet",
@@ -181,6 +182,14 @@ fn end_to_end(signal: &str) {
     assert!(v["packets_sent"].as_u64().unwrap() > 0, "{ctx}");
     assert!(v["packets_received"].as_u64().unwrap() > 0, "{ctx}");
     assert!(v["latency_ms"]["p50"].is_number(), "{ctx}");
+    // every packet arrives (kernel stamp) before loadtest reads it, so each quantile of
+    // the one is at most that of the other; both count every packet
+    let (arrival, read) = (&v["latency_ms"], &v["read_latency_ms"]);
+    assert_eq!(arrival["count"], read["count"], "{ctx}");
+    for q in ["p50", "p99", "max"] {
+        let (a, r) = (arrival[q].as_f64().unwrap(), read[q].as_f64().unwrap());
+        assert!(a <= r, "{q}: arrival {a} ms after read {r} ms: {ctx}");
+    }
     assert!(v["join_ms"]["p50"].is_number(), "{ctx}");
     assert!(v["first_media_ms"]["p50"].is_number(), "{ctx}");
     assert_eq!(v["config"]["signal"], signal, "{ctx}");

@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
@@ -26,7 +25,7 @@ use crate::clock::wall_us;
 use crate::media::Packet;
 use crate::shaper::ShaperStats;
 use crate::signal::{Endpoint, Failure, Recv, Signal};
-use crate::stats::{RxTrack, Shared};
+use crate::stats::{Latencies, RxTrack, Shared};
 use pc::{rtc_failure, Pc};
 use publisher::Sender;
 
@@ -86,14 +85,14 @@ pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub shared: &'a Shared,
     /// One-way latency, µs.
-    pub latency: &'a mut Histogram<u64>,
+    pub latency: &'a mut Latencies,
     pub buf: Vec<u8>,
     events: Vec<Event>,
     frame: Vec<Packet>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(cfg: &'a Config, shared: &'a Shared, latency: &'a mut Histogram<u64>) -> Self {
+    pub fn new(cfg: &'a Config, shared: &'a Shared, latency: &'a mut Latencies) -> Self {
         Ctx {
             cfg,
             shared,

@@ -10,10 +10,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::{Client, Ctx, Which};
-use crate::clock::wall_us;
 use crate::shaper::Shaper;
 use crate::signal::Failure;
-use crate::stats::Shared;
+use crate::stats::{Shared, Stamp};
 
 pub(super) fn rtc_failure(kind: &'static str, e: impl std::fmt::Display) -> Failure {
     Failure::new(kind, e.to_string())
@@ -36,6 +35,8 @@ impl Pc {
             .map_err(|e| Failure::new("udp_error", format!("bind {local_ip}: {e}")))?;
         sock.set_nonblocking(true)
             .map_err(|e| Failure::new("udp_error", e.to_string()))?;
+        crate::rx_stamp::enable(&sock)
+            .map_err(|e| Failure::new("udp_error", format!("SO_TIMESTAMPNS: {e}")))?;
         let local = sock
             .local_addr()
             .map_err(|e| Failure::new("udp_error", e.to_string()))?;
@@ -129,15 +130,18 @@ impl Client {
         let mut buf = std::mem::take(&mut ctx.buf);
         let r = (|| {
             loop {
-                match pc.sock.recv_from(&mut buf) {
-                    Ok((n, source)) => {
+                match crate::rx_stamp::recv_from(&pc.sock, &mut buf) {
+                    Ok((n, source, arrived)) => {
                         Shared::add(&ctx.shared.udp_bytes_in, n as u64);
                         match pc.shaper.as_mut() {
                             // a narrow downlink: str0m sees it when the link delivers it
                             Some(shaper) => {
                                 shaper.push(now, source, &buf[..n]);
                             }
-                            None => self.receive(pc, which, source, &buf[..n], now, ctx)?,
+                            None => {
+                                let at = Stamp::read_now(arrived);
+                                self.receive(pc, which, source, &buf[..n], at, now, ctx)?
+                            }
                         }
                     }
                     Err(e) if e.kind() == IoKind::WouldBlock => break,
@@ -148,7 +152,9 @@ impl Client {
                 }
             }
             while let Some(d) = pc.shaper.as_mut().and_then(|s| s.pop(now)) {
-                let r = self.receive(pc, which, d.source, &d.data, now, ctx);
+                // a shaped link delivers a datagram when it leaves the shaper
+                let at = Stamp::read_now(None);
+                let r = self.receive(pc, which, d.source, &d.data, at, now, ctx);
                 if let Some(s) = pc.shaper.as_mut() {
                     s.recycle(d);
                 }
@@ -161,7 +167,7 @@ impl Client {
                     .handle_input(Input::Timeout(now))
                     .map_err(|e| rtc_failure("rtc_error", e))
                     .and_then(|()| pc.drain(&mut events, ctx.shared));
-                self.on_events(pc, which, &mut events, wall_us(), ctx);
+                self.on_events(pc, which, &mut events, Stamp::read_now(None), ctx);
                 ctx.events = events;
                 r?;
             }
@@ -171,17 +177,19 @@ impl Client {
         r
     }
 
-    /// Hands one datagram to str0m and handles what comes out.
+    /// Hands one datagram, which arrived and was read `at`, to str0m and handles what
+    /// comes out.
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
         pc: &mut Pc,
         which: Which,
         source: SocketAddr,
         data: &[u8],
+        at: Stamp,
         now: Instant,
         ctx: &mut Ctx,
     ) -> Result<(), Failure> {
-        let wall = wall_us();
         let Ok(rx) = Receive::new(Protocol::Udp, source, pc.local, data) else {
             return Ok(());
         };
@@ -191,7 +199,7 @@ impl Client {
             .handle_input(Input::Receive(now, rx))
             .map_err(|e| rtc_failure("rtc_error", e))
             .and_then(|()| pc.drain(&mut events, ctx.shared));
-        self.on_events(pc, which, &mut events, wall, ctx);
+        self.on_events(pc, which, &mut events, at, ctx);
         ctx.events = events;
         r
     }
@@ -201,7 +209,7 @@ impl Client {
         pc: &mut Pc,
         which: Which,
         events: &mut Vec<Event>,
-        wall: u64,
+        at: Stamp,
         ctx: &mut Ctx,
     ) {
         for e in events.drain(..) {
@@ -225,7 +233,7 @@ impl Client {
                 }
                 Event::KeyframeRequest(r) => self.on_keyframe_request(r.rid, ctx.shared),
                 Event::RtpPacket(p) if which == Which::Sub || self.single_pc => {
-                    self.on_rtp(pc, p, wall, ctx);
+                    self.on_rtp(pc, p, at, ctx);
                 }
                 _ => {}
             }

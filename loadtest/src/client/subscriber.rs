@@ -15,7 +15,7 @@ use super::{Client, Ctx};
 use crate::media;
 use crate::shaper::Shaper;
 use crate::signal::Failure;
-use crate::stats::{RxTrack, Shared};
+use crate::stats::{RxTrack, Shared, Stamp};
 
 /// The m-lines of an SDP: (mid, video?, msid track id).
 pub(super) fn sections(sdp: &str) -> Vec<(Option<String>, bool, Option<String>)> {
@@ -147,7 +147,7 @@ impl Client {
         &mut self,
         pc: &mut Pc,
         p: str0m::rtp::RtpPacket,
-        wall: u64,
+        at: Stamp,
         ctx: &mut Ctx,
     ) {
         if p.payload.is_empty() {
@@ -192,9 +192,12 @@ impl Client {
             );
             return;
         };
+        let wall = at.arrived_us;
         let transit = wall as i64 - parsed.probe.sent_us as i64;
         let lat = transit.max(1) as u64;
-        ctx.latency.saturating_record(lat);
+        ctx.latency.arrival.saturating_record(lat);
+        let read = (at.read_us as i64 - parsed.probe.sent_us as i64).max(1) as u64;
+        ctx.latency.read.saturating_record(read);
         ctx.shared.interval_max_latency_us.fetch_max(lat, Relaxed);
         if lat > crate::stats::LATE_US {
             Shared::add(&ctx.shared.interval_late, 1);
