@@ -8,6 +8,7 @@ mod clock;
 mod floor;
 mod media;
 mod pacer;
+mod ready;
 mod rx_stamp;
 mod scrape;
 mod shaper;

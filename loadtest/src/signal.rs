@@ -104,6 +104,8 @@ enum State {
 pub struct Signal {
     state: State,
     fd: i32,
+    /// Names the socket to the worker's epoll set ([`crate::ready`]).
+    id: u64,
 }
 
 pub enum Recv {
@@ -191,13 +193,18 @@ impl Signal {
             Err(HandshakeError::Interrupted(mid)) => State::Handshaking(Box::new(mid)),
             Err(HandshakeError::Failure(e)) => return Err(ws_failure(e, "websocket upgrade")),
         };
-        Ok(Signal { state, fd })
+        Ok(Signal {
+            state,
+            fd,
+            id: crate::ready::socket_id(),
+        })
     }
 
-    pub fn fd(&self) -> Option<i32> {
+    /// The connection's fd and socket id, while it is open.
+    pub fn socket(&self) -> Option<(i32, u64)> {
         match self.state {
             State::Closed => None,
-            _ => Some(self.fd),
+            _ => Some((self.fd, self.id)),
         }
     }
 

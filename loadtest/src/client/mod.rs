@@ -221,15 +221,16 @@ impl Client {
     }
 
     /// File descriptors to wait on.
-    pub fn fds(&self, out: &mut Vec<i32>) {
+    /// Its open sockets: (fd, socket id).
+    pub fn sockets(&self, out: &mut Vec<(i32, u64)>) {
         if self.done {
             return;
         }
-        if let Some(fd) = self.signal.as_ref().and_then(|s| s.fd()) {
-            out.push(fd);
+        if let Some(s) = self.signal.as_ref().and_then(|s| s.socket()) {
+            out.push(s);
         }
         for pc in [&self.sub, &self.publ].into_iter().flatten() {
-            out.push(pc.fd());
+            out.push(pc.socket());
         }
     }
 

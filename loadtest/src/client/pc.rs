@@ -21,6 +21,8 @@ pub(super) fn rtc_failure(kind: &'static str, e: impl std::fmt::Display) -> Fail
 pub(super) struct Pc {
     pub rtc: Rtc,
     pub sock: UdpSocket,
+    /// Names the socket to the worker's epoll set ([`crate::ready`]).
+    pub sock_id: u64,
     pub local: SocketAddr,
     pub timeout: Instant,
     pub connected: bool,
@@ -51,6 +53,7 @@ impl Pc {
         Ok(Pc {
             rtc,
             sock,
+            sock_id: crate::ready::socket_id(),
             local,
             timeout: now,
             connected: false,
@@ -91,9 +94,10 @@ impl Pc {
         }
     }
 
-    pub fn fd(&self) -> i32 {
+    /// The socket's fd and id.
+    pub fn socket(&self) -> (i32, u64) {
         use std::os::fd::AsRawFd;
-        self.sock.as_raw_fd()
+        (self.sock.as_raw_fd(), self.sock_id)
     }
 }
 
