@@ -6,8 +6,10 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+
+use socket2::SockAddr;
 
 /// Asks the kernel to stamp every datagram this socket receives.
 pub fn enable(sock: &UdpSocket) -> io::Result<()> {
@@ -31,30 +33,36 @@ pub fn enable(sock: &UdpSocket) -> io::Result<()> {
 /// One datagram: its length, its source, and when it arrived (µs since the UNIX
 /// epoch), if the kernel said.
 pub fn recv_from(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<u64>)> {
-    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
     // u64s keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<[u64; 8]>() as _;
-    // SAFETY: every pointer in `msg` points at a live buffer of the length it gives.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let source =
-        socket_addr(&name).ok_or_else(|| io::Error::other("datagram without an IP source"))?;
-    Ok((n as usize, source, arrival_us(&msg)))
+    // SAFETY: `try_init` hands a zeroed sockaddr storage and its length, which recvmsg
+    // fills in (and the length with it); every other pointer in `msg` points at a live
+    // buffer of the length it gives.
+    let ((n, arrived), source) = unsafe {
+        SockAddr::try_init(|name, name_len| {
+            let mut msg: libc::msghdr = zeroed();
+            msg.msg_name = name.cast();
+            msg.msg_namelen = *name_len;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of::<[u64; 8]>() as _;
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *name_len = msg.msg_namelen;
+            Ok((n as usize, arrival_us(&msg)))
+        })?
+    };
+    let source = source
+        .as_socket()
+        .ok_or_else(|| io::Error::other("datagram without an IP source"))?;
+    Ok((n, source, arrived))
 }
 
 fn arrival_us(msg: &libc::msghdr) -> Option<u64> {
@@ -71,34 +79,6 @@ fn arrival_us(msg: &libc::msghdr) -> Option<u64> {
         }
     }
     None
-}
-
-fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match s.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a: libc::sockaddr_in =
-                unsafe { std::ptr::read((s as *const libc::sockaddr_storage).cast()) };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a: libc::sockaddr_in6 =
-                unsafe { std::ptr::read((s as *const libc::sockaddr_storage).cast()) };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
