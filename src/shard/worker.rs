@@ -20,6 +20,7 @@ use super::relay_io::{self, RelayEnds, RelayLinks};
 use super::tcp_io::{accept_loop, TcpConns};
 use super::udp_io::{Sockets, MAX_DATAGRAM};
 use crate::clock;
+use crate::net::batch::MAX_PACKETS;
 use crate::net::recv_batch::RecvBatch;
 use crate::room::spread::is_proxy;
 use crate::room::{Outbound, Rooms};
@@ -148,14 +149,19 @@ impl Shard {
         true
     }
 
+    /// Sends `transmits` (ICE/TCP ones on their connections) and empties it.
+    pub(super) async fn send_datagrams(&self, transmits: &mut Vec<Transmit>) {
+        for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
+            self.tcp.send(&t);
+        }
+        self.sockets.send_all(transmits).await;
+    }
+
     /// Sends what one turn produced: datagrams to the network, packets of spread rooms
     /// to the other shards, signal messages and spread news to the control thread.
     /// Returns false once the control thread is gone.
     pub(super) async fn flush(&self, mut transmits: Vec<Transmit>, out: Vec<Outbound>) -> bool {
-        for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
-            self.tcp.send(&t);
-        }
-        self.sockets.send_all(&mut transmits).await;
+        self.send_datagrams(&mut transmits).await;
         let spread = {
             let mut rooms = self.rooms.borrow_mut();
             self.relay.send(rooms.relays());
@@ -363,10 +369,19 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
                     debug!(shard = me.id, from = %source, "datagram for no session dropped");
                 }
             }
-            rooms.end_batch(now.mono, &mut transmits, &mut out);
             let active = media || rooms.counters.data_packets != data_before;
             (rooms.counters.forwarded != before, active)
         };
+        let mut rest = me.rooms.borrow_mut().finish_batch();
+        while me.rooms.borrow_mut().drive_batch(
+            &mut rest,
+            now.mono,
+            &mut transmits,
+            &mut out,
+            MAX_PACKETS,
+        ) {
+            me.send_datagrams(&mut transmits).await;
+        }
         if active {
             me.touch(now.mono);
         }
