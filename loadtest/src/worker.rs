@@ -73,7 +73,10 @@ pub fn run(inbox: Receiver<Spec>, cfg: Arc<Config>, shared: Arc<Shared>) -> Work
             }
             let wait = next.saturating_duration_since(clock::now());
             let Some(ready) = ready.as_mut() else {
+                // No epoll: every client looks for input on each turn.
                 std::thread::sleep(wait);
+                let woke = clock::now();
+                due.iter_mut().for_each(|at| *at = woke);
                 continue;
             };
             watch.clear();
