@@ -310,6 +310,11 @@ pub async fn run(
     info!(shard, "shard stopped");
 }
 
+/// Datagrams one receive turn takes at most before it drives the sessions and sends:
+/// a keyframe's packets (~50 at 2.5 Mbit/s) and the feedback queued with them, not an
+/// unbounded flood.
+const MAX_TURN_DATAGRAMS: usize = 128;
+
 async fn recv_loop(me: Rc<Shard>, index: usize) {
     let destination = me.sockets.advertised(index);
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -348,14 +353,13 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
             let data_before = rooms.counters.data_packets;
             let mut media = false;
             // One turn serves what is already queued behind this datagram (a video
-            // frame's packets, the subscribers' feedback), taken in one `recvmmsg`:
-            // subscriber sessions are driven once, at the end.
+            // frame's packets, the subscribers' feedback), taken by `recvmmsg`, and
+            // what arrived while that was handled, until a take finds nothing: a
+            // frame's packets arrive a few µs apart, the shard wakes on the first, and
+            // every subscriber session is driven once per turn, at its end.
             rooms.begin_batch();
             let (len, source) = first;
-            let rest = me.sockets.recv_batch(index, &mut batch);
-            let queued = (0..rest).filter_map(|i| batch.get(i));
-            for (datagram, source, _) in std::iter::once((&buf[..len], source, None)).chain(queued)
-            {
+            let mut handle = |datagram: &[u8], source| {
                 media |= quiet::is_media(datagram);
                 let known = rooms.handle_datagram(
                     now.mono,
@@ -368,6 +372,18 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
                 if !known {
                     debug!(shard = me.id, from = %source, "datagram for no session dropped");
                 }
+            };
+            handle(&buf[..len], source);
+            let mut taken = 1;
+            while taken < MAX_TURN_DATAGRAMS {
+                let got = me.sockets.recv_batch(index, &mut batch);
+                for (datagram, source, _) in (0..got).filter_map(|i| batch.get(i)) {
+                    handle(datagram, source);
+                }
+                if got == 0 {
+                    break;
+                }
+                taken += got;
             }
             let active = media || rooms.counters.data_packets != data_before;
             (rooms.counters.forwarded != before, active)
