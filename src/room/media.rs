@@ -227,7 +227,9 @@ impl Rooms {
         self.batching = true;
     }
 
-    /// Ends a receive batch: each subscriber session written to during it sends now.
+    /// Ends a receive batch: each subscriber session written to during it sends now
+    /// (the shard does this in shares, `Shard::end_batch`).
+    #[cfg(test)]
     pub fn end_batch(
         &mut self,
         now: Instant,

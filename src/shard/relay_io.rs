@@ -132,9 +132,9 @@ pub(super) async fn relay_loop(me: Rc<Shard>, mut from: Receiver<RelayPacket>) {
             for (publisher, rtp) in batch.drain(..).flatten() {
                 rooms.forward_relayed(publisher, rtp, now.mono);
             }
-            rooms.end_batch(now.mono, &mut transmits, &mut out);
             rooms.counters.forwarded != before
         };
+        me.end_batch(now.mono, &mut transmits, &mut out).await;
         me.touch(now.mono);
         if !me.end_turn(now.mono, transmits, out, forwarded).await {
             return;

@@ -228,8 +228,8 @@ impl Shard {
                     }
                 }
             }
-            rooms.end_batch(now.mono, &mut transmits, &mut out);
         }
+        self.end_batch(now.mono, &mut transmits, &mut out).await;
         if verdict == Some(true) {
             self.touch(now.mono);
         }

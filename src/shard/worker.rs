@@ -149,6 +149,23 @@ impl Shard {
         true
     }
 
+    /// Ends the receive batch open on the rooms: drives the subscriber sessions it wrote
+    /// to and sends their datagrams in shares of what one send takes
+    /// ([`Rooms::drive_batch`]), so that the first subscribers of a keyframe have it
+    /// while the last are still being encrypted. What is left in `transmits` (the last
+    /// share) and `out` goes with the turn's flush.
+    pub(super) async fn end_batch(
+        &self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        out: &mut Vec<Outbound>,
+    ) {
+        let mut rest = self.rooms.borrow_mut().finish_batch();
+        while (self.rooms.borrow_mut()).drive_batch(&mut rest, now, transmits, out, MAX_PACKETS) {
+            self.send_datagrams(transmits).await;
+        }
+    }
+
     /// Sends `transmits` (ICE/TCP ones on their connections) and empties it.
     pub(super) async fn send_datagrams(&self, transmits: &mut Vec<Transmit>) {
         for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
@@ -359,10 +376,10 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
             // every subscriber session is driven once per turn, at its end.
             rooms.begin_batch();
             let (len, source) = first;
-            let mut handle = |datagram: &[u8], source| {
+            let mut handle = |datagram: &[u8], source, at| {
                 media |= quiet::is_media(datagram);
                 let known = rooms.handle_datagram(
-                    now.mono,
+                    at,
                     source,
                     destination,
                     datagram,
@@ -373,12 +390,15 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
                     debug!(shard = me.id, from = %source, "datagram for no session dropped");
                 }
             };
-            handle(&buf[..len], source);
+            handle(&buf[..len], source, now.mono);
             let mut taken = 1;
             while taken < MAX_TURN_DATAGRAMS {
                 let got = me.sockets.recv_batch(index, &mut batch);
+                // Later takes arrived later: str0m times receipts (jitter, and the
+                // transport-wide feedback a publisher estimates its bandwidth from).
+                let at = if taken == 1 { now.mono } else { clock::mono() };
                 for (datagram, source, _) in (0..got).filter_map(|i| batch.get(i)) {
-                    handle(datagram, source);
+                    handle(datagram, source, at);
                 }
                 if got == 0 {
                     break;
@@ -388,16 +408,7 @@ async fn recv_loop(me: Rc<Shard>, index: usize) {
             let active = media || rooms.counters.data_packets != data_before;
             (rooms.counters.forwarded != before, active)
         };
-        let mut rest = me.rooms.borrow_mut().finish_batch();
-        while me.rooms.borrow_mut().drive_batch(
-            &mut rest,
-            now.mono,
-            &mut transmits,
-            &mut out,
-            MAX_PACKETS,
-        ) {
-            me.send_datagrams(&mut transmits).await;
-        }
+        me.end_batch(clock::mono(), &mut transmits, &mut out).await;
         if active {
             me.touch(now.mono);
         }

@@ -220,8 +220,7 @@ impl Client {
         self.done
     }
 
-    /// File descriptors to wait on.
-    /// Its open sockets: (fd, socket id).
+    /// Its open sockets, to wait on: (fd, socket id).
     pub fn sockets(&self, out: &mut Vec<(i32, u64)>) {
         if self.done {
             return;

@@ -193,10 +193,11 @@ impl Client {
             return;
         };
         let wall = at.arrived_us;
-        let transit = wall as i64 - parsed.probe.sent_us as i64;
+        let since_sent = |us: u64| us as i64 - parsed.probe.sent_us as i64;
+        let transit = since_sent(wall);
         let lat = transit.max(1) as u64;
         ctx.latency.arrival.saturating_record(lat);
-        let read = (at.read_us as i64 - parsed.probe.sent_us as i64).max(1) as u64;
+        let read = since_sent(at.read_us).max(1) as u64;
         ctx.latency.read.saturating_record(read);
         ctx.shared.interval_max_latency_us.fetch_max(lat, Relaxed);
         if lat > crate::stats::LATE_US {
