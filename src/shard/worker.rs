@@ -160,6 +160,9 @@ impl Shard {
         transmits: &mut Vec<Transmit>,
         out: &mut Vec<Outbound>,
     ) {
+        // Other shards hosting a spread room fan out in parallel with this one: hand
+        // them the turn's packets before this shard's own subscribers take their time.
+        self.relay.send(self.rooms.borrow_mut().relays());
         let mut rest = self.rooms.borrow_mut().finish_batch();
         while (self.rooms.borrow_mut()).drive_batch(&mut rest, now, transmits, out, MAX_PACKETS) {
             self.send_datagrams(transmits).await;
