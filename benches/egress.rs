@@ -3,19 +3,20 @@
 //! with the two extensions a subscriber negotiates for congestion control
 //! (transport-wide sequence number, abs-send-time), the payload's reference kept for
 //! resends in a ring, and AES-256-GCM (RFC 7714, the profile browsers get) straight
-//! into a batch buffer that a `sendmmsg`/GSO train would send, through the same
-//! aws-lc-rs cipher str0m uses. No allocations.
+//! into a batch buffer that a `sendmmsg`/GSO train would send, through corelay's own
+//! SRTP (`session::SrtpSender`, the same aws-lc-rs cipher str0m uses). No allocations.
 //!
 //! This is a bound, not a design: a real egress also needs sender reports, NACK
-//! handling, its own bandwidth estimate and the keys (a wrapping `DtlsProvider` sees
-//! them). Compare with `media`'s `fan_out_munge_srtp`, the same job through str0m;
+//! handling and its own reading of the subscribers' feedback; the keys it would have
+//! (`PeerSession::srtp_keys`). Compare with `media`'s `fan_out_munge_srtp`, the same job through str0m;
 //! what the kernel adds per packet is measured by `loadtest` (its kernel/user split).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use corelay::session::{SrtpKeys, SrtpSender};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use str0m::crypto::AeadAes256GcmCipher;
+use str0m::crypto::dtls::SrtpProfile;
 
 #[path = "common/counting.rs"]
 mod counting;
@@ -34,41 +35,26 @@ struct Downtrack {
     seq: u16,
     roc: u32,
     twcc: u16,
-    salt: [u8; 12],
-    cipher: Box<dyn AeadAes256GcmCipher>,
+    srtp: SrtpSender,
     history: Vec<Option<Arc<[u8]>>>,
 }
 
-fn key(i: u32) -> [u8; 32] {
-    let mut key = [0u8; 32];
-    key[..4].copy_from_slice(&i.to_be_bytes());
-    key
-}
-
-/// The RFC 7714 IV: the session salt XOR (0, 0, SSRC, ROC, SEQ).
-fn srtp_iv(salt: [u8; 12], ssrc: u32, roc: u32, seq: u16) -> [u8; 12] {
-    let mut iv = salt;
-    let (ssrc, roc, seq) = (ssrc.to_be_bytes(), roc.to_be_bytes(), seq.to_be_bytes());
-    for (b, x) in iv[2..].iter_mut().zip(ssrc.iter().chain(&roc).chain(&seq)) {
-        *b ^= x;
-    }
-    iv
+/// Made-up DTLS-SRTP keying material for AES-256-GCM (two keys, two salts).
+fn material(i: u32) -> Vec<u8> {
+    let mut m = vec![i as u8; 2 * (32 + 12)];
+    m[..4].copy_from_slice(&i.to_be_bytes());
+    m
 }
 
 impl Downtrack {
     fn new(i: u32) -> Downtrack {
-        let provider = str0m::crypto::from_feature_flags();
-        let key = key(i);
+        let keys = SrtpKeys::new(material(i), SrtpProfile::AEAD_AES_256_GCM, false);
         Downtrack {
             ssrc: 0x1000_0000 + i,
             seq: (i as u16).wrapping_mul(997),
             roc: 0,
             twcc: 0,
-            salt: [i as u8; 12],
-            cipher: provider
-                .srtp_provider
-                .aead_aes_256_gcm()
-                .create_cipher(key, true),
+            srtp: SrtpSender::new(&keys).expect("AES-256-GCM"),
             history: vec![None; HISTORY],
         }
     }
@@ -82,9 +68,7 @@ impl Downtrack {
         self.twcc = self.twcc.wrapping_add(1);
         self.history[self.seq as usize % HISTORY] = Some(payload.clone());
 
-        let start = out.len();
-        out.resize(start + HEADER + payload.len() + TAG, 0);
-        let (header, body) = out[start..].split_at_mut(HEADER);
+        let mut header = [0u8; HEADER];
         header[0] = 0x90; // V=2, X=1
         header[1] = 0x80 | 96; // marker, PT 96
         header[2..4].copy_from_slice(&self.seq.to_be_bytes());
@@ -97,10 +81,8 @@ impl Downtrack {
         header[19] = (2 << 4) | 2; // abs-send-time, 3 bytes
         header[20..23].copy_from_slice(&abs_send.to_be_bytes()[1..]);
         header[23] = 0;
-
-        let iv = srtp_iv(self.salt, self.ssrc, self.roc, self.seq);
-        self.cipher
-            .encrypt(&iv, header, payload, body)
+        self.srtp
+            .protect(&header, payload, self.roc, out)
             .expect("AES-GCM seal");
     }
 }
@@ -118,18 +100,9 @@ fn egress_lean(c: &mut Criterion) {
         let mut downtracks: Vec<Downtrack> = (0..n as u32).map(Downtrack::new).collect();
         let mut out: Vec<u8> = Vec::with_capacity(n * (HEADER + PAYLOAD + TAG));
         let mut timestamp = 0u32;
-        // The encryption is real: the first downtrack's packet opens with its key.
+        // A str0m peer accepting these packets is `session::tests_srtp`'s business.
         downtracks[0].send(&payload, timestamp, 0, &mut out);
-        let d = &downtracks[0];
-        let iv = srtp_iv(d.salt, d.ssrc, d.roc, d.seq);
-        let mut opener = (str0m::crypto::from_feature_flags().srtp_provider)
-            .aead_aes_256_gcm()
-            .create_cipher(key(0), false);
-        let mut plain = vec![0u8; PAYLOAD + TAG];
-        let (header, sealed) = out.split_at(HEADER);
-        let opened = opener.decrypt(&iv, &[header], sealed, &mut plain);
-        assert_eq!(opened.ok(), Some(PAYLOAD));
-        assert_eq!(&plain[..PAYLOAD], &payload[..]);
+        assert_eq!(out.len(), HEADER + PAYLOAD + TAG);
         let (mut timed, mut allocated, mut packets) = (Duration::ZERO, 0u64, 0u64);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {

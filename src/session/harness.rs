@@ -152,6 +152,16 @@ impl Pair {
         }
     }
 
+    /// Hands the client a datagram as if the server had sent it from its candidate.
+    pub fn deliver_to_client(&mut self, contents: &[u8]) {
+        let r = Receive::new(Protocol::Udp, addr(SERVER), addr(CLIENT), contents)
+            .expect("a datagram for the client");
+        (self.client)
+            .handle_input(Input::Receive(self.now, r))
+            .expect("client receive");
+        self.drain_client();
+    }
+
     pub fn drain_server(&mut self) {
         let mut out = Vec::new();
         self.server_deadline = self

@@ -20,6 +20,8 @@ mod peer;
 mod rtx_window;
 mod sdp_info;
 mod single_pc;
+mod srtp_out;
+mod srtp_tap;
 mod stream_stats;
 mod tx_routes;
 pub mod vp9_descriptor;
@@ -41,6 +43,8 @@ mod tests_rtx;
 #[cfg(test)]
 mod tests_single;
 #[cfg(test)]
+mod tests_srtp;
+#[cfg(test)]
 mod tests_stats;
 
 use std::net::SocketAddr;
@@ -52,6 +56,8 @@ pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use single_pc::SectionsWanted;
+pub use srtp_out::{SrtpOutError, SrtpSender, TAG_LEN as SRTP_TAG_LEN};
+pub use srtp_tap::SrtpKeys;
 pub use str0m::format::Codec;
 pub use str0m::media::{MediaKind, Mid, Rid};
 pub use str0m::net::TcpType;

@@ -16,7 +16,7 @@ use super::codecs::EnabledCodecs;
 use super::offer::{Channels, SendTrack};
 use super::sdp_info::{first_mid, mark_rejected, offered_media, parse_offer};
 use super::{LocalAddrs, TcpType, Transport};
-use super::{OfferedMedia, PeerRole, SessionError};
+use super::{OfferedMedia, PeerRole, SessionError, SrtpKeys};
 
 /// How often str0m reports link figures (`SessionEvent::LinkStats`).
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -71,6 +71,8 @@ pub struct PeerSession {
     pub(super) rtx_sized: Vec<str0m::rtp::Ssrc>,
     /// Forwarded packets' PTs and send streams, until the next negotiation.
     pub(super) tx_routes: super::tx_routes::TxRoutes,
+    /// The SRTP master keys once DTLS is up (`srtp_tap`), for RTP we encrypt ourselves.
+    srtp_keys: super::srtp_tap::KeySlot,
 }
 
 impl PeerSession {
@@ -114,7 +116,7 @@ impl PeerSession {
         // on paused tracks, and ~370 wake-ups/s per session). The allocator estimates
         // from loss and RTT instead (`sfu::bandwidth`).
         // Panics only on a bad config, and this one is fixed.
-        let mut rtc = config.build(now);
+        let (mut rtc, srtp_keys) = super::srtp_tap::build(config, now);
         let mut local = Vec::with_capacity(addrs.udp.len() + addrs.tcp.len());
         for addr in &addrs.udp {
             let c = Candidate::host(*addr, "udp")
@@ -165,11 +167,17 @@ impl PeerSession {
             stream_totals: Default::default(),
             rtx_sized: Vec::new(),
             tx_routes: Default::default(),
+            srtp_keys,
         })
     }
 
     pub fn role(&self) -> PeerRole {
         self.role
+    }
+
+    /// The SRTP keys this session's handshake exported; `None` before DTLS is up.
+    pub fn srtp_keys(&self) -> Option<SrtpKeys> {
+        self.srtp_keys.lock().ok().and_then(|k| k.clone())
     }
 
     /// Our ICE ufrag, for the shard's STUN demux map. It changes when the client restarts
