@@ -14,9 +14,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corelay::session::{SrtpKeys, SrtpSender};
+use corelay::session::{SrtpKeys, SrtpProfile, SrtpSender};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use str0m::crypto::dtls::SrtpProfile;
 
 #[path = "common/counting.rs"]
 mod counting;

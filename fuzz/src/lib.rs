@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("demux", targets::datagram::demux),
     ("tcp_stream", targets::datagram::tcp_stream),
     ("turn", targets::datagram::turn),
+    ("rtcp", targets::datagram::rtcp),
     ("vp8", targets::payload::vp8),
     ("vp9", targets::payload::vp9),
     ("red", targets::payload::red),

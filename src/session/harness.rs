@@ -39,6 +39,8 @@ pub struct Pair {
     pub server_errors: Vec<String>,
     /// While set, what the client sends is lost on the way.
     pub lose_to_server: bool,
+    /// While set, a copy of every datagram the server is handed.
+    pub seen_by_server: Option<Vec<Vec<u8>>>,
 }
 
 impl Pair {
@@ -59,6 +61,7 @@ impl Pair {
             server_events: Vec::new(),
             server_errors: Vec::new(),
             lose_to_server: false,
+            seen_by_server: None,
         }
     }
 
@@ -199,6 +202,9 @@ impl Pair {
             self.to_server.clear();
         }
         for t in std::mem::take(&mut self.to_server) {
+            if let Some(seen) = self.seen_by_server.as_mut() {
+                seen.push(t.contents.clone());
+            }
             if let Err(e) = self
                 .server
                 .handle_receive(now, t.source, t.destination, &t.contents)
@@ -393,6 +399,21 @@ pub fn subscriber() -> (Pair, String) {
     pair.trickle();
     pair.connect();
     (pair, offer)
+}
+
+/// A connected subscriber that received `n` video packets through str0m, and the RTP
+/// header of the first as the client saw it (its SSRC, payload type, numbering).
+pub fn subscriber_with_video(n: usize) -> (Pair, Mid, str0m::rtp::RtpHeader) {
+    let (mut pair, _) = subscriber();
+    let mid = pair.server.send_track_mid("TR_def").expect("video mid");
+    server_write_video(&mut pair, mid, n, 100);
+    let header = (pair.client_events.iter())
+        .find_map(|e| match e {
+            Event::RtpPacket(p) => Some(p.header.clone()),
+            _ => None,
+        })
+        .expect("str0m's own packet arrived");
+    (pair, mid, header)
 }
 
 /// Writes `n` VP8 packets (keyframe first) on `mid` and returns what was written.

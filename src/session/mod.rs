@@ -20,6 +20,7 @@ mod peer;
 mod rtx_window;
 mod sdp_info;
 mod single_pc;
+mod srtcp_in;
 mod srtp_out;
 mod srtp_tap;
 mod stream_stats;
@@ -43,6 +44,8 @@ mod tests_rtx;
 #[cfg(test)]
 mod tests_single;
 #[cfg(test)]
+mod tests_srtcp;
+#[cfg(test)]
 mod tests_srtp;
 #[cfg(test)]
 mod tests_stats;
@@ -56,8 +59,10 @@ pub use guard::{enable_test_panic_hook, PANIC_MARKER};
 pub use peer::PeerSession;
 pub use sdp_info::OfferedMedia;
 pub use single_pc::SectionsWanted;
-pub use srtp_out::{SrtpOutError, SrtpSender, TAG_LEN as SRTP_TAG_LEN};
+pub use srtcp_in::{read_feedback, Feedback, SrtcpError, SrtcpReceiver};
+pub use srtp_out::{KeyError as SrtpKeyError, SrtpOutError, SrtpSender, TAG_LEN as SRTP_TAG_LEN};
 pub use srtp_tap::SrtpKeys;
+pub use str0m::crypto::dtls::SrtpProfile;
 pub use str0m::format::Codec;
 pub use str0m::media::{MediaKind, Mid, Rid};
 pub use str0m::net::TcpType;

@@ -14,32 +14,40 @@ use super::srtp_tap::SrtpKeys;
 const LABEL_RTP_KEY: u8 = 0;
 const LABEL_RTP_SALT: u8 = 2;
 /// The AEAD salt and IV length (RFC 7714 §8.1).
-const SALT_LEN: usize = 12;
+pub(super) const SALT_LEN: usize = 12;
 /// The GCM authentication tag after the ciphertext.
 pub const TAG_LEN: usize = 16;
 const RTP_HEADER_MIN: usize = 12;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SrtpOutError {
+/// Keys our own SRTP cannot use.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
     #[error("SRTP profile {0:?} is not done by our own SRTP")]
     Unsupported(SrtpProfile),
     #[error("keying material of the wrong length for {0:?}")]
     Material(SrtpProfile),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SrtpOutError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("an RTP header is at least 12 bytes, not {0}")]
     ShortHeader(usize),
     #[error("AES-GCM: {0}")]
     Seal(String),
 }
 
-enum Cipher {
-    Gcm128(Box<dyn AeadAes128GcmCipher>),
-    Gcm256(Box<dyn AeadAes256GcmCipher>),
+/// An AEAD-AES-GCM cipher of either key size, sealing or opening.
+pub(super) enum Gcm {
+    Aes128(Box<dyn AeadAes128GcmCipher>),
+    Aes256(Box<dyn AeadAes256GcmCipher>),
 }
 
 /// One direction's SRTP encryption: what this side sends on one session.
 pub struct SrtpSender {
     salt: [u8; SALT_LEN],
-    cipher: Cipher,
+    cipher: Gcm,
 }
 
 impl std::fmt::Debug for SrtpSender {
@@ -51,26 +59,7 @@ impl std::fmt::Debug for SrtpSender {
 impl SrtpSender {
     /// The sender for this side's direction of `keys`.
     pub fn new(keys: &SrtpKeys) -> Result<SrtpSender, SrtpOutError> {
-        let provider = str0m::crypto::from_feature_flags().srtp_provider;
-        let key_len = match keys.profile {
-            SrtpProfile::AEAD_AES_128_GCM => 16,
-            SrtpProfile::AEAD_AES_256_GCM => 32,
-            other => return Err(SrtpOutError::Unsupported(other)),
-        };
-        let (master, master_salt) = keys
-            .local_master(key_len, SALT_LEN)
-            .ok_or(SrtpOutError::Material(keys.profile))?;
-        let mut salt = [0u8; SALT_LEN];
-        derive(provider, master, master_salt, LABEL_RTP_SALT, &mut salt);
-        let cipher = if key_len == 16 {
-            let mut key = [0u8; 16];
-            derive(provider, master, master_salt, LABEL_RTP_KEY, &mut key);
-            Cipher::Gcm128(provider.aead_aes_128_gcm().create_cipher(key, true))
-        } else {
-            let mut key = [0u8; 32];
-            derive(provider, master, master_salt, LABEL_RTP_KEY, &mut key);
-            Cipher::Gcm256(provider.aead_aes_256_gcm().create_cipher(key, true))
-        };
+        let (cipher, salt) = session_cipher(keys, Direction::Local, LABEL_RTP_KEY, LABEL_RTP_SALT)?;
         Ok(SrtpSender { salt, cipher })
     }
 
@@ -96,8 +85,8 @@ impl SrtpSender {
         out.resize(start + header.len() + payload.len() + TAG_LEN, 0);
         let (head, body) = out[start..].split_at_mut(header.len());
         let sealed = match &mut self.cipher {
-            Cipher::Gcm128(c) => c.encrypt(&iv, head, payload, body),
-            Cipher::Gcm256(c) => c.encrypt(&iv, head, payload, body),
+            Gcm::Aes128(c) => c.encrypt(&iv, head, payload, body),
+            Gcm::Aes256(c) => c.encrypt(&iv, head, payload, body),
         };
         sealed.map_err(|e| {
             out.truncate(start);
@@ -115,6 +104,52 @@ impl SrtpSender {
         }
         iv
     }
+}
+
+/// Whose packets a derived key is for.
+#[derive(Clone, Copy)]
+pub(super) enum Direction {
+    /// What this side sends.
+    Local,
+    /// What the peer sends.
+    Remote,
+}
+
+/// The cipher (sealing for `Local`, opening for `Remote`) and salt for one direction
+/// of `keys`, derived with `key_label` and `salt_label` (RTP's or RTCP's).
+pub(super) fn session_cipher(
+    keys: &SrtpKeys,
+    direction: Direction,
+    key_label: u8,
+    salt_label: u8,
+) -> Result<(Gcm, [u8; SALT_LEN]), KeyError> {
+    let provider = str0m::crypto::from_feature_flags().srtp_provider;
+    let key_len = match keys.profile {
+        SrtpProfile::AEAD_AES_128_GCM => 16,
+        SrtpProfile::AEAD_AES_256_GCM => 32,
+        other => return Err(KeyError::Unsupported(other)),
+    };
+    let (master, master_salt, seal) = match direction {
+        Direction::Local => keys
+            .local_master(key_len, SALT_LEN)
+            .map(|(k, s)| (k, s, true)),
+        Direction::Remote => keys
+            .remote_master(key_len, SALT_LEN)
+            .map(|(k, s)| (k, s, false)),
+    }
+    .ok_or(KeyError::Material(keys.profile))?;
+    let mut salt = [0u8; SALT_LEN];
+    derive(provider, master, master_salt, salt_label, &mut salt);
+    let cipher = if key_len == 16 {
+        let mut k = [0u8; 16];
+        derive(provider, master, master_salt, key_label, &mut k);
+        Gcm::Aes128(provider.aead_aes_128_gcm().create_cipher(k, seal))
+    } else {
+        let mut k = [0u8; 32];
+        derive(provider, master, master_salt, key_label, &mut k);
+        Gcm::Aes256(provider.aead_aes_256_gcm().create_cipher(k, seal))
+    };
+    Ok((cipher, salt))
 }
 
 /// RFC 3711 §4.3.1 with the key derivation rate 0: AES in counter mode under the

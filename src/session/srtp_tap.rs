@@ -56,10 +56,19 @@ impl SrtpKeys {
     /// key is `key_len` bytes and salt `salt_len`; `None` if the material is not
     /// that long.
     pub fn local_master(&self, key_len: usize, salt_len: usize) -> Option<(&[u8], &[u8])> {
+        self.master(self.dtls_client, key_len, salt_len)
+    }
+
+    /// The master key and salt the peer encrypts with (what we decrypt).
+    pub fn remote_master(&self, key_len: usize, salt_len: usize) -> Option<(&[u8], &[u8])> {
+        self.master(!self.dtls_client, key_len, salt_len)
+    }
+
+    fn master(&self, client: bool, key_len: usize, salt_len: usize) -> Option<(&[u8], &[u8])> {
         if self.material.len() != 2 * (key_len + salt_len) {
             return None;
         }
-        let (key_at, salt_at) = if self.dtls_client {
+        let (key_at, salt_at) = if client {
             (0, 2 * key_len)
         } else {
             (key_len, 2 * key_len + salt_len)

@@ -2,10 +2,9 @@
 //! str0m peer accepts what we encrypt with them as if str0m had sent it.
 
 use str0m::crypto::dtls::SrtpProfile;
-use str0m::Event;
 
-use super::harness::{client_rtp, server_write_video, subscriber, Pair};
-use super::srtp_out::{SrtpOutError, SrtpSender, TAG_LEN};
+use super::harness::{client_rtp, subscriber, subscriber_with_video, Pair};
+use super::srtp_out::{KeyError, SrtpOutError, SrtpSender, TAG_LEN};
 use super::srtp_tap::SrtpKeys;
 use super::PeerRole;
 
@@ -44,19 +43,9 @@ fn keys_appear_once_dtls_is_up() {
 
 #[test]
 fn a_str0m_peer_accepts_rtp_we_encrypt_ourselves() {
-    let (mut pair, _) = subscriber();
-    let mid = pair.server.send_track_mid("TR_def").expect("video mid");
     // One packet through str0m first: the client learns the stream, we learn its SSRC,
     // payload type, sequence number and timestamp as the client saw them.
-    server_write_video(&mut pair, mid, 1, 100);
-    let seen = pair
-        .client_events
-        .iter()
-        .find_map(|e| match e {
-            Event::RtpPacket(p) => Some(p.header.clone()),
-            _ => None,
-        })
-        .expect("str0m's own packet arrived");
+    let (mut pair, mid, seen) = subscriber_with_video(1);
     let keys = pair.server.srtp_keys().expect("keys");
     let mut sender = SrtpSender::new(&keys).expect("a GCM profile");
 
@@ -113,10 +102,16 @@ fn short_headers_and_other_profiles_are_errors() {
 
     let cm = SrtpKeys::new(vec![0; 60], SrtpProfile::AES128_CM_SHA1_80, true);
     let r = SrtpSender::new(&cm);
-    assert!(matches!(r, Err(SrtpOutError::Unsupported(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(SrtpOutError::Keys(KeyError::Unsupported(_)))),
+        "{r:?}"
+    );
     let short = SrtpKeys::new(vec![0; 87], SrtpProfile::AEAD_AES_256_GCM, true);
     let r = SrtpSender::new(&short);
-    assert!(matches!(r, Err(SrtpOutError::Material(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(SrtpOutError::Keys(KeyError::Material(_)))),
+        "{r:?}"
+    );
     let gcm128 = SrtpKeys::new(vec![7; 56], SrtpProfile::AEAD_AES_128_GCM, false);
     let mut sender = SrtpSender::new(&gcm128).expect("AES-128-GCM");
     let mut out = Vec::new();

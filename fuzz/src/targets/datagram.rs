@@ -103,3 +103,25 @@ pub fn turn(data: &[u8]) {
         let _ = corelay::turn::credentials::password_for(text, &keys, 1_000);
     }
 }
+
+thread_local! {
+    /// Made-up AES-256-GCM keys: a forged packet fails authentication, but every length
+    /// check before it runs on the input.
+    static SRTCP: RefCell<corelay::session::SrtcpReceiver> = RefCell::new(
+        corelay::session::SrtcpReceiver::new(&corelay::session::SrtpKeys::new(
+            vec![7; 88],
+            corelay::session::SrtpProfile::AEAD_AES_256_GCM,
+            false,
+        ))
+        .expect("AES-256-GCM"),
+    );
+}
+
+/// A subscriber's SRTCP as our own egress would read it: opened, then its feedback.
+pub fn rtcp(data: &[u8]) {
+    let mut plain = Vec::new();
+    SRTCP.with(|r| {
+        let _ = r.borrow_mut().unprotect(data, &mut plain);
+    });
+    let _ = corelay::session::read_feedback(data, |_| {});
+}
