@@ -8,6 +8,7 @@ use str0m::media::KeyframeRequestKind;
 
 use super::harness::subscriber_with_video;
 use super::srtcp_in::{read_feedback, Feedback, SrtcpError, SrtcpReceiver};
+use super::srtcp_out::{write_sender_report, SenderInfo, SrtcpOutError, SrtcpSender};
 use super::srtp_out::KeyError;
 use super::srtp_tap::SrtpKeys;
 
@@ -171,5 +172,70 @@ fn other_profiles_and_wrong_material_are_errors() {
     assert!(matches!(
         SrtcpReceiver::new(&short),
         Err(SrtcpError::Keys(KeyError::Material(_)))
+    ));
+}
+
+#[test]
+fn a_peer_reports_on_a_sender_report_we_sealed_ourselves() {
+    let (mut pair, _, header) = subscriber_with_video(3);
+    let keys = pair.server.srtp_keys().expect("keys");
+    let mut sender = SrtcpSender::new(&keys, 1 << 20).expect("a GCM profile");
+    let mut receiver = SrtcpReceiver::new(&keys).expect("a GCM profile");
+    // 2000-01-01 in NTP seconds, so that its middle bits are not str0m's own.
+    let ntp: u64 = (3_155_673_600u64 << 32) | 0x8000_0000;
+    let lsr = (ntp >> 16) as u32;
+    pair.seen_by_server = Some(Vec::new());
+    for i in 0..40u32 {
+        let mut sr = Vec::new();
+        let info = SenderInfo {
+            ssrc: *header.ssrc,
+            ntp,
+            rtp_time: header.timestamp,
+            packets: 3 + i,
+            octets: 3000,
+        };
+        write_sender_report(&info, &mut sr);
+        assert_eq!(sr.len(), 28);
+        let mut sealed = vec![0xEE];
+        sender.protect(&sr, &mut sealed).expect("sealed");
+        assert_eq!(
+            sealed.len(),
+            1 + 28 + 16 + 4,
+            "appended: header, body, tag, index"
+        );
+        assert_eq!(
+            &sealed[1..9],
+            &sr[..8],
+            "header and sender SSRC in the clear"
+        );
+        pair.deliver_to_client(&sealed[1..]);
+        pair.run_for(Duration::from_millis(100));
+    }
+    let mut plain = Vec::new();
+    let mut reports = Vec::new();
+    for datagram in pair.seen_by_server.take().unwrap_or_default() {
+        if is_rtcp(&datagram) && receiver.unprotect(&datagram, &mut plain).is_ok() {
+            read_feedback(&plain, |f| {
+                if let Feedback::Report {
+                    media_ssrc,
+                    last_sr,
+                    ..
+                } = f
+                {
+                    if media_ssrc == *header.ssrc {
+                        reports.push(last_sr);
+                    }
+                }
+            })
+            .expect("well formed");
+        }
+    }
+    assert!(
+        reports.contains(&lsr),
+        "the peer's receiver reports echo our sender report: {reports:x?}, ours {lsr:x}"
+    );
+    assert!(matches!(
+        sender.protect(&[0x80, 200, 0], &mut plain),
+        Err(SrtcpOutError::Short(3))
     ));
 }
