@@ -5,15 +5,9 @@
 //! No replay window here: whoever acts on it keeps one per sender. Every length comes
 //! from the packet, so everything is bounds-checked and malformed input is an error.
 
+use super::srtcp_out::{iv_and_aad, CLEAR, INDEX_LEN, INDEX_MASK, LABEL_RTCP_KEY, LABEL_RTCP_SALT};
 use super::srtp_out::{session_cipher, Direction, Gcm, KeyError, SALT_LEN, TAG_LEN};
 use super::srtp_tap::SrtpKeys;
-
-const LABEL_RTCP_KEY: u8 = 3;
-const LABEL_RTCP_SALT: u8 = 5;
-/// RTCP header and sender SSRC, sent in the clear.
-const CLEAR: usize = 8;
-/// The E flag and SRTCP index after the tag.
-const INDEX_LEN: usize = 4;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SrtcpError {
@@ -57,22 +51,10 @@ impl SrtcpReceiver {
         }
         let (sealed, index) = packet.split_at(packet.len() - INDEX_LEN);
         let index = u32::from_be_bytes([index[0], index[1], index[2], index[3]]);
-        if index & 0x8000_0000 == 0 {
+        if index & INDEX_MASK == index {
             return Err(SrtcpError::Unencrypted);
         }
-        let srtcp_index = index & 0x7fff_ffff;
-        // RFC 7714 §9.1: the IV is the salt XOR (0, 0, SSRC, 0, 0, index); the clear
-        // header, the sender SSRC and the E flag with the index are authenticated.
-        let mut iv = self.salt;
-        for (b, x) in iv[2..6].iter_mut().zip(&sealed[4..8]) {
-            *b ^= x;
-        }
-        for (b, x) in iv[8..].iter_mut().zip(&srtcp_index.to_be_bytes()) {
-            *b ^= x;
-        }
-        let mut aad = [0u8; CLEAR + INDEX_LEN];
-        aad[..CLEAR].copy_from_slice(&sealed[..CLEAR]);
-        aad[CLEAR..].copy_from_slice(&index.to_be_bytes());
+        let (iv, aad) = iv_and_aad(&self.salt, sealed, index);
         let body = &sealed[CLEAR..];
         out.extend_from_slice(&sealed[..CLEAR]);
         out.resize(CLEAR + body.len(), 0);
@@ -83,7 +65,7 @@ impl SrtcpReceiver {
         match opened {
             Ok(n) => {
                 out.truncate(CLEAR + n);
-                Ok(srtcp_index)
+                Ok(index & INDEX_MASK)
             }
             Err(_) => {
                 out.clear();

@@ -5,13 +5,16 @@
 use super::srtp_out::{session_cipher, Direction, Gcm, KeyError, SALT_LEN, TAG_LEN};
 use super::srtp_tap::SrtpKeys;
 
-const LABEL_RTCP_KEY: u8 = 3;
-const LABEL_RTCP_SALT: u8 = 5;
+/// RFC 3711 key derivation labels for SRTCP.
+pub(super) const LABEL_RTCP_KEY: u8 = 3;
+pub(super) const LABEL_RTCP_SALT: u8 = 5;
 const PT_SR: u8 = 200;
 /// RTCP header and sender SSRC, sent in the clear.
-const CLEAR: usize = 8;
+pub(super) const CLEAR: usize = 8;
+/// The E flag and SRTCP index after the tag.
+pub(super) const INDEX_LEN: usize = 4;
 /// The SRTCP index is 31 bits.
-const INDEX_MASK: u32 = 0x7fff_ffff;
+pub(super) const INDEX_MASK: u32 = 0x7fff_ffff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SrtcpOutError {
@@ -60,17 +63,8 @@ impl SrtcpSender {
         }
         let index = self.index;
         self.index = (self.index + 1) & INDEX_MASK;
-        let e_index = (0x8000_0000 | index).to_be_bytes();
-        let mut iv = self.salt;
-        for (b, x) in iv[2..6].iter_mut().zip(&packet[4..8]) {
-            *b ^= x;
-        }
-        for (b, x) in iv[8..].iter_mut().zip(&index.to_be_bytes()) {
-            *b ^= x;
-        }
-        let mut aad = [0u8; CLEAR + 4];
-        aad[..CLEAR].copy_from_slice(&packet[..CLEAR]);
-        aad[CLEAR..].copy_from_slice(&e_index);
+        let e_index = 0x8000_0000 | index;
+        let (iv, aad) = iv_and_aad(&self.salt, packet, e_index);
         let start = out.len();
         let body = &packet[CLEAR..];
         out.extend_from_slice(&packet[..CLEAR]);
@@ -81,7 +75,7 @@ impl SrtcpSender {
         };
         match sealed {
             Ok(()) => {
-                out.extend_from_slice(&e_index);
+                out.extend_from_slice(&e_index.to_be_bytes());
                 Ok(())
             }
             Err(e) => {
@@ -90,6 +84,31 @@ impl SrtcpSender {
             }
         }
     }
+}
+
+/// RFC 7714 §9.1, for sealing and opening alike: the IV (the salt XOR (0, 0, sender
+/// SSRC, 0, 0, index)) and the associated data (the clear header and sender SSRC, then
+/// the E flag with the index) of the SRTCP packet that starts with `clear` (at least
+/// [`CLEAR`] bytes) and carries `e_index`.
+pub(super) fn iv_and_aad(
+    salt: &[u8; SALT_LEN],
+    clear: &[u8],
+    e_index: u32,
+) -> ([u8; SALT_LEN], [u8; CLEAR + INDEX_LEN]) {
+    let mut iv = *salt;
+    for (b, x) in iv[2..6].iter_mut().zip(&clear[4..CLEAR]) {
+        *b ^= x;
+    }
+    for (b, x) in iv[8..]
+        .iter_mut()
+        .zip(&(e_index & INDEX_MASK).to_be_bytes())
+    {
+        *b ^= x;
+    }
+    let mut aad = [0u8; CLEAR + INDEX_LEN];
+    aad[..CLEAR].copy_from_slice(&clear[..CLEAR]);
+    aad[CLEAR..].copy_from_slice(&e_index.to_be_bytes());
+    (iv, aad)
 }
 
 /// What a sender report says about one stream.

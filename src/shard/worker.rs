@@ -162,8 +162,11 @@ impl Shard {
     ) {
         // Other shards hosting a spread room fan out in parallel with this one: hand
         // them the turn's packets before this shard's own subscribers take their time.
-        self.relay.send(self.rooms.borrow_mut().relays());
-        let mut rest = self.rooms.borrow_mut().finish_batch();
+        let mut rest = {
+            let mut rooms = self.rooms.borrow_mut();
+            self.relay.send(rooms.relays());
+            rooms.finish_batch()
+        };
         while (self.rooms.borrow_mut()).drive_batch(&mut rest, now, transmits, out, MAX_PACKETS) {
             self.send_datagrams(transmits).await;
         }
