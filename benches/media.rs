@@ -235,12 +235,9 @@ fn fan_out_srtp(c: &mut Criterion) {
                     .write_rtp(
                         d.mid,
                         d.pt,
-                        m.seq,
-                        m.timestamp,
-                        true,
+                        (m.seq, m.timestamp, true),
                         payload.clone(),
                         now,
-                        None,
                     )
                     .expect("write_rtp");
                 d.wire.server.handle_timeout(now).expect("timeout");
@@ -351,16 +348,7 @@ fn whole_turn(c: &mut Criterion) {
                     };
                     d.wire
                         .server
-                        .write_rtp(
-                            w.mid,
-                            w.pt,
-                            w.seq,
-                            w.timestamp,
-                            w.marker,
-                            w.payload,
-                            now,
-                            None,
-                        )
+                        .write_rtp(w.mid, w.pt, (w.seq, w.timestamp, w.marker), w.payload, now)
                         .expect("write_rtp");
                     d.wire.server.handle_timeout(now).expect("timeout");
                     d.wire

@@ -93,12 +93,9 @@ impl Rooms {
             let written = session.write_rtp(
                 egress.mid,
                 egress.pt,
-                egress.seq,
-                egress.timestamp,
-                egress.marker,
+                (egress.seq, egress.timestamp, egress.marker),
                 egress.payload,
                 now,
-                rtp.audio_level,
             );
             match written {
                 Ok(()) => {

@@ -22,6 +22,12 @@ pub struct DataQueue {
     bytes: usize,
 }
 
+impl DataQueue {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
 /// What became of a message given to [`PeerSession::send_data`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataSent {

@@ -38,6 +38,7 @@ impl PeerSession {
         if let Some(why) = &self.poisoned {
             return Err(SessionError::Panicked(why.clone()));
         }
+        self.str0m_touched = true;
         match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(r) => r,
             Err(payload) => {

@@ -41,6 +41,8 @@ pub struct Pair {
     pub lose_to_server: bool,
     /// While set, a copy of every datagram the server is handed.
     pub seen_by_server: Option<Vec<Vec<u8>>>,
+    /// While set, a copy of every datagram the client is handed.
+    pub seen_by_client: Option<Vec<Vec<u8>>>,
 }
 
 impl Pair {
@@ -62,6 +64,7 @@ impl Pair {
             server_errors: Vec::new(),
             lose_to_server: false,
             seen_by_server: None,
+            seen_by_client: None,
         }
     }
 
@@ -214,6 +217,9 @@ impl Pair {
             self.drain_server();
         }
         for t in std::mem::take(&mut self.to_client) {
+            if let Some(seen) = self.seen_by_client.as_mut() {
+                seen.push(t.contents.clone());
+            }
             let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
                 .expect("server datagram parses");
             self.client
@@ -424,7 +430,7 @@ pub fn server_write_video(pair: &mut Pair, mid: Mid, n: usize, seq0: u64) -> Vec
         let payload: Arc<[u8]> = vp8_payload(i).into();
         let (seq, ts, now) = (seq0 + i as u64, 3000 * i as u32, pair.now);
         pair.server
-            .write_rtp(mid, pt, seq, ts, true, payload.clone(), now, None)
+            .write_rtp(mid, pt, (seq, ts, true), payload.clone(), now)
             .expect("write_rtp");
         pair.drain_server();
         written.push(payload.to_vec());

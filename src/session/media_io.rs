@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::{self, Codec};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::media::{KeyframeRequestKind, Mid, Rid};
+use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Output};
 
+use super::own_egress::{OwnEgressError, OwnRoute};
 use super::{
     Flow, LinkStats, Loss, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit,
 };
@@ -21,6 +22,11 @@ impl PeerSession {
         out: &mut Vec<Transmit>,
         events: &mut Vec<SessionEvent>,
     ) -> Result<Instant, SessionError> {
+        if self.str0m_idle(self.last_now) {
+            // Only our own packets: str0m has nothing new to say.
+            self.drain_own(out, events);
+            return Ok(self.str0m_deadline);
+        }
         self.guarded(|s| s.drain_unguarded(out, events))
     }
 
@@ -30,21 +36,49 @@ impl PeerSession {
         events: &mut Vec<SessionEvent>,
     ) -> Result<Instant, SessionError> {
         self.flush_data()?;
+        self.drain_own(out, events);
         loop {
             match self.rtc.poll_output()? {
-                Output::Timeout(t) => return Ok(t),
-                Output::Transmit(t) => out.push(Transmit {
-                    transport: if t.proto == str0m::net::Protocol::Udp {
-                        super::Transport::Udp
-                    } else {
-                        super::Transport::Tcp
-                    },
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
+                Output::Timeout(t) => {
+                    self.str0m_deadline = t;
+                    self.str0m_touched = false;
+                    return Ok(self.str0m_deadline);
+                }
+                Output::Transmit(t) => {
+                    let mut t = Transmit {
+                        transport: if t.proto == str0m::net::Protocol::Udp {
+                            super::Transport::Udp
+                        } else {
+                            super::Transport::Tcp
+                        },
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    };
+                    self.own.learn_path(&t);
+                    self.own.correct_reports(&mut t, self.last_now);
+                    out.push(t);
+                }
                 Output::Event(e) => self.on_event(e, events),
             }
+        }
+    }
+
+    /// The packets `own_egress` sealed, and what the receiver reports it read say.
+    fn drain_own(&mut self, out: &mut Vec<Transmit>, events: &mut Vec<SessionEvent>) {
+        self.own.drain(out);
+        let reports: Vec<_> = self.own.take_reports().collect();
+        for r in reports {
+            self.rr_loss.add(r.fraction_lost, r.sent_since);
+            if r.rtt.is_some() {
+                self.rr_rtt = r.rtt;
+            }
+            let lost = Loss::Cumulative(Some(r.cumulative_lost));
+            let totals = (r.nack_items, r.packets);
+            let stream = (r.mid, None);
+            let counts =
+                (self.stream_totals).update(Flow::Egress, stream, Some(r.kind), totals, lost);
+            events.extend(counts.map(SessionEvent::StreamCounts));
         }
     }
 
@@ -138,7 +172,7 @@ impl PeerSession {
                 ingress_loss: s.ingress_loss_fraction,
                 // RR round trips (DLSR) are exact; TWCC's include the feedback interval.
                 rtt: self.rr_rtt.take().or(s.rtt),
-                bytes_sent: s.peer_bytes_tx,
+                bytes_sent: s.peer_bytes_tx + self.own.bytes_sent(),
             })),
             _ => {}
         }
@@ -202,38 +236,36 @@ impl PeerSession {
         })
     }
 
-    /// Subscriber PC: writes one forwarded packet on `mid` (seq/ts already rewritten by the
-    /// caller; start each track's seq below 65536). The PT is mapped to the one this PC
-    /// negotiated for the same codec (`tx_routes`). Sent at the next `handle_timeout`.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes one forwarded packet on `mid` (seq/ts already rewritten by the caller;
+    /// start each track's seq below 65536) to the client. The PT is mapped to the one
+    /// this PC negotiated for the same codec (`tx_routes`). We seal it ourselves
+    /// (`own_egress`); it leaves at the next drain. Before DTLS is up nothing can go.
     pub fn write_rtp(
         &mut self,
         mid: Mid,
         pt: PayloadType,
-        seq: u64,
-        timestamp: u32,
-        marker: bool,
+        (seq, timestamp, marker): (u64, u32, bool),
         payload: Arc<[u8]>,
         now: Instant,
-        audio_level: Option<i8>,
     ) -> Result<(), SessionError> {
-        self.guarded(|s| {
-            let route = s.tx_route(mid, pt)?;
-            let ssrc = route.ssrc.ok_or(SessionError::UnknownMid(mid))?;
-            let mut api = s.rtc.direct_api();
-            let tx = api.stream_tx(&ssrc).ok_or(SessionError::UnknownMid(mid))?;
-            let ext_vals = ExtensionValues {
-                audio_level,
-                ..Default::default()
-            };
-            tx.write_rtp(
-                RtpWrite::new(route.local_pt, SeqNo::from(seq), timestamp, now, payload)
-                    .marker(marker)
-                    .nackable(route.kind == MediaKind::Video)
-                    .ext_vals(ext_vals),
-            );
-            Ok(())
-        })
+        let route = self.tx_route(mid, pt)?;
+        let ssrc = route.ssrc.ok_or(SessionError::UnknownMid(mid))?;
+        let slot = &self.srtp_keys;
+        if !self.own.ready(|| slot.lock().ok().and_then(|k| k.clone())) {
+            return Err(OwnEgressError::NotReady.into());
+        }
+        let own = OwnRoute {
+            mid,
+            kind: route.kind,
+            ssrc: *ssrc,
+            pt: *route.local_pt,
+            rtx: route.rtx.map(|(s, p)| (*s, *p)),
+            clock_rate: route.clock_rate,
+        };
+        self.last_now = self.last_now.max(now);
+        Ok(self
+            .own
+            .write(own, (seq, timestamp, marker), payload, now)?)
     }
 
     /// Whether `mid` negotiated RED for `pt`'s codec: a RED packet goes out as it came

@@ -16,8 +16,9 @@ mod guard;
 mod keyframe_asks;
 mod media_io;
 mod offer;
+mod own_egress;
 mod peer;
-mod rtx_window;
+mod resend_ring;
 mod sdp_info;
 mod single_pc;
 mod srtcp_in;
@@ -36,6 +37,8 @@ mod tests;
 mod tests_guard;
 #[cfg(test)]
 mod tests_input;
+#[cfg(test)]
+mod tests_own_egress;
 #[cfg(test)]
 mod tests_restart;
 #[cfg(test)]
@@ -274,6 +277,8 @@ pub enum SessionError {
     Panicked(String),
     #[error("the receiver is too slow: {0} bytes of reliable data already wait")]
     DataOverflow(usize),
+    #[error("own egress: {0}")]
+    OwnEgress(#[from] own_egress::OwnEgressError),
 }
 
 impl From<str0m::RtcError> for SessionError {

@@ -255,7 +255,6 @@ impl PeerSession {
                 let sdp = offer.to_sdp_string();
                 self.bundle_mid = self.bundle_mid.or_else(|| first_mid_in(&sdp));
                 self.pending = Some(pending);
-                self.size_rtx_caches();
                 Ok(Some(sdp))
             }
             None => {
@@ -289,7 +288,7 @@ impl PeerSession {
             });
         self.settle(result.is_ok());
         if result.is_ok() {
-            self.size_rtx_caches();
+            self.forget_gone_streams();
         }
         result
     }

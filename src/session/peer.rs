@@ -67,12 +67,17 @@ pub struct PeerSession {
     pub(super) rr_rtt: Option<std::time::Duration>,
     /// Running NACK and packet totals of each stream, for the shard's counters.
     pub(super) stream_totals: super::stream_stats::StreamTotals,
-    /// Video streams we send whose resend window is ours (`rtx_window`).
-    pub(super) rtx_sized: Vec<str0m::rtp::Ssrc>,
     /// Forwarded packets' PTs and send streams, until the next negotiation.
     pub(super) tx_routes: super::tx_routes::TxRoutes,
     /// The SRTP master keys once DTLS is up (`srtp_tap`), for RTP we encrypt ourselves.
-    srtp_keys: super::srtp_tap::KeySlot,
+    pub(super) srtp_keys: super::srtp_tap::KeySlot,
+    /// The media we seal and send ourselves to the client (`own_egress`).
+    pub(super) own: super::own_egress::OwnEgress,
+    /// Whether str0m was given anything since its output was last drained; while not,
+    /// and its deadline is ahead, a turn that only wrote our own packets leaves it be.
+    pub(super) str0m_touched: bool,
+    /// The deadline str0m gave at the last drain.
+    pub(super) str0m_deadline: Instant,
 }
 
 impl PeerSession {
@@ -165,9 +170,11 @@ impl PeerSession {
             rr_loss: Default::default(),
             rr_rtt: None,
             stream_totals: Default::default(),
-            rtx_sized: Vec::new(),
             tx_routes: Default::default(),
             srtp_keys,
+            own: Default::default(),
+            str0m_touched: true,
+            str0m_deadline: now,
         })
     }
 
@@ -222,9 +229,16 @@ impl PeerSession {
         if self.role == PeerRole::Single {
             self.slots.on_offer(&media);
             answer = self.slots.rewrite_answer(&answer);
-            self.size_rtx_caches();
+            self.forget_gone_streams();
         }
         Ok((answer, media))
+    }
+
+    /// Our egress forgets the send streams a negotiation removed.
+    pub(super) fn forget_gone_streams(&mut self) {
+        let own = &mut self.own;
+        let mut api = self.rtc.direct_api();
+        own.retain(|ssrc| api.stream_tx(&ssrc.into()).is_some());
     }
 
     /// A trickled candidate from the client (`RTCIceCandidateInit` JSON or a bare
@@ -306,17 +320,37 @@ impl PeerSession {
                 .map_err(|e| SessionError::Datagram(e.to_string()))?;
             s.last_now = s.last_now.max(now);
             s.last_transport = Some(transport);
+            let arrived = super::own_egress::Path {
+                transport,
+                source,
+                destination,
+            };
+            s.own.on_datagram(arrived, datagram, now);
             s.rtc.handle_input(Input::Receive(now, r))?;
             Ok(())
         })
     }
 
-    /// Timers (and sending what `write_rtp` queued). Drain afterwards.
+    /// Timers. Drain afterwards. str0m is left be while it was given nothing and its
+    /// deadline is ahead (a turn that only wrote media, which `own_egress` sends).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.str0m_idle(now) {
+            self.last_now = self.last_now.max(now);
+            return Ok(());
+        }
         self.guarded(|s| {
             s.last_now = s.last_now.max(now);
             s.rtc.handle_input(Input::Timeout(now))?;
             Ok(())
         })
+    }
+
+    /// Whether str0m has nothing to do at `now`: given nothing since its last drain,
+    /// its deadline ahead, no data message waiting for it.
+    pub(super) fn str0m_idle(&self, now: Instant) -> bool {
+        !self.str0m_touched
+            && now < self.str0m_deadline
+            && self.data_queue.is_empty()
+            && self.poisoned.is_none()
     }
 }

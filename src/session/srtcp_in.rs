@@ -37,8 +37,17 @@ impl std::fmt::Debug for SrtcpReceiver {
 
 impl SrtcpReceiver {
     pub fn new(keys: &SrtpKeys) -> Result<SrtcpReceiver, SrtcpError> {
-        let (opener, salt) =
-            session_cipher(keys, Direction::Remote, LABEL_RTCP_KEY, LABEL_RTCP_SALT)?;
+        Self::for_direction(keys, Direction::Remote)
+    }
+
+    /// Opens what this side sealed: str0m's sender reports, which `own_egress`
+    /// corrects for the streams it sends.
+    pub fn of_local(keys: &SrtpKeys) -> Result<SrtcpReceiver, SrtcpError> {
+        Self::for_direction(keys, Direction::Local)
+    }
+
+    fn for_direction(keys: &SrtpKeys, d: Direction) -> Result<SrtcpReceiver, SrtcpError> {
+        let (opener, salt) = session_cipher(keys, d, LABEL_RTCP_KEY, LABEL_RTCP_SALT)?;
         Ok(SrtcpReceiver { salt, opener })
     }
 

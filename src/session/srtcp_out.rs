@@ -58,12 +58,24 @@ impl SrtcpSender {
     /// Appends the SRTCP form of the compound RTCP `packet` (its first 8 bytes, header
     /// and sender SSRC, stay in the clear) to `out`. On error `out` is as it was.
     pub fn protect(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), SrtcpOutError> {
+        let index = self.index;
+        self.index = (self.index + 1) & INDEX_MASK;
+        self.protect_at(packet, index, out)
+    }
+
+    /// As `protect`, at a given SRTCP `index`, leaving this sender's own as it is: for
+    /// a packet str0m sealed at that index and we opened and corrected. Only the
+    /// corrected packet is sent, so no IV seals two texts that both go out.
+    pub fn protect_at(
+        &mut self,
+        packet: &[u8],
+        index: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SrtcpOutError> {
         if packet.len() < CLEAR {
             return Err(SrtcpOutError::Short(packet.len()));
         }
-        let index = self.index;
-        self.index = (self.index + 1) & INDEX_MASK;
-        let e_index = 0x8000_0000 | index;
+        let e_index = 0x8000_0000 | (index & INDEX_MASK);
         let (iv, aad) = iv_and_aad(&self.salt, packet, e_index);
         let start = out.len();
         let body = &packet[CLEAR..];

@@ -371,12 +371,9 @@ fn forwards_publisher_rtp_to_subscriber() {
             .write_rtp(
                 down,
                 r.pt,
-                i as u64,
-                r.timestamp,
-                r.marker,
+                (i as u64, r.timestamp, r.marker),
                 r.payload.clone(),
                 now,
-                r.audio_level,
             )
             .expect("forward");
         sub.drain_server();
@@ -391,7 +388,7 @@ fn forwards_publisher_rtp_to_subscriber() {
     let now = sub.now;
     let e = sub
         .server
-        .write_rtp(down, opus, 99, 0, false, Arc::from(&[1u8][..]), now, None);
+        .write_rtp(down, opus, (99, 0, false), Arc::from(&[1u8][..]), now);
     assert!(
         matches!(e, Err(SessionError::CodecNotNegotiated { .. })),
         "{e:?}"

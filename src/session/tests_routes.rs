@@ -57,7 +57,7 @@ fn a_refused_codec_does_not_spoil_the_route() {
     let opus = pair.server.payload_type_for(Codec::Opus).unwrap();
     let now = pair.now;
     for _ in 0..2 {
-        let e = (pair.server).write_rtp(video, opus, 1, 0, false, Arc::from(&[1u8][..]), now, None);
+        let e = (pair.server).write_rtp(video, opus, (1, 0, false), Arc::from(&[1u8][..]), now);
         assert!(
             matches!(e, Err(SessionError::CodecNotNegotiated { .. })),
             "{e:?}"
@@ -84,7 +84,7 @@ fn routes_stay_few_whatever_the_publishers_send() {
     for (i, number) in (0..200u64).zip((0u8..=127).cycle()) {
         let mut pt = vp8;
         pt.pt = number;
-        let _ = (pair.server).write_rtp(video, pt, i, 0, true, vp8_payload(0).into(), now, None);
+        let _ = (pair.server).write_rtp(video, pt, (i, 0, true), vp8_payload(0).into(), now);
         assert!(pair.server.tx_routes.len() <= 64);
     }
     // And packets still go out.

@@ -1,4 +1,4 @@
-//! The resend window of the video we send (`rtx_window`): a packet lost on the way to
+//! The resend window of the video we send (`resend_ring`): a packet lost on the way to
 //! the subscriber comes again when its NACK arrives within the window.
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ fn lost_packet_arrives(deaf: Duration) -> bool {
         let payload: Arc<[u8]> = vp8_payload(i as usize).into();
         let now = sub.now;
         (sub.server)
-            .write_rtp(mid, pt, 100 + i, 3000 * i as u32, true, payload, now, None)
+            .write_rtp(mid, pt, (100 + i, 3000 * i as u32, true), payload, now)
             .expect("write_rtp");
         // A written packet leaves at the session's next timeout.
         sub.server.handle_timeout(now).expect("timeout");

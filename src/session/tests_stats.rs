@@ -49,7 +49,7 @@ fn subscriber_nacks_and_reported_loss_are_counted() {
         let payload: Arc<[u8]> = vp8_payload(i as usize).into();
         let now = sub.now;
         (sub.server)
-            .write_rtp(mid, pt, seq, 3000 * i as u32, true, payload, now, None)
+            .write_rtp(mid, pt, (seq, 3000 * i as u32, true), payload, now)
             .expect("write_rtp");
         sub.drain_server();
         sub.run_for(Duration::from_millis(20));

@@ -20,6 +20,10 @@ pub(super) struct TxRoute {
     pub(super) local_pt: Pt,
     /// The m-line's send stream, `None` when it has none (yet).
     pub(super) ssrc: Option<Ssrc>,
+    /// The send stream's RTX SSRC and the RTX payload type of `local_pt`, as str0m
+    /// pairs them for its own resends (for those we send ourselves, `own_egress`).
+    pub(super) rtx: Option<(Ssrc, Pt)>,
+    pub(super) clock_rate: u32,
 }
 
 /// Routes found since the last negotiation. A handful per m-line (a track's codec, its
@@ -69,15 +73,21 @@ impl PeerSession {
             return Ok(route);
         }
         let (kind, local_pt) = self.local_pt(mid, pt)?;
-        let ssrc = (self.rtc.direct_api())
+        let (ssrc, rtx_ssrc) = (self.rtc.direct_api())
             .stream_tx_by_mid(mid, None)
-            .map(|tx| tx.ssrc());
+            .map(|tx| (tx.ssrc(), tx.rtx()))
+            .unzip();
+        let local =
+            (self.rtc.codec_config()).find(|p| p.pt() == local_pt || p.red() == Some(local_pt));
+        let rtx_pt = local.and_then(|p| p.resend());
         let route = TxRoute {
             mid,
             from: pt,
             kind,
             local_pt,
             ssrc,
+            rtx: rtx_ssrc.flatten().zip(rtx_pt),
+            clock_rate: local.map_or(90_000, |p| p.spec().clock_rate.get()),
         };
         self.tx_routes.keep(route);
         Ok(route)

@@ -1,0 +1,469 @@
+//! Our own egress (issue 9): the media a PC sends to a subscriber is sealed and queued
+//! here rather than written through str0m, whose per-packet path (a send queue, a
+//! pacer, a copy and an allocation in SRTP, and a full `handle_timeout`/`poll_output`
+//! per subscriber and turn) cost more than the encryption itself. What str0m did for
+//! these streams is done here too:
+//!
+//! - **sealing**: AEAD-AES-GCM with the keys the handshake exported (`srtp_out`);
+//!   the header is the plain 12 bytes, no extensions: the SSRC is in the SDP, and
+//!   the transport-wide sequence number is left out so that no counter of ours can
+//!   collide with str0m's (which still numbers its padding and probes, were they on);
+//! - **resends**: the last second of video is kept (`resend_ring`); a NACK sends
+//!   it again on the RTX stream the SDP pairs with the media SSRC (a resend on the
+//!   media SSRC would repeat an SRTP index, which browsers drop as a replay);
+//! - **sender reports**: str0m still sends them, on its SRTCP index (browsers keep
+//!   one replay window per SSRC, so a second sender of SRTCP would be dropped), but
+//!   it knows nothing of what we sent: each of its reports is opened, its RTP time
+//!   and counts corrected for our streams, and sealed again at the same index;
+//! - **receiver reports**: loss, cumulative loss and the round trip (against the
+//!   sender reports we corrected), for the link figures str0m can no longer give (it
+//!   reports only on streams it sent itself).
+//!
+//! The subscriber's SRTCP still goes to str0m too: keyframe requests come out of it as
+//! before. Where packets go is the path str0m's own non-STUN packets take, or the one
+//! the latest authenticated SRTCP came by.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::{MediaKind, Mid};
+
+use super::resend_ring::{Kept, ResendRing};
+use super::srtcp_in::{read_feedback, Feedback, SrtcpReceiver};
+use super::srtcp_out::SrtcpSender;
+use super::srtp_out::SrtpSender;
+use super::{SrtpKeys, Transmit, Transport};
+
+/// More video streams than one subscriber PC negotiates; past this a new one is refused.
+const MAX_STREAMS: usize = 512;
+const RTP_HEADER: usize = 12;
+const SRTP_TAG: usize = 16;
+/// Sender reports remembered per stream, to find the one a receiver report refers to.
+const REPORTS_KEPT: usize = 4;
+const PT_SR: u8 = 200;
+/// Resends are paid from a budget that a quarter of a packet fills per packet sent:
+/// at most a quarter of a stream's rate is resent, whatever a receiver asks for.
+const BUDGET_PER_PACKET: u32 = 1;
+const BUDGET_PER_RESEND: u32 = 4;
+const BUDGET_MAX: u32 = 256;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OwnEgressError {
+    #[error("no keys or no path yet")]
+    NotReady,
+    #[error("too many video streams")]
+    TooManyStreams,
+    #[error("sealing failed: {0}")]
+    Seal(String),
+}
+
+/// The transport and addresses media leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Path {
+    pub transport: Transport,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+}
+
+/// Where one video packet goes: its m-line, SSRC, payload type, and the RTX stream
+/// and payload type paired with them (where negotiated).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OwnRoute {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub ssrc: u32,
+    pub pt: u8,
+    pub rtx: Option<(u32, u8)>,
+    pub clock_rate: u32,
+}
+
+#[derive(Debug)]
+struct OwnStream {
+    mid: Mid,
+    kind: MediaKind,
+    ssrc: u32,
+    rtx_ssrc: Option<u32>,
+    clock_rate: u32,
+    /// The RTP time and send time of the latest packet, for the sender report.
+    last: Option<(u32, Instant)>,
+    packets: u64,
+    octets: u64,
+    rtx_seq: u64,
+    ring: ResendRing,
+    budget: u32,
+    nack_items: u64,
+    /// `packets` at the previous receiver report.
+    packets_at_report: u64,
+    /// The latest sender reports on the stream: the middle 32 bits of their NTP time
+    /// (what a receiver report's LSR echoes) and when they went.
+    reports_sent: [(u32, Option<Instant>); REPORTS_KEPT],
+}
+
+/// What a receiver report said about one of our streams, with our running counts.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct StreamReport {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub fraction_lost: f32,
+    /// Packets sent since the previous report on the stream.
+    pub sent_since: u64,
+    /// The report's 24-bit cumulative loss field as it came.
+    pub cumulative_lost: u64,
+    pub nack_items: u64,
+    pub packets: u64,
+    pub rtt: Option<Duration>,
+}
+
+struct Crypto {
+    rtp: SrtpSender,
+    /// Opens and seals again str0m's SRTCP (`correct_reports`).
+    local_rtcp: (SrtcpReceiver, SrtcpSender),
+    feedback: SrtcpReceiver,
+}
+
+#[derive(Default)]
+pub(super) struct OwnEgress {
+    crypto: Option<Crypto>,
+    path: Option<Path>,
+    streams: Vec<OwnStream>,
+    queued: Vec<Transmit>,
+    plain: Vec<u8>,
+    rtx_body: Vec<u8>,
+    feedback: Vec<Feedback>,
+    reports: Vec<StreamReport>,
+    bytes_sent: u64,
+}
+
+impl std::fmt::Debug for OwnEgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnEgress")
+            .field("ready", &self.crypto.is_some())
+            .field("path", &self.path)
+            .field("streams", &self.streams.len())
+            .finish()
+    }
+}
+
+impl OwnEgress {
+    /// Makes the ciphers once the handshake has exported keys; whether packets can go.
+    pub fn ready(&mut self, keys: impl FnOnce() -> Option<SrtpKeys>) -> bool {
+        if self.crypto.is_none() {
+            let Some(keys) = keys() else {
+                return false;
+            };
+            let made = SrtpSender::new(&keys).ok().and_then(|rtp| {
+                Some(Crypto {
+                    rtp,
+                    local_rtcp: (
+                        SrtcpReceiver::of_local(&keys).ok()?,
+                        SrtcpSender::new(&keys, 0).ok()?,
+                    ),
+                    feedback: SrtcpReceiver::new(&keys).ok()?,
+                })
+            });
+            match made {
+                Some(c) => self.crypto = Some(c),
+                None => return false,
+            }
+        }
+        self.path.is_some()
+    }
+
+    /// One of str0m's own datagrams: anything but STUN (DTLS, SRTP, SRTCP) goes on the
+    /// path ICE chose, which ours follow.
+    pub fn learn_path(&mut self, t: &Transmit) {
+        if t.contents.first().is_some_and(|b| *b > 3) {
+            self.path = Some(Path {
+                transport: t.transport,
+                source: t.source,
+                destination: t.destination,
+            });
+        }
+    }
+
+    /// Seals one forwarded video packet and queues it (sent at the next drain).
+    pub fn write(
+        &mut self,
+        route: OwnRoute,
+        (seq, timestamp, marker): (u64, u32, bool),
+        payload: Arc<[u8]>,
+        now: Instant,
+    ) -> Result<(), OwnEgressError> {
+        let (Some(crypto), Some(path)) = (self.crypto.as_mut(), self.path) else {
+            return Err(OwnEgressError::NotReady);
+        };
+        let at = match self.streams.iter().position(|s| s.ssrc == route.ssrc) {
+            Some(at) => at,
+            None => {
+                if self.streams.len() >= MAX_STREAMS {
+                    return Err(OwnEgressError::TooManyStreams);
+                }
+                self.streams.push(OwnStream::new(&route));
+                self.streams.len() - 1
+            }
+        };
+        let stream = &mut self.streams[at];
+        stream.rtx_ssrc = route.rtx.map(|(ssrc, _)| ssrc);
+        let header = rtp_header(route.pt, marker, seq as u16, timestamp, route.ssrc);
+        let mut contents = Vec::with_capacity(RTP_HEADER + payload.len() + SRTP_TAG);
+        (crypto.rtp)
+            .protect(&header, &payload, (seq >> 16) as u32, &mut contents)
+            .map_err(|e| OwnEgressError::Seal(e.to_string()))?;
+        stream.packets += 1;
+        stream.octets += payload.len() as u64;
+        stream.last = Some((timestamp, now));
+        stream.budget = (stream.budget + BUDGET_PER_PACKET).min(BUDGET_MAX);
+        if route.kind == MediaKind::Video {
+            // Audio is not resent: a late Opus frame is worth less than concealment.
+            let pts = (route.pt, route.rtx.map(|(_, pt)| pt));
+            (stream.ring).keep(Kept::new(seq, timestamp, marker, pts, payload, now));
+        }
+        self.bytes_sent += contents.len() as u64;
+        self.queued.push(path.transmit(contents));
+        Ok(())
+    }
+
+    /// A datagram from the subscriber. SRTCP that opens with its keys is read for
+    /// NACKs (answered at once) and receiver reports; anything else is str0m's alone.
+    pub fn on_datagram(&mut self, arrived: Path, datagram: &[u8], now: Instant) {
+        let Some(crypto) = self.crypto.as_mut() else {
+            return;
+        };
+        if !is_rtcp(datagram)
+            || crypto
+                .feedback
+                .unprotect(datagram, &mut self.plain)
+                .is_err()
+        {
+            return;
+        }
+        // It authenticated: the peer is where it came from.
+        self.path = Some(Path {
+            transport: arrived.transport,
+            source: arrived.destination,
+            destination: arrived.source,
+        });
+        self.feedback.clear();
+        let feedback = &mut self.feedback;
+        // What came before a malformed part is still acted on.
+        let _ = read_feedback(&self.plain, |f| feedback.push(f));
+        let feedback = std::mem::take(&mut self.feedback);
+        for f in &feedback {
+            match *f {
+                Feedback::Nack {
+                    media_ssrc,
+                    pid,
+                    blp,
+                } => self.resend(media_ssrc, pid, blp, now),
+                Feedback::Report {
+                    media_ssrc,
+                    fraction_lost,
+                    cumulative_lost,
+                    last_sr,
+                    delay_since_last_sr,
+                    ..
+                } => {
+                    if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == media_ssrc) {
+                        let rtt = s.round_trip(now, last_sr, delay_since_last_sr);
+                        self.reports.push(StreamReport {
+                            mid: s.mid,
+                            kind: s.kind,
+                            fraction_lost: f32::from(fraction_lost) / 256.0,
+                            sent_since: s.packets - s.packets_at_report,
+                            cumulative_lost: (cumulative_lost as u32 & 0xff_ffff).into(),
+                            nack_items: s.nack_items,
+                            packets: s.packets,
+                            rtt,
+                        });
+                        s.packets_at_report = s.packets;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.feedback = feedback;
+    }
+
+    /// Resends what one NACK item names that is still kept, on the RTX stream.
+    fn resend(&mut self, media_ssrc: u32, pid: u16, blp: u16, now: Instant) {
+        let (Some(crypto), Some(path)) = (self.crypto.as_mut(), self.path) else {
+            return;
+        };
+        let Some(stream) = self.streams.iter_mut().find(|s| s.ssrc == media_ssrc) else {
+            return;
+        };
+        stream.nack_items += 1;
+        let lost = (0..17u16)
+            .filter(|i| *i == 0 || blp & (1 << (i - 1)) != 0)
+            .map(|i| pid.wrapping_add(i));
+        for seq16 in lost {
+            if stream.budget < BUDGET_PER_RESEND {
+                return;
+            }
+            let Some(k) = stream.ring.take_for_resend(seq16, now) else {
+                continue;
+            };
+            stream.budget -= BUDGET_PER_RESEND;
+            let mut contents = Vec::with_capacity(RTP_HEADER + 2 + k.payload.len() + SRTP_TAG);
+            let sealed = match (stream.rtx_ssrc, k.rtx_pt) {
+                (Some(rtx_ssrc), Some(rtx_pt)) => {
+                    // RFC 4588: the original sequence number, then the payload.
+                    stream.rtx_seq += 1;
+                    let seq = stream.rtx_seq;
+                    let header = rtp_header(rtx_pt, k.marker, seq as u16, k.timestamp, rtx_ssrc);
+                    self.rtx_body.clear();
+                    self.rtx_body
+                        .extend_from_slice(&(k.seq as u16).to_be_bytes());
+                    self.rtx_body.extend_from_slice(&k.payload);
+                    let roc = (seq >> 16) as u32;
+                    (crypto.rtp).protect(&header, &self.rtx_body, roc, &mut contents)
+                }
+                _ => {
+                    let header = rtp_header(k.pt, k.marker, k.seq as u16, k.timestamp, media_ssrc);
+                    let roc = (k.seq >> 16) as u32;
+                    (crypto.rtp).protect(&header, &k.payload, roc, &mut contents)
+                }
+            };
+            if sealed.is_ok() {
+                self.bytes_sent += contents.len() as u64;
+                self.queued.push(path.transmit(contents));
+            }
+        }
+    }
+
+    /// One of str0m's datagrams on its way out: a sender report on a stream of ours
+    /// gets our RTP time and counts (str0m saw none of its packets), and the compound
+    /// is sealed again at str0m's index. Anything else passes as it is.
+    pub fn correct_reports(&mut self, t: &mut Transmit, now: Instant) {
+        if !is_rtcp(&t.contents) || self.streams.is_empty() {
+            return;
+        }
+        let Some(crypto) = self.crypto.as_mut() else {
+            return;
+        };
+        let (opener, sealer) = &mut crypto.local_rtcp;
+        let Ok(index) = opener.unprotect(&t.contents, &mut self.plain) else {
+            return;
+        };
+        let mut corrected = false;
+        let mut at = 0;
+        while let Some(head) = self.plain.get(at..at + 4) {
+            let len = 4 * (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1);
+            let pt = head[1];
+            let Some(packet) = self.plain.get_mut(at..at + len) else {
+                break;
+            };
+            if pt == PT_SR && len >= 28 {
+                let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+                if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == ssrc) {
+                    corrected |= s.correct_report(packet, now);
+                }
+            }
+            at += len;
+        }
+        if !corrected {
+            return;
+        }
+        let mut contents = Vec::with_capacity(t.contents.len());
+        if sealer.protect_at(&self.plain, index, &mut contents).is_ok() {
+            t.contents = contents;
+        }
+    }
+
+    /// Moves the sealed packets to `out`.
+    pub fn drain(&mut self, out: &mut Vec<Transmit>) {
+        out.append(&mut self.queued);
+    }
+
+    /// Receiver reports read since the last call.
+    pub fn take_reports(&mut self) -> std::vec::Drain<'_, StreamReport> {
+        self.reports.drain(..)
+    }
+
+    /// Every datagram we sealed, in bytes.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    /// Forgets the streams a negotiation removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(u32) -> bool) {
+        self.streams.retain(|s| keep(s.ssrc));
+    }
+}
+
+impl OwnStream {
+    fn new(route: &OwnRoute) -> OwnStream {
+        OwnStream {
+            mid: route.mid,
+            kind: route.kind,
+            ssrc: route.ssrc,
+            rtx_ssrc: route.rtx.map(|(s, _)| s),
+            clock_rate: route.clock_rate,
+            last: None,
+            packets: 0,
+            octets: 0,
+            rtx_seq: 0,
+            ring: ResendRing::default(),
+            budget: BUDGET_MAX / 2,
+            nack_items: 0,
+            packets_at_report: 0,
+            reports_sent: [(0, None); REPORTS_KEPT],
+        }
+    }
+
+    /// Puts our RTP time (the latest packet's, moved on by the time since) and counts
+    /// into str0m's sender report `sr` on this stream; whether it changed anything.
+    fn correct_report(&mut self, sr: &mut [u8], now: Instant) -> bool {
+        let Some((ts, at)) = self.last else {
+            return false;
+        };
+        let since = now.saturating_duration_since(at);
+        let ticks = since.as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000;
+        sr[16..20].copy_from_slice(&ts.wrapping_add(ticks as u32).to_be_bytes());
+        sr[20..24].copy_from_slice(&(self.packets as u32).to_be_bytes());
+        sr[24..28].copy_from_slice(&(self.octets as u32).to_be_bytes());
+        let ntp_middle = u32::from_be_bytes([sr[10], sr[11], sr[12], sr[13]]);
+        self.reports_sent.rotate_right(1);
+        self.reports_sent[0] = (ntp_middle, Some(now));
+        true
+    }
+
+    /// RFC 3550 §6.4.1: the round trip from a receiver report's LSR (a sender report
+    /// we remember) and DLSR (1/65536 s); `None` for a report we do not know.
+    fn round_trip(&self, now: Instant, last_sr: u32, delay: u32) -> Option<Duration> {
+        if last_sr == 0 {
+            return None;
+        }
+        let (_, sent) = self.reports_sent.iter().find(|(lsr, _)| *lsr == last_sr)?;
+        let held = Duration::from_micros((u64::from(delay) * 1_000_000) >> 16);
+        now.saturating_duration_since((*sent)?).checked_sub(held)
+    }
+}
+
+impl Path {
+    fn transmit(&self, contents: Vec<u8>) -> Transmit {
+        Transmit {
+            transport: self.transport,
+            source: self.source,
+            destination: self.destination,
+            contents,
+        }
+    }
+}
+
+/// A 12-byte RTP header: version 2, no padding, extension or CSRCs.
+fn rtp_header(pt: u8, marker: bool, seq: u16, timestamp: u32, ssrc: u32) -> [u8; RTP_HEADER] {
+    let mut h = [0u8; RTP_HEADER];
+    h[0] = 0x80;
+    h[1] = (u8::from(marker) << 7) | (pt & 0x7f);
+    h[2..4].copy_from_slice(&seq.to_be_bytes());
+    h[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    h
+}
+
+/// RFC 5761 §4: RTCP packet types 200–223 in the second byte.
+fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() > 1 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
+}
