@@ -373,7 +373,10 @@ fn whole_turn(c: &mut Criterion) {
                     }
                 }
             }
-            transmits.clear();
+            // As the shard does once they are sent.
+            for t in transmits.drain(..) {
+                corelay::session::packet_buffers::give_back(t.contents);
+            }
             forwarded
         };
         // The first packet is a keyframe: every downtrack starts on it.

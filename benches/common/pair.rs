@@ -102,6 +102,8 @@ impl Wire {
                     .handle_input(Input::Receive(now, r))
                     .expect("client receive");
                 self.drain_client();
+                // As the shard does once a datagram is sent.
+                corelay::session::packet_buffers::give_back(t.contents);
             }
         }
     }

@@ -387,6 +387,7 @@ impl Rooms {
         now: Instant,
         out: &mut Vec<Outbound>,
     ) {
+        debug!(conn, ?side, ?stats, "link figures");
         if let Some((room, slot, _)) = self.at_conn(conn) {
             let paused = room.on_link_stats((slot, side), stats, now, out);
             self.counters.bandwidth_pauses += paused;

@@ -67,8 +67,7 @@ impl PeerSession {
     /// The packets `own_egress` sealed, and what the receiver reports it read say.
     fn drain_own(&mut self, out: &mut Vec<Transmit>, events: &mut Vec<SessionEvent>) {
         self.own.drain(out);
-        let reports: Vec<_> = self.own.take_reports().collect();
-        for r in reports {
+        while let Some(r) = self.own.take_report() {
             self.rr_loss.add(r.fraction_lost, r.sent_since);
             if r.rtt.is_some() {
                 self.rr_rtt = r.rtt;

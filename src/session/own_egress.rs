@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid};
 
+use super::packet_buffers;
 use super::resend_ring::{Kept, ResendRing};
 use super::srtcp_in::{read_feedback, Feedback, SrtcpReceiver};
 use super::srtcp_out::SrtcpSender;
@@ -122,12 +123,23 @@ struct Crypto {
     feedback: SrtcpReceiver,
 }
 
+/// A packet written and not yet sealed. Sealing waits for the drain, so that a shard
+/// sending a keyframe to many subscribers in shares (`Rooms::drive_batch`) encrypts
+/// each share just before it goes, not the whole burst before the first share.
+struct Unsealed {
+    header: [u8; RTP_HEADER],
+    roc: u32,
+    /// A resend on the RTX stream: the original sequence number goes before the payload.
+    osn: Option<u16>,
+    payload: Arc<[u8]>,
+}
+
 #[derive(Default)]
 pub(super) struct OwnEgress {
     crypto: Option<Crypto>,
     path: Option<Path>,
     streams: Vec<OwnStream>,
-    queued: Vec<Transmit>,
+    unsealed: Vec<Unsealed>,
     plain: Vec<u8>,
     rtx_body: Vec<u8>,
     feedback: Vec<Feedback>,
@@ -174,7 +186,7 @@ impl OwnEgress {
     /// path ICE chose, which ours follow.
     pub fn learn_path(&mut self, t: &Transmit) {
         if t.contents.first().is_some_and(|b| *b > 3) {
-            self.path = Some(Path {
+            self.follow(Path {
                 transport: t.transport,
                 source: t.source,
                 destination: t.destination,
@@ -182,7 +194,14 @@ impl OwnEgress {
         }
     }
 
-    /// Seals one forwarded video packet and queues it (sent at the next drain).
+    fn follow(&mut self, path: Path) {
+        if self.path != Some(path) {
+            tracing::debug!(?path, "media path");
+            self.path = Some(path);
+        }
+    }
+
+    /// Queues one forwarded packet (sealed and sent at the next drain).
     pub fn write(
         &mut self,
         route: OwnRoute,
@@ -190,9 +209,9 @@ impl OwnEgress {
         payload: Arc<[u8]>,
         now: Instant,
     ) -> Result<(), OwnEgressError> {
-        let (Some(crypto), Some(path)) = (self.crypto.as_mut(), self.path) else {
+        if self.crypto.is_none() || self.path.is_none() {
             return Err(OwnEgressError::NotReady);
-        };
+        }
         let at = match self.streams.iter().position(|s| s.ssrc == route.ssrc) {
             Some(at) => at,
             None => {
@@ -205,11 +224,6 @@ impl OwnEgress {
         };
         let stream = &mut self.streams[at];
         stream.rtx_ssrc = route.rtx.map(|(ssrc, _)| ssrc);
-        let header = rtp_header(route.pt, marker, seq as u16, timestamp, route.ssrc);
-        let mut contents = Vec::with_capacity(RTP_HEADER + payload.len() + SRTP_TAG);
-        (crypto.rtp)
-            .protect(&header, &payload, (seq >> 16) as u32, &mut contents)
-            .map_err(|e| OwnEgressError::Seal(e.to_string()))?;
         stream.packets += 1;
         stream.octets += payload.len() as u64;
         stream.last = Some((timestamp, now));
@@ -217,10 +231,15 @@ impl OwnEgress {
         if route.kind == MediaKind::Video {
             // Audio is not resent: a late Opus frame is worth less than concealment.
             let pts = (route.pt, route.rtx.map(|(_, pt)| pt));
-            (stream.ring).keep(Kept::new(seq, timestamp, marker, pts, payload, now));
+            let kept = Kept::new(seq, timestamp, marker, pts, payload.clone(), now);
+            stream.ring.keep(kept);
         }
-        self.bytes_sent += contents.len() as u64;
-        self.queued.push(path.transmit(contents));
+        self.unsealed.push(Unsealed {
+            header: rtp_header(route.pt, marker, seq as u16, timestamp, route.ssrc),
+            roc: (seq >> 16) as u32,
+            osn: None,
+            payload,
+        });
         Ok(())
     }
 
@@ -239,7 +258,7 @@ impl OwnEgress {
             return;
         }
         // It authenticated: the peer is where it came from.
-        self.path = Some(Path {
+        self.follow(Path {
             transport: arrived.transport,
             source: arrived.destination,
             destination: arrived.source,
@@ -287,9 +306,6 @@ impl OwnEgress {
 
     /// Resends what one NACK item names that is still kept, on the RTX stream.
     fn resend(&mut self, media_ssrc: u32, pid: u16, blp: u16, now: Instant) {
-        let (Some(crypto), Some(path)) = (self.crypto.as_mut(), self.path) else {
-            return;
-        };
         let Some(stream) = self.streams.iter_mut().find(|s| s.ssrc == media_ssrc) else {
             return;
         };
@@ -305,30 +321,26 @@ impl OwnEgress {
                 continue;
             };
             stream.budget -= BUDGET_PER_RESEND;
-            let mut contents = Vec::with_capacity(RTP_HEADER + 2 + k.payload.len() + SRTP_TAG);
-            let sealed = match (stream.rtx_ssrc, k.rtx_pt) {
+            let resend = match (stream.rtx_ssrc, k.rtx_pt) {
                 (Some(rtx_ssrc), Some(rtx_pt)) => {
-                    // RFC 4588: the original sequence number, then the payload.
+                    // RFC 4588: on the RTX stream, with its own numbers.
                     stream.rtx_seq += 1;
                     let seq = stream.rtx_seq;
-                    let header = rtp_header(rtx_pt, k.marker, seq as u16, k.timestamp, rtx_ssrc);
-                    self.rtx_body.clear();
-                    self.rtx_body
-                        .extend_from_slice(&(k.seq as u16).to_be_bytes());
-                    self.rtx_body.extend_from_slice(&k.payload);
-                    let roc = (seq >> 16) as u32;
-                    (crypto.rtp).protect(&header, &self.rtx_body, roc, &mut contents)
+                    Unsealed {
+                        header: rtp_header(rtx_pt, k.marker, seq as u16, k.timestamp, rtx_ssrc),
+                        roc: (seq >> 16) as u32,
+                        osn: Some(k.seq as u16),
+                        payload: k.payload.clone(),
+                    }
                 }
-                _ => {
-                    let header = rtp_header(k.pt, k.marker, k.seq as u16, k.timestamp, media_ssrc);
-                    let roc = (k.seq >> 16) as u32;
-                    (crypto.rtp).protect(&header, &k.payload, roc, &mut contents)
-                }
+                _ => Unsealed {
+                    header: rtp_header(k.pt, k.marker, k.seq as u16, k.timestamp, media_ssrc),
+                    roc: (k.seq >> 16) as u32,
+                    osn: None,
+                    payload: k.payload.clone(),
+                },
             };
-            if sealed.is_ok() {
-                self.bytes_sent += contents.len() as u64;
-                self.queued.push(path.transmit(contents));
-            }
+            self.unsealed.push(resend);
         }
     }
 
@@ -365,20 +377,44 @@ impl OwnEgress {
         if !corrected {
             return;
         }
-        let mut contents = Vec::with_capacity(t.contents.len());
+        let mut contents = packet_buffers::take(t.contents.len());
         if sealer.protect_at(&self.plain, index, &mut contents).is_ok() {
             t.contents = contents;
         }
     }
 
-    /// Moves the sealed packets to `out`.
+    /// Seals the packets written since the last drain into `out`.
     pub fn drain(&mut self, out: &mut Vec<Transmit>) {
-        out.append(&mut self.queued);
+        let (Some(crypto), Some(path)) = (self.crypto.as_mut(), self.path) else {
+            return;
+        };
+        for u in self.unsealed.drain(..) {
+            let extra = u.osn.map_or(0, |_| 2);
+            let mut contents =
+                packet_buffers::take(RTP_HEADER + extra + u.payload.len() + SRTP_TAG);
+            let payload = match u.osn {
+                Some(osn) => {
+                    self.rtx_body.clear();
+                    self.rtx_body.extend_from_slice(&osn.to_be_bytes());
+                    self.rtx_body.extend_from_slice(&u.payload);
+                    &self.rtx_body[..]
+                }
+                None => &u.payload[..],
+            };
+            if crypto
+                .rtp
+                .protect(&u.header, payload, u.roc, &mut contents)
+                .is_ok()
+            {
+                self.bytes_sent += contents.len() as u64;
+                out.push(path.transmit(contents));
+            }
+        }
     }
 
-    /// Receiver reports read since the last call.
-    pub fn take_reports(&mut self) -> std::vec::Drain<'_, StreamReport> {
-        self.reports.drain(..)
+    /// The oldest receiver report read and not yet taken.
+    pub fn take_report(&mut self) -> Option<StreamReport> {
+        (!self.reports.is_empty()).then(|| self.reports.remove(0))
     }
 
     /// Every datagram we sealed, in bytes.

@@ -37,6 +37,8 @@ pub enum Skip {
     Layer,
     /// The subscriber does not take RED and the packet's RED payload is malformed.
     MalformedRed,
+    /// Padding only (a sender's bandwidth probe): nothing to play.
+    Padding,
 }
 
 /// The state one incoming packet's fan-out shares across its downtracks.
@@ -74,6 +76,12 @@ impl FanOut {
         takes_red: impl FnOnce(Mid) -> bool,
     ) -> Result<Egress, Skip> {
         let mid = down.mid.ok_or(Skip::NoMid)?;
+        if rtp.payload.is_empty() {
+            // libwebrtc pads on the media SSRC where it has no RTX (Opus): dropped with
+            // its number closed up, or the subscriber counts it lost.
+            down.munger.skip(rtp.seq);
+            return Err(Skip::Padding);
+        }
         if down.kind == MediaKind::Video {
             let decision =
                 down.layers

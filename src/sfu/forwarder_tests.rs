@@ -72,6 +72,26 @@ fn audio_reaches_every_downtrack_with_one_shared_payload_and_continuous_numbers(
 }
 
 #[test]
+fn padding_is_dropped_without_a_gap_in_the_numbers() {
+    let t0 = crate::clock::mono();
+    let mut f = FanOut::default();
+    let mut downs = vec![downtrack(MediaKind::Audio, "0", None)];
+    let mut sent = Vec::new();
+    for seq in 700..712u64 {
+        let mut rtp = packet(Codec::Opus, seq, None, false);
+        if (703..709).contains(&seq) {
+            rtp.payload = Arc::from(&[][..]);
+        }
+        match fan(&mut f, &mut downs, &rtp, t0).remove(0) {
+            Ok(e) => sent.push(e.seq),
+            Err(skip) => assert_eq!(skip, Skip::Padding, "{seq}"),
+        }
+    }
+    assert_eq!(sent.len(), 6);
+    assert!(sent.windows(2).all(|w| w[1] == w[0] + 1), "{sent:?}");
+}
+
+#[test]
 fn no_mid_and_paused_downtracks_take_nothing() {
     let now = crate::clock::mono();
     let mut f = FanOut::default();

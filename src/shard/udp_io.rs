@@ -280,7 +280,9 @@ impl Sockets {
             }
         }
         drop(packets);
-        transmits.clear();
+        for t in transmits.drain(..) {
+            crate::session::packet_buffers::give_back(t.contents);
+        }
     }
 
     /// Datagrams the kernel dropped on these sockets for a full receive buffer.

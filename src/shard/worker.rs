@@ -176,6 +176,7 @@ impl Shard {
     pub(super) async fn send_datagrams(&self, transmits: &mut Vec<Transmit>) {
         for t in transmits.extract_if(.., |t| t.transport == Transport::Tcp) {
             self.tcp.send(&t);
+            crate::session::packet_buffers::give_back(t.contents);
         }
         self.sockets.send_all(transmits).await;
     }
