@@ -166,13 +166,28 @@ impl PeerSession {
                     (self.stream_totals).update(Flow::Ingress, (m.mid, m.rid), kind, totals, lost);
                 events.extend(counts.map(SessionEvent::StreamCounts));
             }
-            Event::PeerStats(s) => events.push(SessionEvent::LinkStats(LinkStats {
-                egress_loss: s.egress_loss_fraction.or(self.rr_loss.take()),
-                ingress_loss: s.ingress_loss_fraction,
-                // RR round trips (DLSR) are exact; TWCC's include the feedback interval.
-                rtt: self.rr_rtt.take().or(s.rtt),
-                bytes_sent: s.peer_bytes_tx + self.own.bytes_sent(),
-            })),
+            Event::PeerStats(s) => {
+                if let Some(pair) = &s.selected_candidate_pair {
+                    // A nomination that moved while str0m had nothing of its own to
+                    // send: our media follows within a second.
+                    self.own.follow(super::own_egress::Path {
+                        transport: if pair.protocol == str0m::net::Protocol::Udp {
+                            super::Transport::Udp
+                        } else {
+                            super::Transport::Tcp
+                        },
+                        source: pair.local.addr,
+                        destination: pair.remote.addr,
+                    });
+                }
+                events.push(SessionEvent::LinkStats(LinkStats {
+                    egress_loss: s.egress_loss_fraction.or(self.rr_loss.take()),
+                    ingress_loss: s.ingress_loss_fraction,
+                    // RR round trips (DLSR) are exact; TWCC's include the feedback interval.
+                    rtt: self.rr_rtt.take().or(s.rtt),
+                    bytes_sent: s.peer_bytes_tx + self.own.bytes_sent(),
+                }));
+            }
             _ => {}
         }
     }

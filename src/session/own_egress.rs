@@ -20,8 +20,8 @@
 //!   reports only on streams it sent itself).
 //!
 //! The subscriber's SRTCP still goes to str0m too: keyframe requests come out of it as
-//! before. Where packets go is the path str0m's own non-STUN packets take, or the one
-//! the latest authenticated SRTCP came by.
+//! before. Where packets go is where str0m sends its own (DTLS, SCTP, RTCP): the
+//! pair ICE nominated, which its link figures also name once a second.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,7 +194,9 @@ impl OwnEgress {
         }
     }
 
-    fn follow(&mut self, path: Path) {
+    /// Media goes by `path` from now on (the pair ICE nominated, as str0m's link
+    /// figures name it once a second, or as learnt above).
+    pub fn follow(&mut self, path: Path) {
         if self.path != Some(path) {
             tracing::debug!(?path, "media path");
             self.path = Some(path);
@@ -245,7 +247,7 @@ impl OwnEgress {
 
     /// A datagram from the subscriber. SRTCP that opens with its keys is read for
     /// NACKs (answered at once) and receiver reports; anything else is str0m's alone.
-    pub fn on_datagram(&mut self, arrived: Path, datagram: &[u8], now: Instant) {
+    pub fn on_datagram(&mut self, datagram: &[u8], now: Instant) {
         let Some(crypto) = self.crypto.as_mut() else {
             return;
         };
@@ -257,12 +259,6 @@ impl OwnEgress {
         {
             return;
         }
-        // It authenticated: the peer is where it came from.
-        self.follow(Path {
-            transport: arrived.transport,
-            source: arrived.destination,
-            destination: arrived.source,
-        });
         self.feedback.clear();
         let feedback = &mut self.feedback;
         // What came before a malformed part is still acted on.

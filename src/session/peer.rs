@@ -320,12 +320,7 @@ impl PeerSession {
                 .map_err(|e| SessionError::Datagram(e.to_string()))?;
             s.last_now = s.last_now.max(now);
             s.last_transport = Some(transport);
-            let arrived = super::own_egress::Path {
-                transport,
-                source,
-                destination,
-            };
-            s.own.on_datagram(arrived, datagram, now);
+            s.own.on_datagram(datagram, now);
             s.rtc.handle_input(Input::Receive(now, r))?;
             Ok(())
         })

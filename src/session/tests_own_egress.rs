@@ -10,7 +10,7 @@ use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid};
 
 use super::harness::*;
-use super::own_egress::{OwnEgress, OwnRoute, Path};
+use super::own_egress::{OwnEgress, OwnRoute};
 use super::srtcp_in::SrtcpReceiver;
 use super::srtcp_out::SrtcpSender;
 use super::{SessionEvent, SrtpKeys, Transmit, Transport};
@@ -85,6 +85,17 @@ fn keys(dtls_client: bool) -> SrtpKeys {
 
 const RTX_SSRC: u32 = 0x5151_5151;
 
+fn route() -> OwnRoute {
+    OwnRoute {
+        mid: Mid::from("1"),
+        kind: MediaKind::Video,
+        ssrc: 0xAAAA_0001,
+        pt: 96,
+        rtx: Some((RTX_SSRC, 97)),
+        clock_rate: 90_000,
+    }
+}
+
 /// Our egress with keys and a path, and 200 packets written from `seq0`.
 fn armed_with_200_packets(seq0: u64) -> (OwnEgress, Vec<Transmit>) {
     let mut own = OwnEgress::default();
@@ -95,14 +106,7 @@ fn armed_with_200_packets(seq0: u64) -> (OwnEgress, Vec<Transmit>) {
         contents: vec![22, 254, 253],
     });
     assert!(own.ready(|| Some(keys(false))), "keys and a path");
-    let route = OwnRoute {
-        mid: Mid::from("1"),
-        kind: MediaKind::Video,
-        ssrc: 0xAAAA_0001,
-        pt: 96,
-        rtx: Some((RTX_SSRC, 97)),
-        clock_rate: 90_000,
-    };
+    let route = route();
     let now = crate::clock::mono();
     for i in 0..200u64 {
         let payload: Arc<[u8]> = vec![i as u8; 300].into();
@@ -141,23 +145,18 @@ fn nacks_are_answered_on_the_rtx_stream_within_a_budget() {
         "65 699 wraps to 163"
     );
     let mut peer = SrtcpSender::new(&keys(true), 0).expect("peer's sender");
-    let arrived = Path {
-        transport: Transport::Udp,
-        source: addr(CLIENT),
-        destination: addr(SERVER),
-    };
     let now = crate::clock::mono() + Duration::from_millis(100);
 
     // Garbage and a NACK sealed with the wrong keys do nothing.
-    own.on_datagram(arrived, &[0x81, 205, 0, 2, 1, 2, 3], now);
+    own.on_datagram(&[0x81, 205, 0, 2, 1, 2, 3], now);
     let mut wrong = SrtcpSender::new(&keys(false), 0).expect("wrong keys");
-    own.on_datagram(arrived, &nack(64, 3, &mut wrong), now);
+    own.on_datagram(&nack(64, 3, &mut wrong), now);
     let mut out = Vec::new();
     own.drain(&mut out);
     assert!(out.is_empty(), "nothing resent");
 
     // Three packets across the wrap: resent on the RTX stream with its own numbers.
-    own.on_datagram(arrived, &nack(65_534, 3, &mut peer), now);
+    own.on_datagram(&nack(65_534, 3, &mut peer), now);
     own.drain(&mut out);
     assert_eq!(out.len(), 17, "the item's packet and all 16 of its bitmask");
     for (i, t) in out.iter().enumerate() {
@@ -174,7 +173,7 @@ fn nacks_are_answered_on_the_rtx_stream_within_a_budget() {
 
     // A receiver asking for everything gets a quarter of the rate at most.
     out.clear();
-    own.on_datagram(arrived, &nack(65_500, 200, &mut peer), now);
+    own.on_datagram(&nack(65_500, 200, &mut peer), now);
     own.drain(&mut out);
     assert!(
         (40..=64).contains(&out.len()),
@@ -182,7 +181,7 @@ fn nacks_are_answered_on_the_rtx_stream_within_a_budget() {
         out.len()
     );
     out.clear();
-    own.on_datagram(arrived, &nack(65_500, 200, &mut peer), now);
+    own.on_datagram(&nack(65_500, 200, &mut peer), now);
     own.drain(&mut out);
     assert!(
         out.is_empty(),
@@ -225,4 +224,31 @@ fn str0m_sender_reports_carry_our_counts() {
         counts.iter().all(|(p, o)| *p > 3 && *o > 50 * *p),
         "our packet and octet counts, not str0m's nothing: {counts:?}"
     );
+}
+
+#[test]
+fn media_goes_where_str0m_sends_its_own_packets_not_its_stun_answers() {
+    let (mut own, _) = armed_with_200_packets(1);
+    let elsewhere = addr("10.0.0.9:6000");
+    let now = crate::clock::mono();
+    let mut sent_to = |own: &mut OwnEgress, seq| {
+        let payload: Arc<[u8]> = vec![1u8; 100].into();
+        own.write(route(), (seq, 0, false), payload, now)
+            .expect("written");
+        let mut out = Vec::new();
+        own.drain(&mut out);
+        out[0].destination
+    };
+    let str0m_sends = |first: u8| Transmit {
+        transport: Transport::Udp,
+        source: addr(SERVER),
+        destination: elsewhere,
+        contents: vec![first, 1, 0, 0],
+    };
+    // A binding response to another candidate's check is no nomination.
+    own.learn_path(&str0m_sends(0x01));
+    assert_eq!(sent_to(&mut own, 300), addr(CLIENT));
+    // str0m's own SRTCP goes where ICE says: ours follows.
+    own.learn_path(&str0m_sends(0x80));
+    assert_eq!(sent_to(&mut own, 301), elsewhere);
 }
