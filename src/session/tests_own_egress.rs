@@ -231,7 +231,7 @@ fn media_goes_where_str0m_sends_its_own_packets_not_its_stun_answers() {
     let (mut own, _) = armed_with_200_packets(1);
     let elsewhere = addr("10.0.0.9:6000");
     let now = crate::clock::mono();
-    let mut sent_to = |own: &mut OwnEgress, seq| {
+    let sent_to = |own: &mut OwnEgress, seq| {
         let payload: Arc<[u8]> = vec![1u8; 100].into();
         own.write(route(), (seq, 0, false), payload, now)
             .expect("written");
