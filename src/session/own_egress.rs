@@ -38,6 +38,9 @@ use super::{SrtpKeys, Transmit, Transport};
 
 /// More video streams than one subscriber PC negotiates; past this a new one is refused.
 const MAX_STREAMS: usize = 512;
+/// Packets written and not yet drained: far more than a keyframe for every track a
+/// subscriber takes; past this a session that is never drained refuses more.
+const MAX_UNSEALED: usize = 8192;
 const RTP_HEADER: usize = 12;
 const SRTP_TAG: usize = 16;
 /// Sender reports remembered per stream, to find the one a receiver report refers to.
@@ -55,6 +58,8 @@ pub enum OwnEgressError {
     NotReady,
     #[error("too many video streams")]
     TooManyStreams,
+    #[error("too many packets wait to be sealed")]
+    Backlog,
     #[error("sealing failed: {0}")]
     Seal(String),
 }
@@ -213,6 +218,9 @@ impl OwnEgress {
     ) -> Result<(), OwnEgressError> {
         if self.crypto.is_none() || self.path.is_none() {
             return Err(OwnEgressError::NotReady);
+        }
+        if self.unsealed.len() >= MAX_UNSEALED {
+            return Err(OwnEgressError::Backlog);
         }
         let at = match self.streams.iter().position(|s| s.ssrc == route.ssrc) {
             Some(at) => at,

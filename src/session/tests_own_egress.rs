@@ -252,3 +252,23 @@ fn media_goes_where_str0m_sends_its_own_packets_not_its_stun_answers() {
     own.learn_path(&str0m_sends(0x80));
     assert_eq!(sent_to(&mut own, 301), elsewhere);
 }
+
+#[test]
+fn a_session_never_drained_stops_taking_packets() {
+    use super::own_egress::OwnEgressError;
+    let (mut own, _) = armed_with_200_packets(1);
+    let now = crate::clock::mono();
+    let payload: Arc<[u8]> = vec![1u8; 10].into();
+    let mut refused = None;
+    for seq in 1000..20_000u64 {
+        if let Err(e) = own.write(route(), (seq, 0, false), payload.clone(), now) {
+            refused = Some((seq, e));
+            break;
+        }
+    }
+    assert_eq!(refused, Some((1000 + 8192, OwnEgressError::Backlog)));
+    let mut out = Vec::new();
+    own.drain(&mut out);
+    assert_eq!(out.len(), 8192);
+    assert!(own.write(route(), (30_000, 0, false), payload, now).is_ok());
+}
