@@ -41,6 +41,11 @@ const MAX_STREAMS: usize = 512;
 /// Packets written and not yet drained: far more than a keyframe for every track a
 /// subscriber takes; past this a session that is never drained refuses more.
 const MAX_UNSEALED: usize = 8192;
+/// A number this far below the highest sent on its stream is a numbering that started
+/// over, not a publisher's late packet passed on (two seconds of video at 2.5 Mbit/s;
+/// a late packet is a round trip or a frame behind). A restart closer than this to the
+/// highest number is not seen, and repeats indexes until it passes it.
+const RESTART_GAP: u64 = 512;
 const RTP_HEADER: usize = 12;
 const SRTP_TAG: usize = 16;
 /// Sender reports remembered per stream, to find the one a receiver report refers to.
@@ -96,6 +101,12 @@ struct OwnStream {
     packets: u64,
     octets: u64,
     rtx_seq: u64,
+    /// Added to the numbers written: a downtrack made again on the same SSRC (a track
+    /// subscribed again on a reused m-line) starts its numbers over, which would
+    /// repeat SRTP indexes the receiver has seen (dropped as replays). Ours go on.
+    seq_shift: u64,
+    /// The highest number sent, after the shift.
+    highest_seq: Option<u64>,
     ring: ResendRing,
     budget: u32,
     nack_items: u64,
@@ -234,6 +245,7 @@ impl OwnEgress {
         };
         let stream = &mut self.streams[at];
         stream.rtx_ssrc = route.rtx.map(|(ssrc, _)| ssrc);
+        let seq = stream.continue_numbers(seq);
         stream.packets += 1;
         stream.octets += payload.len() as u64;
         stream.last = Some((timestamp, now));
@@ -444,12 +456,29 @@ impl OwnStream {
             packets: 0,
             octets: 0,
             rtx_seq: 0,
+            seq_shift: 0,
+            highest_seq: None,
             ring: ResendRing::default(),
             budget: BUDGET_MAX / 2,
             nack_items: 0,
             packets_at_report: 0,
             reports_sent: [(0, None); REPORTS_KEPT],
         }
+    }
+
+    /// The number `seq` goes out as: shifted past everything sent when it falls far
+    /// behind (a numbering that started over), as it is otherwise. Reordered packets
+    /// (the forwarder passes a publisher's late ones on) stay within `RESTART_GAP`.
+    fn continue_numbers(&mut self, seq: u64) -> u64 {
+        let mut out = seq + self.seq_shift;
+        if let Some(highest) = self.highest_seq {
+            if out + RESTART_GAP < highest {
+                self.seq_shift = highest + 1 - seq;
+                out = highest + 1;
+            }
+        }
+        self.highest_seq = Some(self.highest_seq.map_or(out, |h| h.max(out)));
+        out
     }
 
     /// Puts our RTP time (the latest packet's, moved on by the time since) and counts

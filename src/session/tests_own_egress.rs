@@ -272,3 +272,25 @@ fn a_session_never_drained_stops_taking_packets() {
     assert_eq!(out.len(), 8192);
     assert!(own.write(route(), (30_000, 0, false), payload, now).is_ok());
 }
+
+#[test]
+fn numbers_that_start_over_on_a_stream_go_on_from_the_highest_sent() {
+    // A downtrack made again on the same m-line starts at the munger's first number.
+    let (mut own, sent) = armed_with_200_packets(2000);
+    let seq_of = |t: &Transmit| u16::from_be_bytes([t.contents[2], t.contents[3]]);
+    assert_eq!(seq_of(&sent[199]), 2199);
+    let now = crate::clock::mono();
+    let payload: Arc<[u8]> = vec![1u8; 10].into();
+    // A late packet from the publisher keeps its (lower) number.
+    own.write(route(), (2150, 0, false), payload.clone(), now)
+        .expect("written");
+    for seq in 1000..1010u64 {
+        own.write(route(), (seq, 0, false), payload.clone(), now)
+            .expect("written");
+    }
+    let mut out = Vec::new();
+    own.drain(&mut out);
+    let numbers: Vec<u16> = out.iter().map(seq_of).collect();
+    assert_eq!(numbers[0], 2150);
+    assert_eq!(numbers[1..], (2200..2210).collect::<Vec<u16>>()[..]);
+}
