@@ -17,6 +17,7 @@ mod keyframe_asks;
 mod media_io;
 mod offer;
 mod own_egress;
+mod own_stream;
 pub mod packet_buffers;
 mod peer;
 mod resend_ring;
