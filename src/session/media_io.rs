@@ -12,6 +12,7 @@ use str0m::{Event, IceConnectionState, Output};
 use super::own_egress::{OwnEgressError, OwnRoute};
 use super::{
     Flow, LinkStats, Loss, PayloadType, PeerSession, RtpIn, SessionError, SessionEvent, Transmit,
+    Transport,
 };
 
 impl PeerSession {
@@ -46,11 +47,7 @@ impl PeerSession {
                 }
                 Output::Transmit(t) => {
                     let mut t = Transmit {
-                        transport: if t.proto == str0m::net::Protocol::Udp {
-                            super::Transport::Udp
-                        } else {
-                            super::Transport::Tcp
-                        },
+                        transport: Transport::of(t.proto),
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),
@@ -171,11 +168,7 @@ impl PeerSession {
                     // A nomination that moved while str0m had nothing of its own to
                     // send: our media follows within a second.
                     self.own.follow(super::own_egress::Path {
-                        transport: if pair.protocol == str0m::net::Protocol::Udp {
-                            super::Transport::Udp
-                        } else {
-                            super::Transport::Tcp
-                        },
+                        transport: Transport::of(pair.protocol),
                         source: pair.local.addr,
                         destination: pair.remote.addr,
                     });
@@ -265,7 +258,7 @@ impl PeerSession {
         let route = self.tx_route(mid, pt)?;
         let ssrc = route.ssrc.ok_or(SessionError::UnknownMid(mid))?;
         let slot = &self.srtp_keys;
-        if !self.own.ready(|| slot.lock().ok().and_then(|k| k.clone())) {
+        if !self.own.ready(|| super::srtp_tap::keys_in(slot)) {
             return Err(OwnEgressError::NotReady.into());
         }
         let own = OwnRoute {

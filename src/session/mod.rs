@@ -111,6 +111,16 @@ impl Transport {
             Transport::Tcp => str0m::net::Protocol::Tcp,
         }
     }
+
+    /// What str0m's protocol travels over: UDP, or an ICE/TCP stream (plain TCP; we
+    /// make no TLS candidates).
+    fn of(protocol: str0m::net::Protocol) -> Transport {
+        if protocol == str0m::net::Protocol::Udp {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
+    }
 }
 
 /// Our advertised addresses: one host candidate each, UDP and (passive) TCP.

@@ -32,9 +32,9 @@ use str0m::media::{MediaKind, Mid};
 use super::own_stream::{OwnStream, BUDGET_MAX, BUDGET_PER_PACKET, BUDGET_PER_RESEND};
 use super::packet_buffers;
 use super::resend_ring::Kept;
-use super::srtcp_in::{read_feedback, Feedback, SrtcpReceiver};
-use super::srtcp_out::SrtcpSender;
-use super::srtp_out::SrtpSender;
+use super::srtcp_in::{is_rtcp, next_packet, read_feedback, Feedback, RtcpPacket, SrtcpReceiver};
+use super::srtcp_out::{SrtcpSender, PT_SR};
+use super::srtp_out::{SrtpSender, TAG_LEN};
 use super::{SrtpKeys, Transmit, Transport};
 
 /// More streams than one PC sends to a client; past this a new one is refused.
@@ -43,8 +43,6 @@ const MAX_STREAMS: usize = 512;
 /// subscriber takes; past this a session that is never drained refuses more.
 const MAX_UNSEALED: usize = 8192;
 const RTP_HEADER: usize = 12;
-const SRTP_TAG: usize = 16;
-const PT_SR: u8 = 200;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OwnEgressError {
@@ -54,8 +52,6 @@ pub enum OwnEgressError {
     TooManyStreams,
     #[error("too many packets wait to be sealed")]
     Backlog,
-    #[error("sealing failed: {0}")]
-    Seal(String),
 }
 
 /// The transport and addresses media leaves by.
@@ -337,12 +333,8 @@ impl OwnEgress {
         };
         let mut corrected = false;
         let mut at = 0;
-        while let Some(head) = self.plain.get(at..at + 4) {
-            let len = 4 * (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1);
-            let pt = head[1];
-            let Some(packet) = self.plain.get_mut(at..at + len) else {
-                break;
-            };
+        while let Ok(Some(RtcpPacket { pt, len, .. })) = next_packet(&self.plain, at) {
+            let packet = &mut self.plain[at..at + len];
             if pt == PT_SR && len >= 28 {
                 let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
                 if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == ssrc) {
@@ -367,8 +359,7 @@ impl OwnEgress {
         };
         for u in self.unsealed.drain(..) {
             let extra = u.osn.map_or(0, |_| 2);
-            let mut contents =
-                packet_buffers::take(RTP_HEADER + extra + u.payload.len() + SRTP_TAG);
+            let mut contents = packet_buffers::take(RTP_HEADER + extra + u.payload.len() + TAG_LEN);
             let payload = match u.osn {
                 Some(osn) => {
                     self.rtx_body.clear();
@@ -425,9 +416,4 @@ fn rtp_header(pt: u8, marker: bool, seq: u16, timestamp: u32, ssrc: u32) -> [u8;
     h[4..8].copy_from_slice(&timestamp.to_be_bytes());
     h[8..12].copy_from_slice(&ssrc.to_be_bytes());
     h
-}
-
-/// RFC 5761 §4: RTCP packet types 200–223 in the second byte.
-fn is_rtcp(datagram: &[u8]) -> bool {
-    datagram.len() > 1 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
 }

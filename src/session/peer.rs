@@ -184,7 +184,7 @@ impl PeerSession {
 
     /// The SRTP keys this session's handshake exported; `None` before DTLS is up.
     pub fn srtp_keys(&self) -> Option<SrtpKeys> {
-        self.srtp_keys.lock().ok().and_then(|k| k.clone())
+        super::srtp_tap::keys_in(&self.srtp_keys)
     }
 
     /// Our ICE ufrag, for the shard's STUN demux map. It changes when the client restarts

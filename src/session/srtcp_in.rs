@@ -5,7 +5,9 @@
 //! No replay window here: whoever acts on it keeps one per sender. Every length comes
 //! from the packet, so everything is bounds-checked and malformed input is an error.
 
-use super::srtcp_out::{iv_and_aad, CLEAR, INDEX_LEN, INDEX_MASK, LABEL_RTCP_KEY, LABEL_RTCP_SALT};
+use super::srtcp_out::{
+    iv_and_aad, CLEAR, INDEX_LEN, INDEX_MASK, LABEL_RTCP_KEY, LABEL_RTCP_SALT, PT_SR,
+};
 use super::srtp_out::{session_cipher, Direction, Gcm, KeyError, SALT_LEN, TAG_LEN};
 use super::srtp_tap::SrtpKeys;
 
@@ -67,16 +69,12 @@ impl SrtcpReceiver {
         let body = &sealed[CLEAR..];
         out.extend_from_slice(&sealed[..CLEAR]);
         out.resize(CLEAR + body.len(), 0);
-        let opened = match &mut self.opener {
-            Gcm::Aes128(c) => c.decrypt(&iv, &[&aad], body, &mut out[CLEAR..]),
-            Gcm::Aes256(c) => c.decrypt(&iv, &[&aad], body, &mut out[CLEAR..]),
-        };
-        match opened {
-            Ok(n) => {
+        match (self.opener).open(&iv, &aad, body, &mut out[CLEAR..]) {
+            Some(n) => {
                 out.truncate(CLEAR + n);
                 Ok(index & INDEX_MASK)
             }
-            Err(_) => {
+            None => {
                 out.clear();
                 Err(SrtcpError::Auth)
             }
@@ -109,7 +107,6 @@ pub enum Feedback {
     TransportWide { base_seq: u16, count: u16 },
 }
 
-const PT_SR: u8 = 200;
 const PT_RR: u8 = 201;
 const PT_RTPFB: u8 = 205;
 const PT_PSFB: u8 = 206;
@@ -119,18 +116,8 @@ const PT_PSFB: u8 = 206;
 /// (what came before it has been handed on).
 pub fn read_feedback(compound: &[u8], mut f: impl FnMut(Feedback)) -> Result<(), SrtcpError> {
     let mut at = 0;
-    while at < compound.len() {
-        let head = compound.get(at..at + 4).ok_or(SrtcpError::Malformed(at))?;
-        if head[0] >> 6 != 2 {
-            return Err(SrtcpError::Malformed(at));
-        }
-        let count = head[0] & 0x1f;
-        let pt = head[1];
-        let len = 4 * (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1);
-        let packet = compound
-            .get(at..at + len)
-            .ok_or(SrtcpError::Malformed(at))?;
-        let body = &packet[4..];
+    while let Some(RtcpPacket { pt, count, len }) = next_packet(compound, at)? {
+        let body = &compound[at + 4..at + len];
         match pt {
             PT_SR => reports(body, 24, count, &mut f),
             PT_RR => reports(body, 4, count, &mut f),
@@ -165,6 +152,42 @@ pub fn read_feedback(compound: &[u8], mut f: impl FnMut(Feedback)) -> Result<(),
         at += len;
     }
     Ok(())
+}
+
+/// One RTCP packet of a compound: its type, its count field (report blocks, or the
+/// feedback message type) and its length in bytes, header included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RtcpPacket {
+    pub pt: u8,
+    pub count: u8,
+    pub len: usize,
+}
+
+/// The packet of `compound` that starts at byte `at`; `None` at the end. A header
+/// that is cut, not version 2, or whose length overruns is an error.
+pub(super) fn next_packet(compound: &[u8], at: usize) -> Result<Option<RtcpPacket>, SrtcpError> {
+    if at >= compound.len() {
+        return Ok(None);
+    }
+    let head = compound.get(at..at + 4).ok_or(SrtcpError::Malformed(at))?;
+    if head[0] >> 6 != 2 {
+        return Err(SrtcpError::Malformed(at));
+    }
+    let len = 4 * (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1);
+    if compound.len() < at + len {
+        return Err(SrtcpError::Malformed(at));
+    }
+    Ok(Some(RtcpPacket {
+        pt: head[1],
+        count: head[0] & 0x1f,
+        len,
+    }))
+}
+
+/// Whether a datagram is (S)RTCP: RFC 5761 §4, packet types 200–223 in the second
+/// byte, after a version-2 first byte.
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() > 1 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
 }
 
 /// The report blocks after `skip` bytes (the sender SSRC, and a sender report's info).

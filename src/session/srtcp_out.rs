@@ -8,7 +8,8 @@ use super::srtp_tap::SrtpKeys;
 /// RFC 3711 key derivation labels for SRTCP.
 pub(super) const LABEL_RTCP_KEY: u8 = 3;
 pub(super) const LABEL_RTCP_SALT: u8 = 5;
-const PT_SR: u8 = 200;
+/// RTCP packet type of a sender report (RFC 3550 §6.4.1).
+pub(super) const PT_SR: u8 = 200;
 /// RTCP header and sender SSRC, sent in the clear.
 pub(super) const CLEAR: usize = 8;
 /// The E flag and SRTCP index after the tag.
@@ -81,18 +82,14 @@ impl SrtcpSender {
         let body = &packet[CLEAR..];
         out.extend_from_slice(&packet[..CLEAR]);
         out.resize(start + CLEAR + body.len() + TAG_LEN, 0);
-        let sealed = match &mut self.sealer {
-            Gcm::Aes128(c) => c.encrypt(&iv, &aad, body, &mut out[start + CLEAR..]),
-            Gcm::Aes256(c) => c.encrypt(&iv, &aad, body, &mut out[start + CLEAR..]),
-        };
-        match sealed {
+        match (self.sealer).seal(&iv, &aad, body, &mut out[start + CLEAR..]) {
             Ok(()) => {
                 out.extend_from_slice(&e_index.to_be_bytes());
                 Ok(())
             }
             Err(e) => {
                 out.truncate(start);
-                Err(SrtcpOutError::Seal(e.to_string()))
+                Err(SrtcpOutError::Seal(e))
             }
         }
     }

@@ -44,6 +44,39 @@ pub(super) enum Gcm {
     Aes256(Box<dyn AeadAes256GcmCipher>),
 }
 
+impl Gcm {
+    /// Encrypts `plain` into `out` (its length plus the tag), authenticating `aad`.
+    pub(super) fn seal(
+        &mut self,
+        iv: &[u8; SALT_LEN],
+        aad: &[u8],
+        plain: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), String> {
+        let sealed = match self {
+            Gcm::Aes128(c) => c.encrypt(iv, aad, plain, out),
+            Gcm::Aes256(c) => c.encrypt(iv, aad, plain, out),
+        };
+        sealed.map_err(|e| e.to_string())
+    }
+
+    /// Decrypts `sealed` (ciphertext and tag) into `out`; the plain length, or `None`
+    /// when it does not authenticate.
+    pub(super) fn open(
+        &mut self,
+        iv: &[u8; SALT_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let opened = match self {
+            Gcm::Aes128(c) => c.decrypt(iv, &[aad], sealed, out),
+            Gcm::Aes256(c) => c.decrypt(iv, &[aad], sealed, out),
+        };
+        opened.ok()
+    }
+}
+
 /// One direction's SRTP encryption: what this side sends on one session.
 pub struct SrtpSender {
     salt: [u8; SALT_LEN],
@@ -84,13 +117,9 @@ impl SrtpSender {
         out.extend_from_slice(header);
         out.resize(start + header.len() + payload.len() + TAG_LEN, 0);
         let (head, body) = out[start..].split_at_mut(header.len());
-        let sealed = match &mut self.cipher {
-            Gcm::Aes128(c) => c.encrypt(&iv, head, payload, body),
-            Gcm::Aes256(c) => c.encrypt(&iv, head, payload, body),
-        };
-        sealed.map_err(|e| {
+        self.cipher.seal(&iv, head, payload, body).map_err(|e| {
             out.truncate(start);
-            SrtpOutError::Seal(e.to_string())
+            SrtpOutError::Seal(e)
         })
     }
 

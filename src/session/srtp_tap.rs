@@ -83,6 +83,11 @@ impl SrtpKeys {
 /// Where a session's keys land once its handshake has exported them.
 pub type KeySlot = Arc<Mutex<Option<SrtpKeys>>>;
 
+/// The keys in `slot`; `None` before the handshake has exported them.
+pub fn keys_in(slot: &KeySlot) -> Option<SrtpKeys> {
+    slot.lock().ok().and_then(|k| k.clone())
+}
+
 thread_local! {
     /// The slot of the session whose `Rtc` this thread is building.
     static BUILDING: RefCell<Option<KeySlot>> = const { RefCell::new(None) };

@@ -11,7 +11,7 @@ use str0m::media::{MediaKind, Mid};
 
 use super::harness::*;
 use super::own_egress::{OwnEgress, OwnRoute};
-use super::srtcp_in::SrtcpReceiver;
+use super::srtcp_in::{is_rtcp, SrtcpReceiver};
 use super::srtcp_out::SrtcpSender;
 use super::{SessionEvent, SrtpKeys, Transmit, Transport};
 
@@ -200,7 +200,7 @@ fn str0m_sender_reports_carry_our_counts() {
     let mut plain = Vec::new();
     let mut counts = Vec::new();
     for datagram in pair.seen_by_client.take().unwrap_or_default() {
-        if datagram.len() < 2 || !(192..=223).contains(&datagram[1]) {
+        if !is_rtcp(&datagram) {
             continue;
         }
         opener.unprotect(&datagram, &mut plain).expect("opens");

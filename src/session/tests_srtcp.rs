@@ -7,14 +7,10 @@ use str0m::crypto::dtls::SrtpProfile;
 use str0m::media::KeyframeRequestKind;
 
 use super::harness::subscriber_with_video;
-use super::srtcp_in::{read_feedback, Feedback, SrtcpError, SrtcpReceiver};
+use super::srtcp_in::{is_rtcp, read_feedback, Feedback, SrtcpError, SrtcpReceiver};
 use super::srtcp_out::{write_sender_report, SenderInfo, SrtcpOutError, SrtcpSender};
 use super::srtp_out::KeyError;
 use super::srtp_tap::SrtpKeys;
-
-fn is_rtcp(datagram: &[u8]) -> bool {
-    datagram.len() > 1 && (192..=223).contains(&datagram[1])
-}
 
 #[test]
 fn a_peers_keyframe_request_and_reports_read_as_feedback() {
